@@ -1,0 +1,231 @@
+"""The contract between the operator and the worker, in one place.
+
+The operator writes a `ChunkSpec` into Redis (or a user writes one to a file), the
+worker runs it and writes one `ManifestLine` per item. The Redis key layout both
+sides share lives in `Keys`. Everything here is data: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+ImageFormat = Literal["JPEG", "PNG", "WEBP", "GIF"]
+DedupMode = Literal["none", "exact", "near"]
+ListFormat = Literal["txt", "csv", "jsonl"]
+
+
+class _Model(BaseModel):
+    """camelCase on the wire (like the CRD), snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ExitCode(enum.IntEnum):
+    DONE = 0  # the chunk ran; rejected images are data, not failure
+    RETRYABLE = 1  # storage, Redis or a source list was unreachable
+    PERMANENT = 2  # the spec itself is unusable; the Job's podFailurePolicy fails the Job
+    TERMINATED = 143  # SIGTERM, after cleaning up
+
+
+class Validation(_Model):
+    min_width: int = Field(64, ge=1, le=65535)
+    min_height: int = Field(64, ge=1, le=65535)
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    max_pixels: int = Field(
+        89_478_485, ge=1, description="Decompression-bomb guard: width*height above this is rejected."
+    )
+    formats: list[ImageFormat] = Field(default_factory=lambda: ["JPEG", "PNG", "WEBP", "GIF"], min_length=1)
+    dedup: DedupMode = "near"
+
+
+class Item(_Model):
+    url: str = Field(min_length=1, max_length=8192)
+    label: str = ""
+
+
+class UrlList(_Model):
+    """A remote list of image URLs, streamed line by line."""
+
+    url: str = Field(min_length=1)
+    format: ListFormat = "txt"
+    column: str = Field("url", description="csv/jsonl: the field holding the image URL.")
+    label_column: str | None = Field(None, description="csv/jsonl: a field overriding the source label.")
+
+
+class Search(_Model):
+    """A keyword search; the provider pages through results."""
+
+    provider: str = "openverse"
+    query: str = Field(min_length=1, max_length=512)
+    limit: int = Field(1000, ge=1, le=1_000_000)
+    endpoint: str | None = Field(None, description="Override of the provider's API base URL.")
+
+
+class SourceSlice(_Model):
+    """Items [start, start+count) of one remote source, all with `label`."""
+
+    label: str = ""
+    url_list: UrlList | None = None
+    search: Search | None = None
+    start: int = Field(0, ge=0)
+    count: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceSlice:
+        if (self.url_list is None) == (self.search is None):
+            raise ValueError("a source slice needs exactly one of urlList or search")
+        return self
+
+
+class ChunkSpec(_Model):
+    """One unit of work: ~500 images fetched, validated, de-duplicated and stored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job: str = Field(min_length=1, description="<namespace>/<name> of the DatasetJob.")
+    job_uid: str | None = Field(None, description="Scopes dedup sets in Redis; defaults to `job`.")
+    chunk: int = Field(ge=0, description="Index of this chunk within its job.")
+    attempt: int = Field(1, ge=1)
+    items: list[Item] = Field(default_factory=list)
+    sources: list[SourceSlice] = Field(default_factory=list)
+    validation: Validation = Field(default_factory=Validation)
+    output: str | None = Field(None, description="file:///dir or azure://container/prefix.")
+
+    @model_validator(mode="after")
+    def _has_work(self) -> ChunkSpec:
+        if not self.items and not self.sources:
+            raise ValueError("a chunk needs items or sources")
+        return self
+
+    @property
+    def scope(self) -> str:
+        """The key dedup sets are scoped by: one DatasetJob."""
+        return self.job_uid or self.job
+
+    def dump(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+ItemStatus = Literal["ok", "rejected", "failed", "duplicate"]
+
+
+class Reason(str, enum.Enum):
+    """Why an item is not in the dataset. `http_<code>` reasons are built by `http_reason`."""
+
+    TOO_SMALL = "too_small"
+    NOT_AN_IMAGE = "not_an_image"
+    FORMAT_NOT_ALLOWED = "format_not_allowed"
+    TRUNCATED = "truncated"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    TOO_LARGE = "too_large"
+    BLOCKED_ADDRESS = "blocked_address"
+    BLOCKED_SCHEME = "blocked_scheme"
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    OPT_OUT = "opt_out"
+    DUPLICATE = "duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
+    BAD_URL = "bad_url"
+
+
+def http_reason(status: int) -> str:
+    return f"http_{status}"
+
+
+class ManifestLine(BaseModel):
+    """One line of `manifests/chunk-<05d>.jsonl`: what happened to one item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    label: str = ""
+    status: ItemStatus
+    reason: str | None = None
+    blob: str | None = None
+    sha256: str | None = None
+    phash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int | None = None
+    format: ImageFormat | None = None
+
+
+class ChunkState(str, enum.Enum):
+    QUEUED = "queued"
+    ADMITTED = "admitted"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+COUNTERS = ("requested", "downloaded", "valid", "rejected", "duplicates", "uploaded", "bytes_uploaded")
+"""Progress counters a worker keeps (absolute values, so a retry overwrites, never double counts)."""
+
+
+class Keys:
+    """The Redis keyspace (DESIGN.md), under a configurable prefix."""
+
+    def __init__(self, prefix: str = "pc:") -> None:
+        self.prefix = prefix
+
+    @property
+    def queue(self) -> str:
+        return f"{self.prefix}queue"
+
+    @property
+    def admitted(self) -> str:
+        return f"{self.prefix}admitted"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}delayed"
+
+    @property
+    def fence(self) -> str:
+        return f"{self.prefix}fence"
+
+    def chunk(self, chunk_id: str) -> str:
+        return f"{self.prefix}chunk:{chunk_id}"
+
+    def job(self, uid: str) -> str:
+        return f"{self.prefix}job:{uid}"
+
+    def job_sha(self, uid: str) -> str:
+        return f"{self.prefix}job:{uid}:sha"
+
+    def job_phash_band(self, uid: str, band: int, value: int) -> str:
+        return f"{self.prefix}job:{uid}:ph:{band}:{value}"
+
+    def job_pattern(self, uid: str) -> str:
+        """Every key of one job (for cleanup with SCAN)."""
+        return f"{self.prefix}job:{uid}*"
+
+    def node(self, name: str) -> str:
+        return f"{self.prefix}node:{name}"
+
+
+def chunk_id(job_uid: str, index: int) -> str:
+    return f"{job_uid}-{index:05d}"
+
+
+def manifest_name(index: int) -> str:
+    return f"manifests/chunk-{index:05d}.jsonl"
+
+
+def chunk_json_schema() -> str:
+    return json.dumps(ChunkSpec.model_json_schema(by_alias=True), indent=2)
+
+
+EXTENSIONS: dict[str, str] = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
+CONTENT_TYPES: dict[str, str] = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+
+
+def image_blob_name(sha256: str, image_format: str) -> str:
+    """Content-addressed: a retry or a duplicate lands on the same name, so it never writes twice."""
+    return f"images/{sha256[:2]}/{sha256}.{EXTENSIONS[image_format]}"

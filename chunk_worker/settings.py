@@ -1,0 +1,35 @@
+"""Worker settings from the environment (prefix PIXCRAWLER_); command-line flags override them."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Annotated
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIXCRAWLER_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "pc:"
+    allow_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs the fetcher may reach although they are not public (tests, demos).",
+    )
+    fetch_threads: int = Field(32, ge=1, le=512, description="Concurrent downloads per chunk.")
+    per_host_limit: int = Field(8, ge=1, le=512, description="Concurrent downloads per host.")
+    item_deadline_seconds: float = Field(30.0, gt=0, description="Total time for one image, all retries included.")
+    fetch_attempts: int = Field(3, ge=1, le=10, description="Tries per image on 429/5xx/connection errors.")
+    max_redirects: int = Field(5, ge=0, le=20)
+    list_deadline_seconds: float = Field(300.0, gt=0, description="Total time to stream a URL list or search.")
+    progress_interval_seconds: float = Field(1.0, gt=0, description="How often progress goes to Redis.")
+    tmp_dir: str | None = Field(None, description="Parent of the per-chunk temp dir (default: the system's).")
+
+    @field_validator("allow_networks", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(",", " ").split() if part.strip()]
+        return value

@@ -1,0 +1,1 @@
+"""The DatasetJob operator (kopf): plans chunks, schedules Jobs, folds progress into status."""

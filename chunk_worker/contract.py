@@ -164,7 +164,7 @@ class ChunkState(str, enum.Enum):
     FAILED = "failed"
 
 
-COUNTERS = ("requested", "downloaded", "valid", "rejected", "duplicates", "uploaded", "bytes_uploaded")
+COUNTERS = ("requested", "downloaded", "valid", "rejected", "failed", "duplicates", "uploaded", "bytes_uploaded")
 """Progress counters a worker keeps (absolute values, so a retry overwrites, never double counts)."""
 
 
@@ -229,3 +229,27 @@ CONTENT_TYPES: dict[str, str] = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP
 def image_blob_name(sha256: str, image_format: str) -> str:
     """Content-addressed: a retry or a duplicate lands on the same name, so it never writes twice."""
     return f"images/{sha256[:2]}/{sha256}.{EXTENSIONS[image_format]}"
+
+
+class ChunkField:
+    """Field names of the `chunk:<id>` hash. Counters are stored as `n_<counter>`."""
+
+    SPEC = "spec"
+    STATE = "state"
+    JOB = "job"
+    UID = "uid"
+    INDEX = "index"
+    ATTEMPT = "attempt"
+    K8S_JOB = "k8s_job"
+    ENQUEUED_AT = "enqueued_at"
+    ADMITTED_AT = "admitted_at"
+    STARTED_AT = "started_at"
+    FINISHED_AT = "finished_at"
+    OUTCOME = "outcome"  # what the worker says: done | error | terminated
+    MESSAGE = "message"
+    MANIFEST = "manifest"
+    POD = "pod"
+
+    @staticmethod
+    def counter(name: str) -> str:
+        return f"n_{name}"

@@ -1,0 +1,183 @@
+"""`python -m chunk_worker`: run one chunk standalone (from a file) or in-cluster (from Redis)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import redis
+from pydantic import ValidationError
+
+from chunk_worker import logs
+from chunk_worker.contract import ChunkField, ChunkSpec, ExitCode, Keys, chunk_json_schema
+from chunk_worker.errors import ChunkError, ProgressUnavailable, SpecError
+from chunk_worker.settings import WorkerSettings
+
+log = logging.getLogger("chunk_worker")
+
+
+class Terminated(ChunkError):
+    exit_code = ExitCode.TERMINATED
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"stopped by signal {signum}")
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    """One line per problem, each naming the field, e.g. `items.0.url: Field required`."""
+    problems = []
+    for issue in error.errors():
+        where = ".".join(str(part) for part in issue["loc"]) or "(top level)"
+        problems.append(f"{where}: {issue['msg']}")
+    return f"invalid chunk spec in {source}: " + "; ".join(problems)
+
+
+def parse_spec(text: str, source: str) -> ChunkSpec:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{source} is not JSON: {exc}") from exc
+    try:
+        return ChunkSpec.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(describe_validation_error(exc, source)) from exc
+
+
+def load_spec_file(path: Path) -> ChunkSpec:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read chunk spec {path}: {exc.strerror}") from exc
+    return parse_spec(text, str(path))
+
+
+def load_spec_redis(client: redis.Redis, keys: Keys, chunk_id: str) -> ChunkSpec:
+    try:
+        text = client.hget(keys.chunk(chunk_id), ChunkField.SPEC)
+    except redis.RedisError as exc:
+        raise ProgressUnavailable(f"cannot load chunk {chunk_id} from Redis: {exc}") from exc
+    if text is None:
+        raise SpecError(f"chunk {chunk_id} not found in Redis (key {keys.chunk(chunk_id)})")
+    return parse_spec(text.decode() if isinstance(text, bytes) else text, f"chunk {chunk_id}")
+
+
+def parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a CIDR: {value!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chunk_worker",
+        description="Download, validate, de-duplicate and store one chunk of a DatasetJob.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run one chunk",
+        description="Run one chunk from a JSON spec file (standalone) or from Redis (in-cluster). "
+        "Exit codes: 0 done, 1 retryable, 2 unusable spec, 143 stopped by SIGTERM.",
+    )
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument("--spec", type=Path, metavar="FILE", help="chunk spec JSON (see `schema`)")
+    where.add_argument("--chunk-id", metavar="ID", help="load chunk ID from Redis")
+    run.add_argument("--redis-url", help="Redis for --chunk-id (default: PIXCRAWLER_REDIS_URL)")
+    run.add_argument("--output", metavar="URL", help="file:///dir or azure://container/prefix; overrides the spec")
+    run.add_argument("--allow-network", action="append", type=parse_network, default=[], metavar="CIDR",
+                     help="let the fetcher reach this non-public network (repeatable; tests and demos only)")
+    run.add_argument("--threads", type=int, metavar="N", help="concurrent downloads (default: PIXCRAWLER_FETCH_THREADS)")
+    run.add_argument("--progress", choices=["auto", "bar", "none"], default="auto",
+                     help="progress bar: auto = only on a terminal")
+    run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto",
+                     help="auto = JSON lines unless stderr is a terminal")
+    commands.add_parser("schema", help="print the chunk spec JSON Schema",
+                        description="Print the JSON Schema of the chunk spec.")
+    return parser
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from chunk_worker.dedup import make_deduper
+    from chunk_worker.fetch import Fetcher
+    from chunk_worker.netpolicy import NetworkPolicy
+    from chunk_worker.progress import RedisProgress, Tally, TerminalProgress
+    from chunk_worker.runner import Pipeline, run_chunk
+    from chunk_worker.sources import resolve_items
+    from chunk_worker.storage import open_storage
+
+    settings = WorkerSettings()
+    keys = Keys(settings.redis_prefix)
+    client = None
+    if args.chunk_id:
+        client = redis.Redis.from_url(args.redis_url or settings.redis_url, socket_timeout=10,
+                                      socket_connect_timeout=5, health_check_interval=30)
+        spec = load_spec_redis(client, keys, args.chunk_id)
+    else:
+        spec = load_spec_file(args.spec)
+    output = args.output or spec.output
+    if not output:
+        raise SpecError("no output: give --output or set `output` in the spec")
+    threads = args.threads or settings.fetch_threads
+    tally = Tally()
+    progress = []
+    if client is not None:
+        progress.append(RedisProgress(client, keys.chunk(args.chunk_id), tally,
+                                      settings.progress_interval_seconds, os.environ.get("HOSTNAME", "")))
+    if args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty()):
+        progress.append(TerminalProgress(tally, f"{spec.job}#{spec.chunk}"))
+    policy = NetworkPolicy(list(settings.allow_networks) + list(args.allow_network))
+    fetcher = Fetcher(policy, settings, max_bytes=spec.validation.max_bytes)
+    storage = open_storage(output, pool_size=threads)
+    deduper = make_deduper(spec.validation.dedup, redis=client, keys=keys, scope=spec.scope)
+    pipeline = Pipeline(spec, fetcher, deduper, storage)
+    try:
+        summary = run_chunk(spec, resolve_items(spec, fetcher), pipeline, progress, tally, threads, settings.tmp_dir)
+    except ChunkError as exc:
+        for sink in progress:
+            _finish_quietly(sink, "terminated" if isinstance(exc, Terminated) else "error", str(exc))
+        raise
+    finally:
+        fetcher.close()
+        storage.close()
+    for sink in progress:
+        sink.finished("done", summary.manifest)
+    print(json.dumps({"job": spec.job, "chunk": spec.chunk, "output": output, "manifest": summary.manifest,
+                      "seconds": round(summary.seconds, 3), "imagesPerSecond": round(summary.images_per_second, 1),
+                      "counts": summary.counts}))
+    return ExitCode.DONE
+
+
+def _finish_quietly(sink: object, outcome: str, message: str) -> None:
+    try:
+        sink.finished(outcome, None, message)
+    except Exception as exc:  # the original failure is the one to report
+        log.warning("could not record the chunk's end: %s", exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "schema":
+        print(chunk_json_schema())
+        return ExitCode.DONE
+    logs.configure(json_lines={"auto": None, "json": True, "text": False}[args.log_format])
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return command_run(args)
+    except ChunkError as exc:
+        log.error("%s", exc, extra=logs.fields(exit_code=int(exc.exit_code), error=type(exc).__name__))
+        return int(exc.exit_code)
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # in-flight downloads are abandoned, not awaited: the temp dir is already gone

@@ -1,0 +1,168 @@
+"""Runs one chunk: items flow fetch -> validate -> dedup -> upload on a bounded thread pool,
+then the manifest is written last and the temp dir removed, whatever happened."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from chunk_worker.contract import (
+    CONTENT_TYPES,
+    ChunkSpec,
+    Item,
+    ManifestLine,
+    Reason,
+    image_blob_name,
+    manifest_name,
+)
+from chunk_worker.dedup import Deduper
+from chunk_worker.errors import ChunkError
+from chunk_worker.fetch import Fetcher
+from chunk_worker.logs import fields
+from chunk_worker.progress import Progress, Tally
+from chunk_worker.storage import Storage
+from chunk_worker.validate import Rejected, validate
+
+log = logging.getLogger(__name__)
+
+REFUSED_BY_POLICY = {
+    Reason.BLOCKED_ADDRESS.value,
+    Reason.BLOCKED_SCHEME.value,
+    Reason.BAD_URL.value,
+    Reason.TOO_LARGE.value,
+    Reason.OPT_OUT.value,
+}
+
+
+def status_for_fetch_failure(reason: str) -> str:
+    """Refused by our own rules is `rejected`; the network or the server letting us down is `failed`."""
+    return "rejected" if reason in REFUSED_BY_POLICY else "failed"
+
+
+def item_owner(chunk: int, position: int) -> str:
+    """Stable across retries of a chunk, so a retry never marks its own earlier uploads as duplicates."""
+    return f"{chunk:05d}.{position:05d}"
+
+
+def planned_total(spec: ChunkSpec) -> int:
+    return len(spec.items) + sum(source.count for source in spec.sources)
+
+
+@dataclass
+class Pipeline:
+    """The per-item work, shared by every thread of one chunk."""
+
+    spec: ChunkSpec
+    fetcher: Fetcher
+    deduper: Deduper
+    storage: Storage
+
+    def process(self, position: int, item: Item) -> ManifestLine:
+        try:
+            return self._process(position, item)
+        except ChunkError:
+            raise
+        except Exception:  # a storage outage ends the chunk (above); anything else is one bad item
+            log.exception("item failed unexpectedly", extra=fields(url=item.url))
+            return ManifestLine(url=item.url, label=item.label, status="failed", reason="internal_error")
+
+    def _process(self, position: int, item: Item) -> ManifestLine:
+        fetched = self.fetcher.fetch(item.url)
+        if not fetched.ok or fetched.data is None:
+            reason = fetched.reason or Reason.CONNECTION_ERROR.value
+            return ManifestLine(url=item.url, label=item.label, status=status_for_fetch_failure(reason), reason=reason)
+        data = fetched.data
+        try:
+            info = validate(data, self.spec.validation)
+        except Rejected as rejected:
+            return ManifestLine(url=item.url, label=item.label, status="rejected", reason=rejected.reason,
+                                bytes=len(data))
+        described = dict(url=item.url, label=item.label, sha256=info.sha256, phash=info.phash_hex,
+                         width=info.width, height=info.height, bytes=info.bytes, format=info.format)
+        duplicate = self.deduper.claim(info, item_owner(self.spec.chunk, position))
+        if duplicate:
+            return ManifestLine(status="duplicate", reason=str(getattr(duplicate, "value", duplicate)), **described)
+        blob = image_blob_name(info.sha256, info.format)
+        self.storage.put_image(blob, data, CONTENT_TYPES[info.format])
+        return ManifestLine(status="ok", blob=blob, **described)
+
+
+@dataclass
+class ChunkSummary:
+    job: str
+    chunk: int
+    manifest: str
+    counts: dict[str, int]
+    seconds: float
+    lines: list[ManifestLine] = field(repr=False, default_factory=list)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.counts.get("requested", 0) / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_in_pool(pipeline: Pipeline, items: Iterable[Item], threads: int) -> Iterator[tuple[int, ManifestLine]]:
+    """Yields (position, line) as items finish. At most `threads` items are in flight, so memory is
+    bounded by threads x byte cap, never by the chunk's size."""
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="item")
+    in_flight: dict[Future[ManifestLine], int] = {}
+    source = iter(enumerate(items))
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(in_flight) < threads:
+                try:
+                    position, item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                in_flight[pool.submit(pipeline.process, position, item)] = position
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                position = in_flight.pop(future)
+                yield position, future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_chunk(
+    spec: ChunkSpec,
+    items: Iterable[Item],
+    pipeline: Pipeline,
+    progress: list[Progress],
+    tally: Tally,
+    threads: int,
+    tmp_root: str | None = None,
+) -> ChunkSummary:
+    """The manifest is assembled in a per-chunk temp dir and written to the output last."""
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix=f"pixcrawler-chunk-{spec.chunk:05d}-", dir=tmp_root))
+    try:
+        pipeline.storage.check()
+        for sink in progress:
+            sink.started(planned_total(spec))
+        results: dict[int, ManifestLine] = {}
+        for position, line in run_in_pool(pipeline, items, threads):
+            results[position] = line
+            tally.add(line)
+            for sink in progress:
+                sink.record(line)
+        lines = [results[position] for position in sorted(results)]
+        manifest_file = tmp / "manifest.jsonl"
+        manifest_file.write_text("".join(line.model_dump_json(exclude_none=True) + "\n" for line in lines))
+        name = manifest_name(spec.chunk)
+        pipeline.storage.put_manifest(name, manifest_file.read_bytes())
+        summary = ChunkSummary(spec.job, spec.chunk, name, dict(tally.counts), time.monotonic() - started, lines)
+        log.info("chunk done", extra=fields(job=spec.job, chunk=spec.chunk, seconds=round(summary.seconds, 3),
+                                           **summary.counts))
+        return summary
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

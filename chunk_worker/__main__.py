@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -101,7 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto = JSON lines unless stderr is a terminal")
     commands.add_parser("schema", help="print the chunk spec JSON Schema",
                         description="Print the JSON Schema of the chunk spec.")
+    agent = commands.add_parser("node-agent", help="report this node's free disk and memory to Redis",
+                                description="Report free disk and available memory (psutil) to Redis "
+                                "every interval, with a TTL, for the scheduler's node capacity.")
+    agent.add_argument("--redis-url", help="default: PIXCRAWLER_REDIS_URL")
+    agent.add_argument("--node-name", default=os.environ.get("NODE_NAME") or socket.gethostname(),
+                       help="default: $NODE_NAME or the host name")
+    agent.add_argument("--disk-path", default="/", help="file system whose free space chunks use (default /)")
+    agent.add_argument("--interval", type=float, default=10.0, help="seconds between reports (default 10)")
+    agent.add_argument("--once", action="store_true", help="report once and exit")
     return parser
+
+
+def command_node_agent(args: argparse.Namespace) -> int:
+    from chunk_worker import node_agent
+
+    settings = WorkerSettings()
+    client = redis.Redis.from_url(args.redis_url or settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    return node_agent.run(client, Keys(settings.redis_prefix), args.node_name, args.disk_path, args.interval,
+                          once=args.once)
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -167,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         print(chunk_json_schema())
         return ExitCode.DONE
+    if args.command == "node-agent":
+        logs.configure()
+        return command_node_agent(args)
     logs.configure(json_lines={"auto": None, "json": True, "text": False}[args.log_format])
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:

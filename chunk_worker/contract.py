@@ -190,11 +190,24 @@ class Keys:
     def fence(self) -> str:
         return f"{self.prefix}fence"
 
+    @property
+    def enqueued(self) -> str:
+        """zset chunk id -> time it entered the queue; finds chunks past the maximum wait cheaply."""
+        return f"{self.prefix}enqueued"
+
     def chunk(self, chunk_id: str) -> str:
         return f"{self.prefix}chunk:{chunk_id}"
 
     def job(self, uid: str) -> str:
         return f"{self.prefix}job:{uid}"
+
+    def job_done(self, uid: str) -> str:
+        """set of indices of chunks that succeeded."""
+        return f"{self.prefix}job:{uid}:done"
+
+    def job_failed(self, uid: str) -> str:
+        """set of indices of chunks that failed for good."""
+        return f"{self.prefix}job:{uid}:failed"
 
     def job_sha(self, uid: str) -> str:
         return f"{self.prefix}job:{uid}:sha"
@@ -203,8 +216,11 @@ class Keys:
         return f"{self.prefix}job:{uid}:ph:{band}:{value}"
 
     def job_pattern(self, uid: str) -> str:
-        """Every key of one job (for cleanup with SCAN)."""
+        """Every job-level key of one job (for cleanup with SCAN)."""
         return f"{self.prefix}job:{uid}*"
+
+    def chunk_pattern(self, uid: str) -> str:
+        return f"{self.prefix}chunk:{uid}-*"
 
     def node(self, name: str) -> str:
         return f"{self.prefix}node:{name}"

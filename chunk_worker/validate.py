@@ -1,0 +1,131 @@
+"""Decide whether downloaded bytes are an image the dataset accepts, and describe it.
+
+The checks run cheapest first and never trust anything but the bytes: a size cap,
+the magic bytes (never the Content-Type or the URL's extension), the header's
+dimensions (a decompression bomb is refused before a single pixel is decoded), then a
+full decode (truncated files fail here; `verify()` alone would let them through).
+Nothing here touches process-wide Pillow settings per call, so many threads may
+validate at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import imagehash
+from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401 (registers)
+
+from chunk_worker.contract import Reason, Validation
+
+# Pillow warns (rather than fails) between MAX_IMAGE_PIXELS and twice that. The limit
+# that matters is ours (checked from the header below), so the warning can only ever
+# precede a rejection; making it an error keeps it off stderr. Set once at import,
+# never toggled, so no thread sees a half-applied filter.
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError)
+
+
+class Rejected(Exception):
+    """The bytes are not an image this job accepts; `reason` is a contract.Reason value."""
+
+    def __init__(self, reason: Reason, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # JPEG | PNG | WEBP | GIF
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    phash: int  # 64-bit perceptual hash (imagehash.phash, 8x8)
+
+    @property
+    def phash_hex(self) -> str:
+        return f"{self.phash:016x}"
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format the magic bytes announce: one of ours, 'OTHER' for a known image format, else None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if _is_other_image(data):
+        return "OTHER"
+    return None
+
+
+def _is_other_image(data: bytes) -> bool:
+    """Common image formats outside the contract: rejected as 'format_not_allowed', not 'not_an_image'."""
+    return (
+        data[:2] == b"BM"  # BMP
+        or data[:4] in (b"II*\x00", b"MM\x00*")  # TIFF
+        or data[:4] == b"\x00\x00\x01\x00"  # ICO
+        or data[:2] == b"\xff\x0a"  # JPEG XL codestream
+        or data[:12] == b"\x00\x00\x00\x0cJXL \x0d\x0a\x87\x0a"  # JPEG XL container
+        or (data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1"))
+        or data[:4] == b"8BPS"  # Photoshop
+    )
+
+
+def pixel_limit(rules: Validation) -> int:
+    """The effective pixel cap: the job's, never above what Pillow itself is set to tolerate."""
+    pillow = Image.MAX_IMAGE_PIXELS
+    return rules.max_pixels if pillow is None else min(rules.max_pixels, int(pillow))
+
+
+def check_dimensions(width: int, height: int, rules: Validation) -> None:
+    """Header-only decision, before any decoding: too many pixels, then too small."""
+    if width * height > pixel_limit(rules):
+        raise Rejected(Reason.TOO_MANY_PIXELS, f"{width}x{height}")
+    if width < rules.min_width or height < rules.min_height:
+        raise Rejected(Reason.TOO_SMALL, f"{width}x{height} < {rules.min_width}x{rules.min_height}")
+
+
+def validate(data: bytes, rules: Validation) -> ImageInfo:
+    """Return what the image is, or raise Rejected(reason)."""
+    if len(data) > rules.max_bytes:
+        raise Rejected(Reason.TOO_LARGE, f"{len(data)} bytes > {rules.max_bytes}")
+    image_format = sniff(data)
+    if image_format is None:
+        raise Rejected(Reason.NOT_AN_IMAGE)
+    if image_format not in rules.formats:
+        raise Rejected(Reason.FORMAT_NOT_ALLOWED, image_format)
+    try:
+        image = Image.open(io.BytesIO(data), formats=[image_format])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise Rejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
+    except _PILLOW_ERRORS as exc:  # the magic bytes lied: no readable header behind them
+        raise Rejected(Reason.NOT_AN_IMAGE, f"{type(exc).__name__}: {exc}") from None
+    with image:
+        check_dimensions(image.width, image.height, rules)
+        try:
+            image.load()
+            if image.width * image.height > pixel_limit(rules):  # a GIF frame may outgrow the header
+                raise Rejected(Reason.TOO_MANY_PIXELS, f"{image.width}x{image.height}")
+            phash = int(str(imagehash.phash(image)), 16)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise Rejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
+        except _PILLOW_ERRORS as exc:
+            raise Rejected(Reason.TRUNCATED, f"{type(exc).__name__}: {exc}") from None
+        width, height = image.width, image.height
+    return ImageInfo(
+        format=image_format,
+        width=width,
+        height=height,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        phash=phash,
+    )

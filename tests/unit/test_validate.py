@@ -1,0 +1,173 @@
+"""Validation decides from the bytes alone, cheapest check first, and never decodes a bomb."""
+
+import io
+import struct
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from PIL import Image, ImageDraw, ImageFile
+
+from chunk_worker.contract import Reason, Validation
+from chunk_worker.dedup import hamming
+from chunk_worker.validate import ImageInfo, Rejected, validate
+
+RULES = Validation(min_width=32, min_height=32, max_bytes=1024 * 1024)
+
+
+def picture(width: int = 160, height: int = 120, seed: int = 0) -> Image.Image:
+    """A deterministic picture with enough structure for a perceptual hash to mean something."""
+    image = Image.new("RGB", (width, height), (30 + seed * 40 % 200, 90, 160))
+    draw = ImageDraw.Draw(image)
+    for i in range(6):
+        x = (i * 37 + seed * 53) % width
+        y = (i * 23 + seed * 71) % height
+        draw.ellipse((x, y, x + width // 3, y + height // 3), fill=((i * 50 + seed * 90) % 256, 200 - i * 20, i * 40))
+    draw.rectangle((width // 2, 0, width // 2 + 10 + seed * 7 % 30, height), fill=(250, 250, 250))
+    return image
+
+
+def encode(image: Image.Image, image_format: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **params)
+    return buffer.getvalue()
+
+
+def rejection(data: bytes, rules: Validation = RULES) -> Reason:
+    with pytest.raises(Rejected) as caught:
+        validate(data, rules)
+    return caught.value.reason
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares width x height, with a token amount of pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 4096)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_each_allowed_format_is_accepted_and_described(image_format):
+    data = encode(picture(), image_format)
+    info = validate(data, RULES)
+    assert isinstance(info, ImageInfo)
+    assert (info.format, info.width, info.height, info.bytes) == (image_format, 160, 120, len(data))
+    assert len(info.sha256) == 64 and len(info.phash_hex) == 16
+    assert 0 <= info.phash < 2**64
+
+
+def test_same_bytes_give_the_same_sha256_and_phash():
+    data = encode(picture(), "PNG")
+    assert validate(data, RULES) == validate(data, RULES)
+
+
+def test_bytes_over_the_cap_are_too_large_before_anything_else():
+    assert rejection(b"not even an image" * 100, Validation(max_bytes=1024)) is Reason.TOO_LARGE
+
+
+def test_html_is_not_an_image():
+    assert rejection(b"<!doctype html><html><body>404 Not Found</body></html>") is Reason.NOT_AN_IMAGE
+
+
+def test_empty_body_is_not_an_image():
+    assert rejection(b"") is Reason.NOT_AN_IMAGE
+
+
+def test_png_bytes_are_a_png_whatever_the_name_claims():
+    # The fetcher may have been told "image/jpeg" and "a.jpg"; the bytes win.
+    assert validate(encode(picture(), "PNG"), RULES).format == "PNG"
+
+
+def test_format_outside_the_allow_list_is_refused():
+    rules = Validation(min_width=32, min_height=32, formats=["JPEG", "PNG"])
+    assert rejection(encode(picture(), "GIF"), rules) is Reason.FORMAT_NOT_ALLOWED
+
+
+def test_known_image_format_outside_the_contract_is_format_not_allowed():
+    assert rejection(encode(picture(), "BMP")) is Reason.FORMAT_NOT_ALLOWED
+
+
+def test_magic_bytes_with_a_garbage_header_are_not_an_image():
+    assert rejection(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20) is Reason.NOT_AN_IMAGE
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "GIF"])
+def test_truncated_file_is_refused(image_format):
+    data = encode(picture(), image_format)
+    assert rejection(data[: len(data) // 2]) is Reason.TRUNCATED
+
+
+def test_truncated_images_stay_refused_process_wide():
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_decompression_bomb_is_refused_from_the_header_quickly():
+    started = time.monotonic()
+    assert rejection(png_header_only(30000, 30000)) is Reason.TOO_MANY_PIXELS
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+def test_bomb_just_over_pillows_limit_is_refused_as_the_worker_runs():
+    # The worker turns Pillow's warning (between MAX_IMAGE_PIXELS and twice that) into an error.
+    assert rejection(png_header_only(10000, 9000)) is Reason.TOO_MANY_PIXELS
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_bomb_just_over_pillows_limit_is_refused_even_if_warnings_are_ignored():
+    assert rejection(png_header_only(10000, 9000)) is Reason.TOO_MANY_PIXELS
+
+
+def test_the_jobs_own_pixel_cap_applies():
+    rules = Validation(min_width=32, min_height=32, max_pixels=100 * 100)
+    assert rejection(encode(picture(101, 100), "PNG"), rules) is Reason.TOO_MANY_PIXELS
+
+
+@pytest.mark.parametrize("size", [(31, 100), (100, 31)])
+def test_image_below_the_minimum_size_is_too_small(size):
+    assert rejection(encode(picture(*size), "PNG")) is Reason.TOO_SMALL
+
+
+def test_animated_gif_is_hashed_by_its_first_frame():
+    first, second = picture(seed=1), picture(seed=2)
+    animated = encode(first, "GIF", save_all=True, append_images=[second], duration=100, loop=0)
+    assert validate(animated, RULES).phash == validate(encode(first, "GIF"), RULES).phash
+
+
+def test_reencoded_jpeg_is_a_near_duplicate():
+    original = validate(encode(picture(), "JPEG", quality=92), RULES)
+    recompressed = validate(encode(picture(), "JPEG", quality=55), RULES)
+    assert original.sha256 != recompressed.sha256
+    assert hamming(original.phash, recompressed.phash) <= 3
+
+
+def test_slightly_resized_jpeg_is_a_near_duplicate():
+    original = validate(encode(picture(), "JPEG", quality=90), RULES)
+    resized = validate(encode(picture().resize((150, 112), Image.LANCZOS), "JPEG", quality=90), RULES)
+    assert hamming(original.phash, resized.phash) <= 3
+
+
+def test_a_different_picture_is_not_a_near_duplicate():
+    one = validate(encode(picture(seed=0), "JPEG"), RULES)
+    other = validate(encode(picture(seed=3), "JPEG"), RULES)
+    assert hamming(one.phash, other.phash) > 3
+
+
+def test_concurrent_validation_gives_the_same_answers_as_sequential():
+    samples = [encode(picture(seed=s), f) for s in range(3) for f in ("JPEG", "PNG", "WEBP", "GIF")]
+    samples += [png_header_only(30000, 30000), b"<html>"]
+
+    def outcome(data):
+        try:
+            return validate(data, RULES)
+        except Rejected as exc:
+            return exc.reason
+
+    expected = [outcome(d) for d in samples]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(outcome, samples * 3)) == expected * 3

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import tempfile
 import uuid
 from pathlib import Path, PurePosixPath
@@ -20,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import DefaultAzureCredential
 from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings, LinearRetry
@@ -46,6 +47,14 @@ class Storage(Protocol):
     def put_manifest(self, name: str, data: bytes) -> None: ...
 
     def exists(self, name: str) -> bool: ...
+
+    def read(self, name: str) -> bytes | None:
+        """The object's bytes, or None if there is none (the operator reads manifests to build the index)."""
+        ...
+
+    def delete_all(self) -> int:
+        """Removes everything under this output (a DatasetJob deleted with retainPolicy Delete)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -142,6 +151,19 @@ class FileStorage:
 
     def exists(self, name: str) -> bool:
         return self._path(name).exists()
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise errors.StorageUnavailable(f"cannot read {name}: {exc}") from exc
+
+    def delete_all(self) -> int:
+        count = sum(1 for path in self.root.rglob("*") if path.is_file())
+        shutil.rmtree(self.root, ignore_errors=True)
+        return count
 
     def close(self) -> None:
         pass
@@ -256,6 +278,25 @@ class AzureStorage:
             return self._blob(name).exists()
         except AzureError as exc:
             raise self._unavailable(f"cannot look up {name}", exc) from exc
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self._blob(name).download_blob().readall()
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self._unavailable(f"cannot read {name}", exc) from exc
+
+    def delete_all(self) -> int:
+        count = 0
+        try:
+            names = [blob.name for blob in self.client.list_blobs(name_starts_with=f"{self.prefix}/" if self.prefix else None)]
+            for start in range(0, len(names), 256):
+                self.client.delete_blobs(*names[start:start + 256])
+                count += len(names[start:start + 256])
+        except AzureError as exc:
+            raise self._unavailable("cannot delete blobs", exc) from exc
+        return count
 
     def close(self) -> None:
         self.service.close()

@@ -1,0 +1,552 @@
+"""The safe fetcher: every download goes through here, under the address policy, a deadline and a byte cap.
+
+Why it is more than `requests.get`:
+- the host is resolved here and every address is checked before a socket is opened, and the socket
+  connects to that vetted address (TLS still verifies the hostname), so neither a redirect nor a
+  DNS answer can point a worker at the node, the cluster or the metadata service;
+- redirects are followed by hand so each hop gets the same check;
+- one deadline per item covers DNS, connect, redirects, retries and body: a watchdog shuts the
+  socket down when it passes, so a server that drips a byte a second cannot hold a thread;
+- the byte cap is counted while streaming, never taken from Content-Length.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from chunk_worker import USER_AGENT
+from chunk_worker.contract import Reason, http_reason
+from chunk_worker.errors import SourceUnavailable, SpecError
+from chunk_worker.netpolicy import NetworkPolicy, PolicyError
+from chunk_worker.settings import WorkerSettings
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
+READ_CHUNK = 64 * 1024
+MAX_LINE = 64 * 1024
+JSON_MAX_BYTES = 8 * 1024 * 1024
+
+IMAGE_HEADERS = {"Accept": "image/*,*/*;q=0.5"}
+LIST_HEADERS = {"Accept": "text/plain,text/csv,application/x-ndjson,application/json,*/*;q=0.5"}
+JSON_HEADERS = {"Accept": "application/json"}
+
+
+class SourceHTTPError(SourceUnavailable):
+    """A list or API answered with a non-2xx status; `status` lets a caller tell "no more pages" apart."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    url: str
+    final_url: str
+    ok: bool
+    data: bytes | None = None
+    status: int | None = None
+    content_type: str | None = None
+    reason: str | None = None
+
+
+# Pure decisions ------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date); None if absent or bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random, base: float = 0.25, cap: float = 8.0) -> float:
+    """How long to wait before try `attempt + 1`: the server's Retry-After if it gave one, else
+    exponential in the attempt with jitter so many workers do not retry in step."""
+    if retry_after is not None:
+        return max(0.0, retry_after)
+    ceiling = min(cap, base * 2 ** (attempt - 1))
+    return rng.uniform(ceiling / 2, ceiling)
+
+
+def robots_opt_out(value: str | None) -> bool:
+    """True when X-Robots-Tag carries `noai` or `noimageai`, bare or in the `<useragent>: noai` form."""
+    if not value:
+        return False
+    tokens = re.split(r"[\s,:;]+", value.lower())
+    return not OPT_OUT_DIRECTIVES.isdisjoint(tokens)
+
+
+def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:
+    """Text lines from a byte stream, holding at most one line in memory; a line longer than
+    `max_line` is dropped whole (it cannot be a URL we want) instead of growing without bound."""
+    pending = bytearray()
+    dropping = False
+    first = True
+    for chunk in chunks:
+        start = 0
+        while True:
+            newline = chunk.find(b"\n", start)
+            if newline < 0:
+                if not dropping:
+                    pending += chunk[start:]
+                    if len(pending) > max_line:
+                        pending.clear()
+                        dropping = True
+                break
+            if not dropping:
+                pending += chunk[start:newline]
+                if len(pending) <= max_line:
+                    yield _decode_line(pending, first)
+                    first = False
+            pending.clear()
+            dropping = False
+            start = newline + 1
+    if pending and not dropping:
+        yield _decode_line(pending, first)
+
+
+def _decode_line(raw: bytes | bytearray, first: bool) -> str:
+    text = bytes(raw).decode("utf-8", errors="replace").rstrip("\r")
+    return text.lstrip("\ufeff") if first else text
+
+
+# The socket watchdog -------------------------------------------------------------------------
+
+
+class _Watch:
+    """Shuts down the sockets of one fetch when its deadline passes, waking any blocked read."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.expired = False
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        self._done = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def attach(self, sock: socket.socket) -> None:
+        """Holds the socket object itself: http.client drops `conn.sock` once a response owns it."""
+        with self._lock:
+            if self._done:
+                return
+            self._socks.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            for sock in self._socks:
+                _shutdown(sock)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._done = True
+            self._socks.clear()
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        # The plain-socket method also works on an SSLSocket without touching its TLS state;
+        # a closed socket has no descriptor (-1), so a reused descriptor is never hit.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_current = threading.local()
+
+
+def _attach_current(sock: socket.socket | None) -> None:
+    watch = getattr(_current, "watch", None)
+    if watch is not None and sock is not None:
+        watch.attach(sock)
+
+
+# Connections that only ever connect to vetted addresses --------------------------------------
+
+Resolver = Callable[[str, int, float | None], list[tuple]]
+
+
+class _VettedConnection:
+    """Mixin for urllib3 connections: resolve, check every address, then connect to a checked one."""
+
+    policy: NetworkPolicy
+    resolve: Resolver
+
+    def _new_conn(self) -> socket.socket:
+        conn: HTTPConnection = self  # type: ignore[assignment]
+        timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else None
+        infos = self.resolve(conn._dns_host, conn.port, timeout)
+        for info in infos:
+            self.policy.check_address(info[4][0])
+        last: OSError | None = None
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                for option in conn.socket_options or ():
+                    sock.setsockopt(*option)
+                sock.settimeout(timeout)
+                _attach_current(sock)  # covers the TLS handshake too
+                sock.connect(address)
+            except TimeoutError as exc:
+                sock.close()
+                raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out") from exc
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            return sock
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {last}")
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _attach_current(self.sock)  # type: ignore[attr-defined]  # the TLS socket, for https
+
+    def request(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        _attach_current(self.sock)  # type: ignore[attr-defined]  # a pooled connection being reused
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _VettedAdapter(HTTPAdapter):
+    def __init__(self, policy: NetworkPolicy, resolve: Resolver, **kwargs) -> None:  # noqa: ANN003
+        attrs = {"policy": policy, "resolve": staticmethod(resolve)}
+        http_conn = type("VettedHTTPConnection", (_VettedConnection, HTTPConnection), attrs)
+        https_conn = type("VettedHTTPSConnection", (_VettedConnection, HTTPSConnection), attrs)
+        self._pool_classes = {
+            "http": type("VettedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("VettedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+        }
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs) -> None:  # noqa: ANN003
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):  # noqa: ANN001, ANN003
+        raise PolicyError("proxies are not used: they would bypass the address policy")
+
+
+class _HostSlots:
+    """At most `limit` concurrent requests per host, so one site is never hammered by a chunk."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}
+
+    def acquire(self, host: str, timeout: float) -> threading.BoundedSemaphore | None:
+        with self._lock:
+            slot = self._slots.setdefault(host, threading.BoundedSemaphore(self._limit))
+        return slot if timeout > 0 and slot.acquire(timeout=timeout) else None
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, status: int | None = None, final_url: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.final_url = final_url
+
+
+@dataclass
+class _Opened:
+    """A final (non-redirect) response with its headers read and its host slot held."""
+
+    response: requests.Response
+    final_url: str
+    slot: threading.BoundedSemaphore
+
+    def close(self) -> None:
+        try:
+            self.response.close()
+        finally:
+            self.slot.release()
+
+    def __enter__(self) -> _Opened:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+_BAD_URL_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+    urllib3.exceptions.LocationParseError,
+)
+
+
+class Fetcher:
+    """Thread-safe: one per chunk, shared by all download threads."""
+
+    def __init__(self, policy: NetworkPolicy, settings: WorkerSettings, max_bytes: int, *, verify: bool | str = True) -> None:
+        """`verify`: TLS verification as requests takes it (a CA bundle path for tests); never off in production."""
+        self.policy = policy
+        self.settings = settings
+        self.max_bytes = max_bytes
+        self._rng = random.Random()
+        self._slots = _HostSlots(settings.per_host_limit)
+        self._dns = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(8, settings.fetch_threads), thread_name_prefix="dns"
+        )
+        self._session = requests.Session()
+        self._session.trust_env = False  # proxies from the environment would bypass the address policy
+        self._session.verify = verify
+        self._session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self._session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+        adapter = _VettedAdapter(
+            policy,
+            self._resolve,
+            pool_connections=max(10, settings.fetch_threads),
+            pool_maxsize=settings.fetch_threads,
+            max_retries=0,
+        )
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+        self._dns.shutdown(wait=False, cancel_futures=True)
+
+    # Public API ---------------------------------------------------------------------------
+
+    def fetch(self, url: str) -> FetchResult:
+        """Download one image; every failure is a result with a reason, never an exception."""
+        watch = _Watch(time.monotonic() + self.settings.item_deadline_seconds)
+        try:
+            opened = self._open(url, watch, IMAGE_HEADERS)
+        except PolicyError as exc:
+            watch.stop()
+            return FetchResult(url, url, ok=False, reason=exc.reason.value)
+        except _Failure as exc:
+            watch.stop()
+            return FetchResult(url, exc.final_url or url, ok=False, status=exc.status, reason=exc.reason)
+        try:
+            return self._read_image(url, opened, watch)
+        finally:
+            opened.close()
+            watch.stop()
+
+    def open_lines(self, url: str) -> Iterator[str]:
+        """Stream a text list line by line (never loaded whole); closing the iterator closes the
+        connection, so a slice near the top of a huge list reads only the top.
+
+        The list deadline runs from the first `next()`: consume promptly (a chunk's slice is small).
+        A URL the policy refuses is a spec problem (SpecError); a network or HTTP failure may pass
+        (SourceUnavailable)."""
+        watch = _Watch(time.monotonic() + self.settings.list_deadline_seconds)
+        try:
+            with self._open_source(url, watch, LIST_HEADERS) as opened:
+                try:
+                    yield from split_lines(opened.response.iter_content(READ_CHUNK))
+                except _TRANSPORT_ERRORS as exc:
+                    raise SourceUnavailable(f"URL list {url}: {self._stream_reason(watch)} ({exc})") from None
+                if watch.expired:
+                    raise SourceUnavailable(f"URL list {url}: {Reason.TIMEOUT.value}")
+        finally:
+            watch.stop()
+
+    def get_json(self, url: str, params: dict[str, object] | None = None, max_bytes: int = JSON_MAX_BYTES) -> object:
+        """GET a JSON document of bounded size (search APIs), under the same policy as images."""
+        target = requests.Request("GET", url, params=params).prepare().url or url
+        watch = _Watch(time.monotonic() + self.settings.item_deadline_seconds)
+        try:
+            with self._open_source(target, watch, JSON_HEADERS) as opened:
+                try:
+                    body = self._read_capped(opened.response, max_bytes, watch)
+                except _Failure as exc:
+                    raise SourceUnavailable(f"{target}: {exc.reason}") from None
+            try:
+                return json.loads(body)
+            except ValueError as exc:
+                raise SourceUnavailable(f"{target}: not JSON ({exc})") from None
+        finally:
+            watch.stop()
+
+    # Internals ----------------------------------------------------------------------------
+
+    def _resolve(self, host: str, port: int, timeout: float | None) -> list[tuple]:
+        """getaddrinfo bounded by the connect timeout (it has none of its own)."""
+        future = self._dns.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        try:
+            infos = future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError as exc:
+            raise ConnectTimeoutError(None, f"resolving {host} timed out") from exc
+        except socket.gaierror as exc:
+            raise NameResolutionError(host, None, exc) from exc  # type: ignore[arg-type]
+        if not infos:
+            raise NameResolutionError(host, None, socket.gaierror("no addresses"))  # type: ignore[arg-type]
+        return infos
+
+    def _open_source(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+        """`_open` for lists and APIs: failures become the chunk errors the runner maps to exit codes."""
+        try:
+            opened = self._open(url, watch, headers)
+        except PolicyError as exc:
+            raise SpecError(f"source {url} is refused: {exc}") from None
+        except _Failure as exc:
+            raise SourceUnavailable(f"source {url}: {exc.reason}") from None
+        if not 200 <= opened.response.status_code < 300:
+            status = opened.response.status_code
+            opened.close()
+            raise SourceHTTPError(f"source {url}: {http_reason(status)}", status)
+        return opened
+
+    def _open(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+        """The final response after redirects and retries; raises PolicyError or _Failure."""
+        attempts = self.settings.fetch_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                opened = self._follow(url, watch, headers)
+            except _Failure as exc:
+                if exc.reason != Reason.CONNECTION_ERROR.value or attempt == attempts:
+                    raise
+                if not self._pause(backoff_delay(attempt, None, self._rng), watch):
+                    raise
+                continue
+            status = opened.response.status_code
+            if status in RETRY_STATUSES and attempt < attempts:
+                retry_after = None
+                if status in RETRY_AFTER_STATUSES:
+                    retry_after = parse_retry_after(opened.response.headers.get("Retry-After"))
+                delay = backoff_delay(attempt, retry_after, self._rng)
+                if delay < watch.remaining():
+                    opened.close()
+                    self._pause(delay, watch)
+                    continue
+            return opened
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _pause(self, delay: float, watch: _Watch) -> bool:
+        """Sleep before a retry unless that would run past the deadline."""
+        if delay >= watch.remaining():
+            return False
+        time.sleep(delay)
+        return True
+
+    def _follow(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+        """One request chain, redirects followed by hand so every hop is checked."""
+        current = url
+        for _ in range(self.settings.max_redirects + 1):
+            self.policy.check_url(current)
+            opened = self._request(current, watch, headers)
+            response = opened.response
+            if not response.is_redirect:
+                return opened
+            location = response.headers["Location"]
+            opened.close()
+            try:
+                current = urljoin(current, location)
+            except ValueError:
+                raise _Failure(Reason.BAD_URL.value, final_url=current) from None
+        raise _Failure(Reason.TOO_MANY_REDIRECTS.value, final_url=current)
+
+    def _request(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+        host = (urlsplit(url).hostname or "").lower()
+        slot = self._slots.acquire(host, watch.remaining())
+        if slot is None:
+            raise _Failure(Reason.TIMEOUT.value, final_url=url)
+        remaining = max(watch.remaining(), 0.001)
+        _current.watch = watch
+        try:
+            response = self._session.get(
+                url, headers=headers, stream=True, allow_redirects=False, timeout=(remaining, remaining)
+            )
+        except PolicyError:
+            slot.release()
+            raise
+        except _BAD_URL_ERRORS:
+            slot.release()
+            raise _Failure(Reason.BAD_URL.value, final_url=url) from None
+        except _TRANSPORT_ERRORS:
+            slot.release()
+            raise _Failure(self._stream_reason(watch), final_url=url) from None
+        finally:
+            _current.watch = None
+        return _Opened(response, url, slot)
+
+    @staticmethod
+    def _stream_reason(watch: _Watch) -> str:
+        timed_out = watch.expired or watch.remaining() <= 0
+        return (Reason.TIMEOUT if timed_out else Reason.CONNECTION_ERROR).value
+
+    def _read_capped(self, response: requests.Response, cap: int, watch: _Watch) -> bytes:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise _Failure(Reason.TOO_LARGE.value, status=response.status_code)
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(READ_CHUNK):
+                body += chunk
+                if len(body) > cap:
+                    raise _Failure(Reason.TOO_LARGE.value, status=response.status_code)
+        except _TRANSPORT_ERRORS:
+            raise _Failure(self._stream_reason(watch), status=response.status_code) from None
+        if watch.expired:
+            raise _Failure(Reason.TIMEOUT.value, status=response.status_code)
+        return bytes(body)
+
+    def _read_image(self, url: str, opened: _Opened, watch: _Watch) -> FetchResult:
+        response = opened.response
+        status = response.status_code
+        content_type = response.headers.get("Content-Type")
+        failed = FetchResult(url, opened.final_url, ok=False, status=status, content_type=content_type)
+        if not 200 <= status < 300:
+            return _with_reason(failed, http_reason(status))
+        if robots_opt_out(response.headers.get("X-Robots-Tag")):
+            return _with_reason(failed, Reason.OPT_OUT.value)
+        try:
+            data = self._read_capped(response, self.max_bytes, watch)
+        except _Failure as exc:
+            return _with_reason(failed, exc.reason)
+        return FetchResult(url, opened.final_url, ok=True, data=data, status=status, content_type=content_type)
+
+
+def _with_reason(result: FetchResult, reason: str) -> FetchResult:
+    return FetchResult(result.url, result.final_url, False, None, result.status, result.content_type, reason)

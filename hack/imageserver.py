@@ -1,0 +1,476 @@
+"""A local web server of generated images, hostile ones included, for tests, the demo and benchmarks.
+
+Run it: `python hack/imageserver.py --port 8000 --count 200`; import it: `ImageServer(count=200).start()`.
+Everything is generated (deterministically by number) and cached in memory; nothing is read from
+disk or the network. Per-path counters (`hits`, `bytes_sent`, `peak_concurrency`) let tests prove
+what a client did and did not request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import math
+import random
+import re
+import socket
+import ssl
+import struct
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from PIL import Image, ImageDraw
+
+FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
+CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+DEFAULT_SIZE = (320, 240)
+OPENVERSE_ANONYMOUS_PAGE_SIZE = 20
+LIST_SNDBUF = 32 * 1024  # small send buffer on list responses, so an early close is visible in bytes_sent
+
+
+def _draw(n: int, w: int, h: int) -> Image.Image:
+    """A picture unique to `n`: a coarse random colour grid (distinct perceptual hashes) plus shapes."""
+    rng = random.Random(n)
+    grid = Image.new("RGB", (8, 6))
+    grid.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(48)])
+    image = grid.resize((w, h), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(image)
+    for _ in range(4):
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = x0 + rng.randrange(8, max(9, w // 3)), y0 + rng.randrange(8, max(9, h // 3))
+        colour = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        draw.ellipse((x0, y0, x1, y1), fill=colour)
+    return image
+
+
+@functools.lru_cache(maxsize=2048)
+def make_image(n: int, fmt: str = "JPEG", w: int = DEFAULT_SIZE[0], h: int = DEFAULT_SIZE[1], quality: int = 90) -> bytes:
+    """Encoded bytes of picture `n` (JPEG, PNG, WEBP or GIF); the same arguments give the same bytes."""
+    image = _draw(n, w, h)
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.save(out, "JPEG", quality=quality)
+    elif fmt == "WEBP":
+        image.save(out, "WEBP", quality=quality)
+    elif fmt == "GIF":
+        image.convert("P", palette=Image.Palette.ADAPTIVE).save(out, "GIF")
+    else:
+        image.save(out, fmt)
+    return out.getvalue()
+
+
+def make_near_duplicate(n: int, w: int = DEFAULT_SIZE[0], h: int = DEFAULT_SIZE[1]) -> bytes:
+    """Picture `n` re-encoded at a lower JPEG quality: different bytes, the same picture."""
+    return make_image(n, "JPEG", w, h, quality=55)
+
+
+def make_truncated(n: int = 1) -> bytes:
+    data = make_image(n, "JPEG")
+    return data[: len(data) // 2]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+@functools.lru_cache(maxsize=4)
+def make_bomb(side: int = 30000) -> bytes:
+    """A valid 1-bit PNG of side x side pixels (900 megapixels at 30000) that is ~100 KiB on the wire."""
+    row = b"\x00" * (1 + (side + 7) // 8)
+    packer = zlib.compressobj(9)
+    parts = [packer.compress(row * 256) for _ in range(side // 256)]
+    parts.append(packer.compress(row * (side % 256)))
+    parts.append(packer.flush())
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b"")
+
+
+class _Stats:
+    """Counters per path, safe across handler threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hits: Counter[str] = Counter()
+        self.bytes_sent: Counter[str] = Counter()
+        self.completed: Counter[str] = Counter()
+        self.in_flight: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.keys: Counter[str] = Counter()
+        self.key_times: dict[str, list[float]] = {}
+        self.user_agents: list[str] = []
+
+
+class ImageServer:
+    """A ThreadingHTTPServer on 127.0.0.1 (HTTP/1.1, keep-alive); the routes are in `_Handler._dispatch`."""
+
+    def __init__(self, port: int = 0, count: int = 200, host: str = "127.0.0.1",
+                 tls: ssl.SSLContext | None = None, public_host: str | None = None) -> None:
+        """`tls`: serve https with this server context; `public_host`: the name used in URLs (e.g.
+        "localhost" so a certificate for that name verifies)."""
+        self.count = count
+        self.stats = _Stats()
+        self.stopping = threading.Event()
+        self.scheme = "https" if tls else "http"
+        self.public_host = public_host
+        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        if tls is not None:
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
+        self._httpd.daemon_threads = True
+        self._httpd.app = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.public_host or self.host}:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    def start(self) -> ImageServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="imageserver", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> ImageServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def hits(self, path: str) -> int:
+        """Requests seen for `path` (without the query string)."""
+        with self.stats.lock:
+            return self.stats.hits[path]
+
+    def bytes_sent(self, path: str) -> int:
+        """Body bytes the server managed to write for `path`, over all requests."""
+        with self.stats.lock:
+            return self.stats.bytes_sent[path]
+
+    def completed(self, path: str) -> int:
+        """Responses for `path` whose whole body was written (a client that hung up early does not count)."""
+        with self.stats.lock:
+            return self.stats.completed[path]
+
+    def peak_concurrency(self, route: str) -> int:
+        """Most requests in progress at once on a route (its first path segment, e.g. "slow")."""
+        with self.stats.lock:
+            return self.stats.peak[route]
+
+    def reset_peak(self, route: str) -> None:
+        with self.stats.lock:
+            self.stats.peak[route] = self.stats.in_flight[route]
+
+    def request_times(self, path: str, key: str) -> list[float]:
+        """When (monotonic) each request for a /429 or /503 client key arrived."""
+        with self.stats.lock:
+            return list(self.stats.key_times.get(f"{path}?{key}", []))
+
+    def user_agents(self) -> list[str]:
+        with self.stats.lock:
+            return list(self.stats.user_agents)
+
+    def list_lines(self, kind: str, start: int, n: int, noise: bool = False) -> Iterator[str]:
+        """The lines of /list.<kind>: URLs of /img/ on this server, with comments, blanks and bad
+        lines mixed in when `noise` is set."""
+        if kind == "csv":
+            yield "url,label"
+        if kind == "txt" and noise:
+            yield "# a comment"
+        for i in range(start, start + n):
+            url = self.url(f"/img/{i}.jpg")
+            if noise and i % 5 == 0:
+                yield {"txt": "", "csv": '"unterminated,', "jsonl": "{not json"}[kind]
+            label = f"label-{i % 3}"
+            if kind == "csv":
+                yield f"{url},{label}"
+            elif kind == "jsonl":
+                yield json.dumps({"url": url, "label": label})
+            else:
+                yield url
+
+    def openverse_page(self, query: str, page: int, page_size: int) -> dict:
+        """One page of the Openverse image search format, paging over /img/<n>.jpg."""
+        page_count = math.ceil(self.count / page_size)
+        first = (page - 1) * page_size
+        results = []
+        for n in range(first, min(first + page_size, self.count)):
+            results.append({
+                "id": f"00000000-0000-4000-8000-{n:012d}",
+                "title": f"{query} {n}",
+                "url": self.url(f"/img/{n}.jpg"),
+                "thumbnail": self.url(f"/img/{n}.jpg?w=64&h=48"),
+                "foreign_landing_url": self.url(f"/page.html?n={n}"),
+                "creator": "imageserver",
+                "license": "cc0",
+                "license_version": "1.0",
+                "provider": "imageserver",
+                "source": "imageserver",
+                "filetype": "jpg",
+                "width": DEFAULT_SIZE[0],
+                "height": DEFAULT_SIZE[1],
+            })
+        return {"result_count": self.count, "page_count": page_count, "page_size": page_size,
+                "page": page, "results": results}
+
+
+_IMG = re.compile(r"^/(img|dup|near|slow)/(\d+)\.(jpg|jpeg|png|webp|gif)$")
+_REDIRECT = re.compile(r"^/redirect/(\d+)$")
+_CHAIN = re.compile(r"^/redirect-chain/(\d+)$")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # idle keep-alive connections end on their own
+    server_version = "imageserver"
+
+    @property
+    def app(self) -> ImageServer:
+        return self.server.app  # type: ignore[attr-defined]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Quiet: tests read counters, not logs."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        self._route_path = parts.path
+        self._query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        route = parts.path.strip("/").split("/", 1)[0]
+        stats = self.app.stats
+        with stats.lock:
+            stats.hits[parts.path] += 1
+            stats.user_agents.append(self.headers.get("User-Agent", ""))
+            stats.in_flight[route] += 1
+            stats.peak[route] = max(stats.peak[route], stats.in_flight[route])
+        try:
+            self._dispatch(parts.path)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True
+        finally:
+            with stats.lock:
+                stats.in_flight[route] -= 1
+
+    # Responses -------------------------------------------------------------------------------
+
+    def _count(self, size: int) -> None:
+        with self.app.stats.lock:
+            self.app.stats.bytes_sent[self._route_path] += size
+
+    def _done(self) -> None:
+        with self.app.stats.lock:
+            self.app.stats.completed[self._route_path] += 1
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self._count(len(body))
+        self._done()
+
+    def _stream(self, chunks: Iterator[bytes], content_type: str, headers: dict[str, str] | None = None,
+                sndbuf: int | None = None) -> None:
+        """A body without Content-Length, ended by closing the connection."""
+        if sndbuf:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Connection", "close")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        for chunk in chunks:
+            if self.app.stopping.is_set():
+                return
+            self.wfile.write(chunk)
+            self._count(len(chunk))
+        self._done()
+
+    def _redirect(self, location: str, status: int = 302) -> None:
+        self._send(status, b"", "text/plain", {"Location": location})
+
+    def _image(self, n: int, fmt: str) -> bytes:
+        w = int(self._query.get("w", DEFAULT_SIZE[0]))
+        h = int(self._query.get("h", DEFAULT_SIZE[1]))
+        return make_image(n, fmt, w, h)
+
+    def _once_then_image(self, status: int) -> None:
+        """`status` with Retry-After for the first `times` requests of a client key, then an image."""
+        key = f"{self._route_path}?{self._query.get('key', '')}"
+        with self.app.stats.lock:
+            self.app.stats.keys[key] += 1
+            self.app.stats.key_times.setdefault(key, []).append(time.monotonic())
+            seen = self.app.stats.keys[key]
+        if seen <= int(self._query.get("times", 1)):
+            retry_after = self._query.get("retry_after", "1")
+            if retry_after == "date":
+                retry_after = formatdate(time.time() + 1, usegmt=True)
+            self._send(status, b"slow down", "text/plain", {"Retry-After": retry_after})
+        else:
+            self._send(200, make_image(1, "JPEG"), "image/jpeg")
+
+    def _dispatch(self, path: str) -> None:
+        app = self.app
+        match = _IMG.match(path)
+        if match:
+            kind, n, ext = match.group(1), int(match.group(2)), match.group(3)
+            fmt = FORMATS[ext]
+            if kind == "near":
+                body = make_near_duplicate(n)
+            elif kind == "slow":
+                time.sleep(float(self._query.get("delay", 0.3)))
+                body = self._image(n, fmt)
+            else:
+                body = self._image(n, fmt)
+            return self._send(200, body, CONTENT_TYPES[fmt])
+        match = _REDIRECT.match(path)
+        if match:
+            return self._redirect(f"/img/{match.group(1)}.jpg")
+        match = _CHAIN.match(path)
+        if match:
+            hops = int(match.group(1))
+            return self._redirect(f"/redirect-chain/{hops - 1}" if hops > 1 else "/img/1.jpg")
+        if path.startswith("/list."):
+            return self._list(path.rsplit(".", 1)[1])
+        if path == "/openverse/v1/images/":
+            return self._openverse()
+        routes: dict[str, Callable[[], None]] = {
+            "/truncated.jpg": lambda: self._send(200, make_truncated(), "image/jpeg"),
+            "/bomb.png": lambda: self._send(200, make_bomb(), "image/png"),
+            "/small.jpg": lambda: self._send(200, make_image(1, "JPEG", 16, 16), "image/jpeg"),
+            "/wrong-type.jpg": lambda: self._send(200, make_image(1, "PNG"), "image/jpeg"),
+            "/page.html": lambda: self._send(200, b"<!doctype html><title>not an image</title><p>hello</p>",
+                                             "text/html; charset=utf-8"),
+            "/optout.jpg": lambda: self._send(200, make_image(1, "JPEG"), "image/jpeg",
+                                              {"X-Robots-Tag": self._query.get("tag", "noai")}),
+            "/huge": lambda: self._stream(self._endless(), "image/jpeg"),
+            "/huge-cl": self._huge_cl,
+            "/drip": lambda: self._stream(self._drip(), "image/jpeg"),
+            "/drip-headers": self._drip_headers,
+            "/429": lambda: self._once_then_image(429),
+            "/503": lambda: self._once_then_image(503),
+            "/404": lambda: self._send(404, b"not found", "text/plain"),
+            "/500": lambda: self._send(500, b"boom", "text/plain"),
+            "/redirect-loop": lambda: self._redirect("/redirect-loop"),
+            "/redirect-imds": lambda: self._redirect("http://169.254.169.254/latest/meta-data"),
+            "/redirect-loopback2": lambda: self._redirect(f"http://127.0.0.2:{app.port}/img/1.jpg"),
+            "/redirect-to": lambda: self._redirect(self._query.get("url", "/img/1.jpg")),
+        }
+        handler = routes.get(path)
+        if handler is None:
+            return self._send(404, b"no such route", "text/plain")
+        return handler()
+
+    def _endless(self, limit: int = 1 << 30) -> Iterator[bytes]:
+        block = b"\xff" * 65536
+        for _ in range(limit // len(block)):
+            yield block
+
+    def _huge_cl(self) -> None:
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(1 << 30))
+        self.end_headers()
+        for chunk in self._endless():
+            if self.app.stopping.is_set():
+                return
+            self.wfile.write(chunk)
+            self._count(len(chunk))
+
+    def _drip(self) -> Iterator[bytes]:
+        while not self.app.stopping.wait(1.0):
+            yield b"\xff"
+
+    def _drip_headers(self) -> None:
+        """Headers that never finish: one byte a second of an endless header line."""
+        self.close_connection = True
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        while not self.app.stopping.wait(1.0):
+            self.wfile.write(b"a")
+            self.wfile.flush()
+
+    def _list(self, kind: str) -> None:
+        if kind not in ("txt", "csv", "jsonl"):
+            return self._send(404, b"no such list", "text/plain")
+        n = int(self._query.get("n", self.app.count))
+        start = int(self._query.get("start", 0))
+        noise = self._query.get("noise") == "1"
+        content_type = {"txt": "text/plain", "csv": "text/csv", "jsonl": "application/x-ndjson"}[kind]
+        return self._stream(_batched(self.app.list_lines(kind, start, n, noise)), content_type, sndbuf=LIST_SNDBUF)
+
+    def _openverse(self) -> None:
+        query = self._query.get("q", "")
+        page = int(self._query.get("page", 1))
+        page_size = int(self._query.get("page_size", OPENVERSE_ANONYMOUS_PAGE_SIZE))
+        if not query:
+            return self._json(400, {"detail": "q is required"})
+        if page_size > OPENVERSE_ANONYMOUS_PAGE_SIZE:
+            return self._json(401, {"detail": "page_size above 20 needs authentication"})
+        if page < 1 or page > max(1, math.ceil(self.app.count / page_size)):
+            return self._json(400, {"detail": "Invalid page."})
+        return self._json(200, self.app.openverse_page(query, page, page_size))
+
+    def _json(self, status: int, document: object) -> None:
+        self._send(status, json.dumps(document).encode(), "application/json")
+
+
+def _batched(lines: Iterator[str], size: int = 4096) -> Iterator[bytes]:
+    buffer: list[str] = []
+    length = 0
+    for line in lines:
+        buffer.append(line)
+        length += len(line) + 1
+        if length >= size:
+            yield ("\n".join(buffer) + "\n").encode()
+            buffer, length = [], 0
+    if buffer:
+        yield ("\n".join(buffer) + "\n").encode()
+
+
+def list_query(n: int, start: int = 0, **extra: object) -> str:
+    """The query string of a /list.* URL."""
+    return urlencode({"n": n, "start": start, **extra})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve generated (and hostile) images on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--count", type=int, default=200, help="images behind the lists and search")
+    args = parser.parse_args(argv)
+    server = ImageServer(port=args.port, count=args.count).start()
+    print(f"serving on {server.base_url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

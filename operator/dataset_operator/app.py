@@ -1,0 +1,164 @@
+"""The operator process: serve health and metrics, wait for the Lease, then run kopf's handlers,
+the scheduler, the status writer and the lease renewal side by side. Losing the Lease stops all
+of them and exits non-zero, so Kubernetes restarts the process as a standby."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import kopf
+import redis.asyncio as aioredis
+from aiohttp import web
+from kubernetes_asyncio import client, config
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from chunk_worker import logs
+from chunk_worker.contract import Keys
+from dataset_operator import metrics
+from dataset_operator.handlers import FINALIZER, Context, registry
+from dataset_operator.leader import LeaderElector, LeadershipLost
+from dataset_operator.planner import Planner
+from dataset_operator.queue import ChunkQueue
+from dataset_operator.registry import Registry
+from dataset_operator.scheduler import Scheduler
+from dataset_operator.settings import OperatorSettings
+from dataset_operator.status_writer import StatusWriter
+
+log = logging.getLogger("dataset_operator")
+
+
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        return kopf.login_with_service_account(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
+class Health:
+    """/healthz fails when the leader's scheduler has not finished a cycle for too long."""
+
+    def __init__(self, settings: OperatorSettings) -> None:
+        self.settings = settings
+        self.scheduler: Scheduler | None = None
+        self.started = time.monotonic()
+
+    def healthy(self) -> tuple[bool, str]:
+        if self.scheduler is None:
+            return True, "standby"
+        last = self.scheduler.last_cycle or self.started
+        age = time.monotonic() - last
+        if age > self.settings.health_stale_seconds:
+            return False, f"scheduler has not completed a cycle for {age:.0f}s"
+        return True, f"leader; last scheduler cycle {age:.1f}s ago"
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        ok, message = self.healthy()
+        return web.Response(status=200 if ok else 503, text=message + "\n")
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ready\n")
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def start(self, port: int) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        app.router.add_get("/metrics", self.metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "0.0.0.0", port).start()
+        return runner
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    configured = kopf.OperatorSettings()
+    configured.persistence.finalizer = FINALIZER
+    configured.watching.server_timeout = 300
+    configured.watching.client_timeout = 330
+    configured.watching.connect_timeout = 30
+    configured.networking.request_timeout = 60
+    configured.execution.max_workers = 8
+    configured.posting.level = logging.INFO
+    configured.peering.standalone = True
+    return configured
+
+
+async def load_kubernetes(kubeconfig: str | None) -> client.ApiClient:
+    if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        await config.load_kube_config(config_file=kubeconfig)
+    else:
+        config.load_incluster_config()
+    return client.ApiClient()
+
+
+async def wait_for_redis(queue: ChunkQueue, epoch: int) -> None:
+    delay = 1.0
+    while True:
+        try:
+            await queue.raise_fence(epoch)
+            return
+        except aioredis.RedisError as exc:
+            log.warning("Redis not reachable (%s); retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15)
+
+
+async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
+    api = await load_kubernetes(kubeconfig)
+    redis_client = aioredis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                                     health_check_interval=30)
+    queue = ChunkQueue(redis_client, Keys(settings.redis_prefix))
+    health = Health(settings)
+    runner = await health.start(settings.http_port)
+    identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
+    elector = LeaderElector(api, settings.lease_namespace, settings.lease_name, identity,
+                            settings.lease_duration_seconds, settings.lease_renew_deadline_seconds,
+                            settings.lease_retry_seconds)
+    metrics.LEADER.set(0)
+    metrics.QUOTA.set(settings.max_concurrent_chunks)
+    log.info("waiting for the lease", extra=logs.fields(lease=f"{settings.lease_namespace}/{settings.lease_name}",
+                                                        identity=identity))
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        epoch = await elector.acquire()
+        metrics.LEADER.set(1)
+        await wait_for_redis(queue, epoch)
+        jobs_registry = Registry()
+        scheduler = Scheduler(settings, queue, api, jobs_registry, epoch)
+        planner = Planner(settings, queue)
+        writer = StatusWriter(settings, queue, api, jobs_registry, scheduler, planner)
+        health.scheduler = scheduler
+        context = Context(settings, queue, jobs_registry, planner, scheduler)
+        operator = kopf.operator(
+            registry=registry, settings=kopf_settings(settings), memo=kopf.Memo(context=context),
+            clusterwide=not settings.namespace, namespaces=[settings.namespace] if settings.namespace else (),
+            standalone=True, stop_flag=stop,
+        )
+        tasks = [asyncio.create_task(operator, name="kopf"), asyncio.create_task(scheduler.run(), name="scheduler"),
+                 asyncio.create_task(writer.run(), name="status"), asyncio.create_task(elector.hold(), name="lease")]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.exception():
+                raise task.exception()
+        return 0
+    except LeadershipLost as exc:
+        log.error("lost leadership: %s; exiting so a restart comes back as a standby", exc)
+        return 1
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        metrics.LEADER.set(0)
+        await elector.release()
+        await runner.cleanup()
+        await redis_client.aclose()
+        await api.close()

@@ -1,0 +1,123 @@
+"""kopf handlers for DatasetJobs: plan on create/resume, follow spec changes, clean up on delete.
+They only run in the leader (the app starts kopf after winning the Lease)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+import redis.asyncio as aioredis
+
+from chunk_worker.storage import open_storage
+from dataset_operator import status
+from dataset_operator.plan import InvalidSpec
+from dataset_operator.planner import Planner, SourceNotReadable, submitted_at
+from dataset_operator.queue import ChunkQueue, split_chunk_id
+from dataset_operator.registry import Registry
+from dataset_operator.scheduler import Scheduler
+from dataset_operator.settings import OperatorSettings
+
+RESOURCE = ("pixcrawler.io", "v1alpha1", "datasetjobs")
+FINALIZER = "pixcrawler.io/cleanup"
+
+registry = kopf.OperatorRegistry()
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    """What the handlers share with the scheduler, passed in kopf's memo."""
+
+    settings: OperatorSettings
+    queue: ChunkQueue
+    registry: Registry
+    planner: Planner
+    scheduler: Scheduler
+
+
+def _ctx(memo: Any) -> Context:
+    return memo.context
+
+
+@kopf.on.event(*RESOURCE, registry=registry)
+async def observe(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Keeps the in-memory registry the scheduler and the status writer read."""
+    ctx = _ctx(memo)
+    if type == "DELETED":
+        ctx.registry.forget(body["metadata"]["uid"])
+    else:
+        ctx.registry.observe(dict(body))
+
+
+@kopf.on.create(*RESOURCE, registry=registry, retries=20, backoff=15, timeout=600)
+@kopf.on.resume(*RESOURCE, registry=registry, retries=20, backoff=15, timeout=600)
+async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: logging.Logger,
+                   **_: Any) -> None:
+    ctx = _ctx(memo)
+    ref = ctx.registry.observe(dict(body))
+    if ref.status.get("phase") in ("Succeeded", "Failed"):
+        return
+    running = {index for uid, index in map(split_chunk_id, ctx.scheduler.live.active) if uid == ref.uid}
+    try:
+        plan = await ctx.planner.ensure_planned(ref, running=running, rebuild=bool(ref.status.get("phase")))
+    except InvalidSpec as exc:
+        patch.status.update({"phase": "Failed", "reason": status.INVALID_SPEC, "message": str(exc),
+                             "conditions": status.set_condition(
+                                 list(ref.status.get("conditions") or []), "Failed", True, status.INVALID_SPEC,
+                                 str(exc), ref.generation, status.now_iso())})
+        ref.status.update({"phase": "Failed", "reason": status.INVALID_SPEC})
+        kopf.warn(body, reason=status.INVALID_SPEC, message=str(exc))
+        return
+    except SourceNotReadable as exc:
+        raise kopf.TemporaryError(str(exc), delay=30) from exc
+    if plan is not None and not ref.status.get("phase"):
+        patch.status.update({"phase": "Queued", "progress": f"0/{plan.chunk_count}",
+                             "chunks": {"total": plan.chunk_count, "queued": plan.chunk_count, "running": 0,
+                                        "succeeded": 0, "failed": 0},
+                             "images": {"requested": 0}, "output": {"location": plan.output},
+                             "observedGeneration": ref.generation})
+        kopf.info(body, reason="Queued", message=f"{plan.total_items} images in {plan.chunk_count} chunks")
+        logger.info("planned %d chunks", plan.chunk_count)
+
+
+@kopf.on.field(*RESOURCE, field="spec.tier", registry=registry, retries=10, backoff=5)
+async def tier_changed(body: kopf.Body, new: Any, memo: kopf.Memo, **_: Any) -> None:
+    ctx = _ctx(memo)
+    ref = ctx.registry.observe(dict(body))
+    if new and await ctx.queue.has_job(ref.uid):
+        await ctx.queue.retier(ref.uid, new, submitted_at(ref))
+
+
+@kopf.on.delete(*RESOURCE, registry=registry, retries=3, backoff=2, timeout=120)
+async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, status: kopf.Status, **_: Any) -> None:
+    """Queued chunks and every Redis key of the job go; running Jobs go with their owner (garbage
+    collection). If Redis stays down, the deletion still completes after a few tries, with a warning."""
+    ctx = _ctx(memo)
+    uid = body["metadata"]["uid"]
+    ctx.registry.forget(uid)
+    for attempt in range(1, ctx.settings.redis_delete_attempts + 1):
+        try:
+            await ctx.queue.remove_job(uid)
+            break
+        except aioredis.RedisError as exc:
+            if attempt == ctx.settings.redis_delete_attempts:
+                kopf.warn(body, reason="CleanupIncomplete",
+                          message=f"Redis unreachable ({exc}); keys of job {uid} may remain until they expire")
+                break
+            await asyncio.sleep(min(2 ** attempt, 10))
+    if (spec.get("output") or {}).get("retainPolicy") == "Delete":
+        location = (status.get("output") or {}).get("location")
+        if location:
+            removed = await asyncio.to_thread(_delete_output, location)
+            kopf.info(body, reason="OutputDeleted", message=f"removed {removed} objects under {location}")
+
+
+def _delete_output(location: str) -> int:
+    storage = open_storage(location, pool_size=4)
+    try:
+        return storage.delete_all()
+    finally:
+        storage.close()

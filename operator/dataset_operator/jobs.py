@@ -1,0 +1,153 @@
+"""The Kubernetes Job that runs one chunk, built as a plain dict (pure; the scheduler creates it)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from chunk_worker.contract import ExitCode
+from dataset_operator.settings import OperatorSettings
+
+GROUP = "pixcrawler.io"
+VERSION = "v1alpha1"
+PLURAL = "datasetjobs"
+MANAGED_BY = "pixcrawler-operator"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_JOB = f"{GROUP}/job"
+LABEL_JOB_UID = f"{GROUP}/job-uid"
+LABEL_CHUNK = f"{GROUP}/chunk"
+LABEL_TIER = f"{GROUP}/tier"
+LABEL_ATTEMPT = f"{GROUP}/attempt"
+ANNOTATION_CHUNK_ID = f"{GROUP}/chunk-id"
+CONTAINER = "worker"
+SCRATCH = "/scratch"
+MAX_NAME = 63
+
+
+def job_name(dataset: str, uid: str, index: int, attempt: int) -> str:
+    """Deterministic, so creating it twice is harmless (409). A piece of the DatasetJob's uid keeps a
+    recreated DatasetJob of the same name from colliding with its predecessor's Jobs; long names keep
+    a hash of the full name."""
+    suffix = f"-{uid[:5]}-{index:05d}-a{attempt}"
+    name = f"{dataset}{suffix}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(dataset.encode()).hexdigest()[:8]
+    keep = MAX_NAME - len(suffix) - len(digest) - 1
+    return f"{dataset[:keep].rstrip('-.')}-{digest}{suffix}"
+
+
+def chunk_labels(dataset: str, uid: str, tier: str, index: int, attempt: int) -> dict[str, str]:
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_JOB: dataset[:63].rstrip("-._"),  # a label value must end alphanumeric
+        LABEL_JOB_UID: uid,
+        LABEL_CHUNK: str(index),
+        LABEL_TIER: tier,
+        LABEL_ATTEMPT: str(attempt),
+    }
+
+
+def worker_env(settings: OperatorSettings) -> list[dict[str, Any]]:
+    env = [
+        {"name": "PIXCRAWLER_REDIS_URL", "value": settings.redis_url},
+        {"name": "PIXCRAWLER_REDIS_PREFIX", "value": settings.redis_prefix},
+        {"name": "PIXCRAWLER_ALLOW_NETWORKS", "value": ",".join(settings.allow_networks)},
+        {"name": "PIXCRAWLER_FETCH_THREADS", "value": str(settings.worker_fetch_threads)},
+        {"name": "PIXCRAWLER_TMP_DIR", "value": SCRATCH},
+        {"name": "HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+    return env
+
+
+def build_job(
+    *,
+    dataset: str,
+    namespace: str,
+    uid: str,
+    tier: str,
+    chunk_id: str,
+    index: int,
+    attempt: int,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    labels = chunk_labels(dataset, uid, tier, index, attempt)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": settings.worker_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(settings.worker_command),
+        "args": ["run", "--chunk-id", chunk_id, "--progress", "none", "--log-format", "json"],
+        "env": worker_env(settings),
+        "resources": {
+            "requests": {
+                "cpu": settings.worker_cpu_request,
+                "memory": settings.worker_memory_request,
+                "ephemeral-storage": settings.worker_ephemeral_storage_request,
+            },
+            "limits": {
+                "memory": settings.worker_memory_limit,
+                "ephemeral-storage": settings.worker_ephemeral_storage_limit,
+            },
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
+    }
+    if settings.worker_env_secret:
+        container["envFrom"] = [{"secretRef": {"name": settings.worker_env_secret}}]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(dataset, uid, index, attempt),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_CHUNK_ID: chunk_id},
+            "ownerReferences": [{
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "DatasetJob",
+                "name": dataset,
+                "uid": uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": settings.chunk_deadline_seconds,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "podFailurePolicy": {
+                "rules": [
+                    {"action": "FailJob",
+                     "onExitCodes": {"containerName": CONTAINER, "operator": "In",
+                                     "values": [int(ExitCode.PERMANENT)]}},
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels, "annotations": {ANNOTATION_CHUNK_ID: chunk_id}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.worker_service_account,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [{"name": "scratch",
+                                 "emptyDir": {"sizeLimit": settings.worker_ephemeral_storage_limit}}],
+                },
+            },
+        },
+    }

@@ -1,0 +1,174 @@
+"""Planning: a DatasetJob spec becomes a `JobPlan` (stored once per job) and numbered chunks.
+
+A queued chunk is only an entry in the queue; its spec is derived from the plan when it is
+admitted, so a 20,000-chunk job costs one plan document plus 20,000 small queue entries.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from chunk_worker.contract import ChunkSpec, Item, Search, SourceSlice, UrlList, Validation
+from dataset_operator import priority
+
+Tier = Literal["new-user", "enterprise", "free"]
+
+
+class InvalidSpec(ValueError):
+    """The DatasetJob passed the CRD schema but cannot be run (e.g. a bad URL scheme)."""
+
+
+class PlannedSource(BaseModel):
+    label: str = ""
+    urls: list[str] | None = None
+    url_list: UrlList | None = None
+    search: Search | None = None
+    size: int = Field(ge=0, description="Items this source contributes after the maxImages cap.")
+
+
+class JobPlan(BaseModel):
+    job: str  # <namespace>/<name>
+    uid: str
+    tier: Tier
+    chunk_size: int
+    sources: list[PlannedSource]
+    validation: Validation
+    output: str
+    max_attempts: int
+
+    @property
+    def total_items(self) -> int:
+        return sum(source.size for source in self.sources)
+
+    @property
+    def chunk_count(self) -> int:
+        return math.ceil(self.total_items / self.chunk_size)
+
+
+def _check_http_url(url: str, where: str) -> None:
+    if not (url.startswith("http://") or url.startswith("https://")):
+        raise InvalidSpec(f"{where}: {url!r} is not an http:// or https:// URL")
+
+
+def source_sizes(spec: dict[str, Any], counted: dict[int, int]) -> list[int]:
+    """Items per source before the cap: inline lists by length, searches by limit, URL lists by their
+    `count` or, when unset, by `counted[i]` (the operator streamed the list once)."""
+    sizes = []
+    for position, source in enumerate(spec["sources"]):
+        if "urls" in source:
+            sizes.append(len(source["urls"]))
+        elif "search" in source:
+            sizes.append(int(source["search"].get("limit", 100)))
+        elif source["urlList"].get("count") is not None:
+            sizes.append(int(source["urlList"]["count"]))
+        else:
+            sizes.append(counted[position])
+    return sizes
+
+
+def capped(sizes: list[int], max_images: int | None) -> list[int]:
+    """Sources are taken in order until maxImages is reached."""
+    if max_images is None:
+        return list(sizes)
+    left = max_images
+    result = []
+    for size in sizes:
+        take = min(size, left)
+        result.append(take)
+        left -= take
+    return result
+
+
+def output_url(default_storage: str, namespace: str, name: str, output: dict[str, Any]) -> str:
+    """`azure://<container>/<prefix>` or `file:///<dir>/<container>/<prefix>`; the spec's container
+    replaces the default's, the prefix defaults to <namespace>/<name>."""
+    prefix = (output.get("prefix") or f"{namespace}/{name}").strip("/")
+    if default_storage.startswith("azure://"):
+        default_container, _, _ = default_storage.removeprefix("azure://").partition("/")
+        container = output.get("container") or default_container
+        if not container:
+            raise InvalidSpec("output.container is unset and PIXCRAWLER_STORAGE names no container")
+        return f"azure://{container}/{prefix}"
+    if default_storage.startswith("file://"):
+        base = default_storage.rstrip("/")
+        container = output.get("container")
+        return f"{base}/{container}/{prefix}" if container else f"{base}/{prefix}"
+    raise InvalidSpec(f"PIXCRAWLER_STORAGE {default_storage!r} is neither azure:// nor file://")
+
+
+def make_plan(
+    namespace: str,
+    name: str,
+    uid: str,
+    spec: dict[str, Any],
+    default_storage: str,
+    known_providers: set[str],
+    counted: dict[int, int] | None = None,
+) -> JobPlan:
+    for position, source in enumerate(spec["sources"]):
+        where = f"spec.sources[{position}]"
+        for index, url in enumerate(source.get("urls", [])):
+            _check_http_url(url, f"{where}.urls[{index}]")
+        if "urlList" in source:
+            _check_http_url(source["urlList"]["url"], f"{where}.urlList.url")
+        if "search" in source:
+            provider = source["search"].get("provider", "openverse")
+            if provider not in known_providers:
+                raise InvalidSpec(
+                    f"{where}.search.provider: unknown provider {provider!r} (known: {', '.join(sorted(known_providers))})"
+                )
+    sizes = capped(source_sizes(spec, counted or {}), spec.get("maxImages"))
+    sources = []
+    for source, size in zip(spec["sources"], sizes):
+        sources.append(
+            PlannedSource(
+                label=source.get("label", ""),
+                urls=source.get("urls"),
+                url_list=UrlList.model_validate(
+                    {k: v for k, v in source["urlList"].items() if k != "count"}) if "urlList" in source else None,
+                search=Search.model_validate(source["search"]) if "search" in source else None,
+                size=size,
+            )
+        )
+    plan = JobPlan(
+        job=f"{namespace}/{name}",
+        uid=uid,
+        tier=spec.get("tier", "free"),
+        chunk_size=spec.get("chunkSize", 500),
+        sources=sources,
+        validation=Validation.model_validate(spec.get("validation", {})),
+        output=output_url(default_storage, namespace, name, spec.get("output", {})),
+        max_attempts=spec.get("retries", {}).get("maxAttempts", 3),
+    )
+    if plan.total_items == 0:
+        raise InvalidSpec("the sources hold no items (empty URL list?)")
+    if plan.chunk_count > priority.MAX_CHUNKS + 1:
+        raise InvalidSpec(f"spec.chunkSize: {plan.total_items} items in chunks of {plan.chunk_size} make "
+                          f"{plan.chunk_count} chunks, more than {priority.MAX_CHUNKS + 1}; raise chunkSize")
+    return plan
+
+
+def chunk_spec(plan: JobPlan, index: int, attempt: int = 1) -> ChunkSpec:
+    """Chunk `index` covers items [index*chunkSize, (index+1)*chunkSize) numbered across sources in order."""
+    if not 0 <= index < plan.chunk_count:
+        raise IndexError(f"chunk {index} outside 0..{plan.chunk_count - 1}")
+    begin = index * plan.chunk_size
+    end = min(begin + plan.chunk_size, plan.total_items)
+    items: list[Item] = []
+    slices: list[SourceSlice] = []
+    offset = 0
+    for source in plan.sources:
+        lo, hi = max(begin, offset), min(end, offset + source.size)
+        if lo < hi:
+            start, count = lo - offset, hi - lo
+            if source.urls is not None:
+                items.extend(Item(url=url, label=source.label) for url in source.urls[start:start + count])
+            else:
+                slices.append(SourceSlice(label=source.label, url_list=source.url_list, search=source.search,
+                                          start=start, count=count))
+        offset += source.size
+    return ChunkSpec(job=plan.job, job_uid=plan.uid, chunk=index, attempt=attempt, items=items, sources=slices,
+                     validation=plan.validation, output=plan.output)

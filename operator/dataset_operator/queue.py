@@ -1,0 +1,296 @@
+"""The chunk queue in Redis: enqueue a planned job, claim the top chunks under a fencing token,
+settle finished chunks, retry with backoff, promote chunks that waited too long.
+
+Every multi-key change is one MULTI/EXEC or one Lua script, so a crash between two steps never
+leaves a chunk both queued and admitted, or counted twice. The scripts touch chunk hashes they
+derive from the chunk id, so Redis must not be in cluster mode (Azure Cache Basic/Standard/Premium
+without clustering is fine).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from chunk_worker.contract import COUNTERS, ChunkField, ChunkState, Keys, chunk_id
+from dataset_operator import priority
+from dataset_operator.plan import JobPlan
+
+ENQUEUE_BATCH = 5000
+SCAN_BATCH = 1000
+
+# KEYS: queue, admitted, fence, enqueued.  ARGV: epoch, n, now, deadline, scan limit, chunk key prefix,
+# then (job uid, slots left) pairs for jobs with a per-job cap (0 = suspended or at its cap).
+CLAIM = """
+local epoch = tonumber(ARGV[1])
+local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
+if epoch < fence then return redis.error_reply('STALE_FENCE epoch ' .. epoch .. ' < ' .. fence) end
+local n, now, deadline, scan, prefix = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local caps = {}
+for i = 7, #ARGV, 2 do caps[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local claimed = {}
+local offset = 0
+while #claimed < n and offset < scan do
+  local batch = redis.call('ZRANGE', KEYS[1], offset, offset + 199)
+  if #batch == 0 then break end
+  for _, id in ipairs(batch) do
+    local uid = string.match(id, '^(.*)-%d+$') or id
+    local cap = caps[uid]
+    if cap == nil or cap > 0 then
+      if cap ~= nil then caps[uid] = cap - 1 end
+      claimed[#claimed + 1] = id
+      if #claimed >= n then break end
+    end
+  end
+  offset = offset + 200
+end
+local result = {}
+for _, id in ipairs(claimed) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[2], deadline, id)
+  redis.call('HSET', prefix .. id, 'state', 'admitted', 'admitted_at', now, 'fence', epoch)
+  result[#result + 1] = id
+  result[#result + 1] = redis.call('HINCRBY', prefix .. id, 'attempt', 1)
+end
+return result
+"""
+
+# KEYS: fence.  ARGV: epoch.  The fence only moves forward.
+RAISE_FENCE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local epoch = tonumber(ARGV[1])
+if epoch > current then redis.call('SET', KEYS[1], epoch) return epoch end
+return current
+"""
+
+# KEYS: chunk hash, job hash, job done-or-failed set, admitted, delayed, queue, enqueued.
+# ARGV: final state, chunk id, index, now, counter names...
+# Adds the chunk's final counters to the job exactly once, however often it is called.
+SETTLE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'succeeded' or state == 'failed' then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_at', ARGV[4])
+for i = 5, #ARGV do
+  local value = tonumber(redis.call('HGET', KEYS[1], 'n_' .. ARGV[i]) or '0')
+  if value ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[i], value) end
+end
+redis.call('SADD', KEYS[3], ARGV[3])
+for k = 4, 7 do redis.call('ZREM', KEYS[k], ARGV[2]) end
+return 1
+"""
+
+# KEYS: chunk hash, admitted, delayed.  ARGV: chunk id, retry at, message.
+RETRY_LATER = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'succeeded' or state == 'failed' or state == 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'message', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1
+"""
+
+# KEYS: chunk hash, admitted, queue, enqueued.  ARGV: chunk id, score, now.
+# An admitted chunk whose Job could not be created goes back without losing an attempt.
+RELEASE = """
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'queued')
+redis.call('HINCRBY', KEYS[1], 'attempt', -1)
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    chunk_id: str
+    uid: str
+    index: int
+    attempt: int
+
+
+def split_chunk_id(member: str | bytes) -> tuple[str, int]:
+    """`<job uid>-<index>`: the index is after the last dash (uids have dashes; indices may pass 99999)."""
+    uid, _, index = _text(member).rpartition("-")
+    return uid, int(index)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class ChunkQueue:
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self._claim = client.register_script(CLAIM)
+        self._raise_fence = client.register_script(RAISE_FENCE)
+        self._settle = client.register_script(SETTLE)
+        self._retry_later = client.register_script(RETRY_LATER)
+        self._release = client.register_script(RELEASE)
+
+    async def raise_fence(self, epoch: int) -> int:
+        """A new leader moves the fence to its epoch: claims from any older leader are refused from now on."""
+        return int(await self._raise_fence(keys=[self.keys.fence], args=[epoch]))
+
+    async def enqueue(self, plan: JobPlan, submitted_at: float, skip: set[int] | frozenset[int] = frozenset()) -> int:
+        """Idempotent: a second call adds nothing already there. `skip` holds chunks that already finished
+        (from the DatasetJob's status), so a queue rebuilt after Redis lost its data never re-runs them."""
+        keys = self.keys
+        members = [
+            (chunk_id(plan.uid, index), priority.score(plan.tier, index, submitted_at))
+            for index in range(plan.chunk_count)
+            if index not in skip
+        ]
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(keys.job(plan.uid), "plan", plan.model_dump_json())
+            pipe.hsetnx(keys.job(plan.uid), "submitted_at", f"{submitted_at:.3f}")
+            pipe.hset(keys.job(plan.uid), "tier", plan.tier)
+            for start in range(0, len(members), ENQUEUE_BATCH):
+                batch = dict(members[start:start + ENQUEUE_BATCH])
+                pipe.zadd(keys.queue, batch, nx=True)
+                pipe.zadd(keys.enqueued, {member: submitted_at for member in batch}, nx=True)
+            results = await pipe.execute()
+        return sum(results[3::2])
+
+    async def has_job(self, uid: str) -> bool:
+        return bool(await self.client.hexists(self.keys.job(uid), "plan"))
+
+    async def load_plan(self, uid: str) -> JobPlan | None:
+        raw = await self.client.hget(self.keys.job(uid), "plan")
+        return JobPlan.model_validate_json(raw) if raw else None
+
+    async def submitted_at(self, uid: str) -> float:
+        raw = await self.client.hget(self.keys.job(uid), "submitted_at")
+        return float(raw) if raw else time.time()
+
+    async def claim(self, epoch: int, n: int, admit_deadline: float, job_slots: dict[str, int],
+                    scan_limit: int = 20_000) -> list[Claimed]:
+        """Pops up to n chunks from the top, skipping jobs with no slot left; raises on a stale epoch."""
+        if n <= 0:
+            return []
+        args: list[object] = [epoch, n, f"{time.time():.3f}", f"{admit_deadline:.3f}", scan_limit,
+                              self.keys.chunk("")]
+        for uid, slots in job_slots.items():
+            args += [uid, max(slots, 0)]
+        flat = await self._claim(keys=[self.keys.queue, self.keys.admitted, self.keys.fence, self.keys.enqueued],
+                                 args=args)
+        claimed = []
+        for member, attempt in zip(flat[0::2], flat[1::2]):
+            uid, index = split_chunk_id(member)
+            claimed.append(Claimed(_text(member), uid, index, int(attempt)))
+        return claimed
+
+    async def release(self, claimed: Claimed, tier: str, submitted_at: float) -> bool:
+        score = priority.score(tier, claimed.index, submitted_at)
+        keys = self.keys
+        return bool(await self._release(keys=[keys.chunk(claimed.chunk_id), keys.admitted, keys.queue, keys.enqueued],
+                                        args=[claimed.chunk_id, score, f"{time.time():.3f}"]))
+
+    async def set_spec(self, member: str, spec_json: str, k8s_job: str) -> None:
+        await self.client.hset(self.keys.chunk(member), mapping={ChunkField.SPEC: spec_json,
+                                                                 ChunkField.K8S_JOB: k8s_job})
+
+    async def settle(self, member: str, state: ChunkState) -> bool:
+        """Records a chunk's end (succeeded or failed for good) once; folds its counters into the job."""
+        uid, index = split_chunk_id(member)
+        keys = self.keys
+        target = keys.job_done(uid) if state is ChunkState.SUCCEEDED else keys.job_failed(uid)
+        return bool(await self._settle(
+            keys=[keys.chunk(member), keys.job(uid), target, keys.admitted, keys.delayed, keys.queue, keys.enqueued],
+            args=[state.value, member, index, f"{time.time():.3f}", *COUNTERS],
+        ))
+
+    async def retry_later(self, member: str, retry_at: float, message: str) -> bool:
+        keys = self.keys
+        return bool(await self._retry_later(keys=[keys.chunk(member), keys.admitted, keys.delayed],
+                                            args=[member, f"{retry_at:.3f}", message[:500]]))
+
+    async def requeue_due(self, now: float, tiers: dict[str, str], submitted: dict[str, float]) -> int:
+        """Delayed chunks whose backoff is over go back to the queue at their usual place."""
+        due = await self.client.zrangebyscore(self.keys.delayed, "-inf", now, start=0, num=1000)
+        if not due:
+            return 0
+        async with self.client.pipeline(transaction=True) as pipe:
+            for member in due:
+                uid, index = split_chunk_id(member)
+                if uid not in tiers:
+                    pipe.zrem(self.keys.delayed, member)
+                    continue
+                pipe.zrem(self.keys.delayed, member)
+                pipe.zadd(self.keys.queue, {member: priority.score(tiers[uid], index, submitted[uid])})
+                pipe.zadd(self.keys.enqueued, {member: now}, nx=True)
+            await pipe.execute()
+        return len(due)
+
+    async def promote_waiting(self, now: float, max_wait: float, submitted: dict[str, float]) -> int:
+        """Chunks queued longer than `max_wait` jump to the promoted rank, so no tier starves forever."""
+        stale = await self.client.zrangebyscore(self.keys.enqueued, "-inf", now - max_wait, start=0, num=1000)
+        if not stale:
+            return 0
+        async with self.client.pipeline(transaction=True) as pipe:
+            for member in stale:
+                uid, index = split_chunk_id(member)
+                pipe.zrem(self.keys.enqueued, member)
+                pipe.zadd(self.keys.queue, {member: priority.score("free", index, submitted.get(uid, now),
+                                                                   promoted=True)}, xx=True)
+            await pipe.execute()
+        return len(stale)
+
+    async def retier(self, uid: str, tier: str, submitted_at: float) -> int:
+        """A tier change moves the job's queued chunks (promoted ones keep their place)."""
+        changed = 0
+        await self.client.hset(self.keys.job(uid), "tier", tier)
+        async for member, value in self.client.zscan_iter(self.keys.queue, match=f"{uid}-*", count=SCAN_BATCH):
+            if priority.decode(value)[0] == priority.PROMOTED:
+                continue
+            _, index = split_chunk_id(member)
+            await self.client.zadd(self.keys.queue, {member: priority.score(tier, index, submitted_at)}, xx=True)
+            changed += 1
+        return changed
+
+    async def admitted(self) -> dict[str, float]:
+        """Claimed chunks not yet seen as a live Job, with their deadlines."""
+        return {_text(m): s for m, s in await self.client.zrange(self.keys.admitted, 0, -1, withscores=True)}
+
+    async def forget_admitted(self, members: list[str]) -> None:
+        if members:
+            await self.client.zrem(self.keys.admitted, *members)
+
+    async def mark_running(self, members: list[str]) -> None:
+        """Chunks whose Job is live no longer need the admitted-deadline watch (the worker itself
+        sets the chunk's state to running when it starts)."""
+        if members:
+            await self.client.zrem(self.keys.admitted, *members)
+
+    async def remove_job(self, uid: str) -> None:
+        """Everything of one job: queue entries, chunk records, dedup sets, counters."""
+        for zset in (self.keys.queue, self.keys.admitted, self.keys.delayed, self.keys.enqueued):
+            members = [m async for m, _ in self.client.zscan_iter(zset, match=f"{uid}-*", count=SCAN_BATCH)]
+            for start in range(0, len(members), SCAN_BATCH):
+                await self.client.zrem(zset, *members[start:start + SCAN_BATCH])
+        for pattern in (self.keys.chunk_pattern(uid), self.keys.job_pattern(uid)):
+            batch = []
+            async for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH):
+                batch.append(key)
+                if len(batch) >= SCAN_BATCH:
+                    await self.client.unlink(*batch)
+                    batch = []
+            if batch:
+                await self.client.unlink(*batch)
+
+    async def queue_ranks(self) -> dict[str, int]:
+        """Rank of each job's first queued chunk (its queue position)."""
+        ranks: dict[str, int] = {}
+        rank = 0
+        while True:
+            members = await self.client.zrange(self.keys.queue, rank, rank + 9999)
+            if not members:
+                return ranks
+            for member in members:
+                uid, _ = split_chunk_id(member)
+                ranks.setdefault(uid, rank)
+                rank += 1

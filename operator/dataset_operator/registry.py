@@ -1,0 +1,70 @@
+"""The DatasetJobs this operator knows, fed by kopf's watch: the scheduler and the status writer
+read it instead of listing custom resources every cycle."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class JobRef:
+    uid: str
+    namespace: str
+    name: str
+    spec: dict[str, Any]
+    status: dict[str, Any]
+    generation: int | None
+    created: str
+    deleting: bool = False
+    waiting_reason: str | None = None  # set by the scheduler each cycle
+    extra_message: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def tier(self) -> str:
+        return self.spec.get("tier", "free")
+
+    @property
+    def suspended(self) -> bool:
+        return bool(self.spec.get("suspend", False))
+
+    @property
+    def parallelism(self) -> int | None:
+        return self.spec.get("parallelism")
+
+    @property
+    def terminal(self) -> bool:
+        return self.status.get("phase") in ("Succeeded", "Failed") and self.status.get("reason") != "InvalidSpec" \
+            or self.status.get("reason") == "InvalidSpec"
+
+
+@dataclass
+class Registry:
+    jobs: dict[str, JobRef] = field(default_factory=dict)
+
+    def observe(self, body: dict[str, Any]) -> JobRef:
+        meta = body["metadata"]
+        uid = meta["uid"]
+        ref = self.jobs.get(uid)
+        spec = copy.deepcopy(dict(body.get("spec") or {}))
+        status = copy.deepcopy(dict(body.get("status") or {}))
+        if ref is None:
+            ref = JobRef(uid, meta["namespace"], meta["name"], spec, status, meta.get("generation"),
+                         meta.get("creationTimestamp", ""))
+            self.jobs[uid] = ref
+        else:
+            ref.spec, ref.generation = spec, meta.get("generation")
+            ref.status.update(status)
+        ref.deleting = bool(meta.get("deletionTimestamp"))
+        return ref
+
+    def forget(self, uid: str) -> None:
+        self.jobs.pop(uid, None)
+
+    def active(self) -> list[JobRef]:
+        return [ref for ref in self.jobs.values() if not ref.deleting and not ref.terminal]

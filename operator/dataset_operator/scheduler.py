@@ -1,0 +1,272 @@
+"""The one scheduling loop of the leader.
+
+Each cycle: list the live chunk Jobs (the truth about what runs), settle the finished ones, put
+due retries back, promote chunks that waited too long, then admit
+n = min(quota - running, node slots) chunks through the fenced Redis claim and create one Job each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from chunk_worker.contract import ChunkField, ChunkState
+from dataset_operator import admission, capacity, completion, jobs, metrics
+from dataset_operator.plan import chunk_spec
+from dataset_operator.queue import ChunkQueue, Claimed, split_chunk_id
+from dataset_operator.registry import JobRef, Registry
+from dataset_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+CREATE_CONCURRENCY = 32
+
+
+@dataclass
+class LiveJobs:
+    """Chunk Jobs as the API server lists them this cycle."""
+
+    active: dict[str, dict[str, Any]] = field(default_factory=dict)  # chunk id -> Job
+    finished: list[dict[str, Any]] = field(default_factory=list)
+
+    def running_by_job(self) -> Counter[str]:
+        return Counter(split_chunk_id(member)[0] for member in self.active)
+
+
+def chunk_of(job: dict[str, Any]) -> tuple[str | None, int]:
+    meta = job.get("metadata") or {}
+    member = (meta.get("annotations") or {}).get(jobs.ANNOTATION_CHUNK_ID)
+    attempt = int((meta.get("labels") or {}).get(jobs.LABEL_ATTEMPT, "0"))
+    return member, attempt
+
+
+class Scheduler:
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient, registry: Registry,
+                 epoch: int) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.api = api
+        self.batch = client.BatchV1Api(api)
+        self.registry = registry
+        self.epoch = epoch
+        self.last_cycle = 0.0
+        self.live = LiveJobs()
+        self.backoff_by_job: Counter[str] = Counter()
+        self.capacity_note = ""
+
+    async def run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.cycle()
+                self.last_cycle = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler cycle failed")
+            metrics.SCHEDULER_CYCLE.observe(time.monotonic() - started)
+            await asyncio.sleep(max(self.settings.scheduler_interval_seconds - (time.monotonic() - started), 0.05))
+
+    async def list_jobs(self) -> LiveJobs:
+        selector = f"{jobs.LABEL_MANAGED_BY}={jobs.MANAGED_BY}"
+        if self.settings.namespace:
+            result = await self.batch.list_namespaced_job(self.settings.namespace, label_selector=selector,
+                                                          _preload_content=False)
+        else:
+            result = await self.batch.list_job_for_all_namespaces(label_selector=selector, _preload_content=False)
+        body = await result.json()
+        live = LiveJobs()
+        for job in body.get("items", []):
+            member, _ = chunk_of(job)
+            if member is None:
+                continue
+            if completion.classify(job) == "active" and not (job["metadata"].get("deletionTimestamp")):
+                live.active[member] = job
+            else:
+                live.finished.append(job)
+        return live
+
+    async def cycle(self) -> None:
+        now = time.time()
+        live = await self.list_jobs()
+        self.live = live
+        await self.settle_finished(live.finished)
+        admitted = await self.queue.admitted()
+        await self.queue.mark_running([member for member in admitted if member in live.active])
+        pending = {member: deadline for member, deadline in admitted.items() if member not in live.active}
+        await self.requeue_lost(pending, now)
+        refs = {ref.uid: ref for ref in self.registry.jobs.values() if not ref.deleting}
+        tiers = {uid: ref.tier for uid, ref in refs.items()}
+        submitted = {uid: await self.queue.submitted_at(uid) for uid in refs}
+        await self.queue.requeue_due(now, tiers, submitted)
+        await self.queue.promote_waiting(now, self.settings.max_wait_seconds, submitted)
+        await self.admit(live, pending, refs)
+
+    async def settle_finished(self, finished: list[dict[str, Any]]) -> None:
+        for job in finished:
+            member, attempt = chunk_of(job)
+            if member is None:
+                continue
+            record = await self.queue.client.hmget(self.queue.keys.chunk(member),
+                                                   [ChunkField.STATE, ChunkField.ATTEMPT])
+            state, recorded_attempt = [value.decode() if isinstance(value, bytes) else value for value in record]
+            if state in (ChunkState.SUCCEEDED.value, ChunkState.FAILED.value, ChunkState.QUEUED.value):
+                continue
+            if recorded_attempt is not None and int(recorded_attempt) != attempt:
+                continue  # a Job of an older attempt, already dealt with
+            uid, _ = split_chunk_id(member)
+            ref = self.registry.jobs.get(uid)
+            plan_attempts = ((ref.spec.get("retries") or {}).get("maxAttempts", 3)) if ref else 1
+            outcome = completion.classify(job)
+            decision = completion.next_step(outcome, attempt, plan_attempts, self.settings.retry_base_seconds,
+                                            self.settings.retry_max_seconds)
+            if decision.step == "succeed":
+                if await self.queue.settle(member, ChunkState.SUCCEEDED):
+                    metrics.CHUNKS_FINISHED.labels(result="succeeded").inc()
+            elif decision.step == "fail":
+                if await self.queue.settle(member, ChunkState.FAILED):
+                    metrics.CHUNKS_FINISHED.labels(result="failed").inc()
+                    log.warning("chunk failed for good", extra={"fields": {
+                        "chunk": member, "attempt": attempt, "why": completion.failure_message(job)}})
+            elif decision.step == "retry":
+                if await self.queue.retry_later(member, time.time() + decision.delay, completion.failure_message(job)):
+                    metrics.CHUNKS_FINISHED.labels(result="retried").inc()
+
+    async def requeue_lost(self, pending: dict[str, float], now: float) -> None:
+        """A chunk claimed by a leader that died before creating its Job goes back to the queue."""
+        for member, deadline in pending.items():
+            if deadline > now:
+                continue
+            uid, index = split_chunk_id(member)
+            ref = self.registry.jobs.get(uid)
+            attempt_raw = await self.queue.client.hget(self.queue.keys.chunk(member), ChunkField.ATTEMPT)
+            claimed = Claimed(member, uid, index, int(attempt_raw or 1))
+            if ref is None:
+                await self.queue.forget_admitted([member])
+                continue
+            name = jobs.job_name(ref.name, ref.uid, index, claimed.attempt)
+            try:
+                await self.batch.read_namespaced_job(name, ref.namespace)
+                continue  # it exists after all; the next list will see it
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            await self.queue.release(claimed, ref.tier, await self.queue.submitted_at(uid))
+            log.info("requeued a chunk admitted without a Job", extra={"fields": {"chunk": member}})
+
+    async def node_capacity(self, starting: int) -> admission.Capacity:
+        needs = capacity.ChunkNeeds(self.settings.chunk_disk_bytes, self.settings.chunk_memory_bytes,
+                                    self.settings.node_disk_reserve_bytes, self.settings.node_memory_reserve_bytes)
+        reports = []
+        async for key in self.queue.client.scan_iter(match=self.queue.keys.node("*"), count=500):
+            values = await self.queue.client.hgetall(key)
+            try:
+                reports.append(capacity.NodeReport(
+                    node=(key.decode() if isinstance(key, bytes) else key).rsplit(":", 1)[-1],
+                    disk_free=int(values[b"disk_free"] if b"disk_free" in values else values["disk_free"]),
+                    memory_available=int(values[b"memory_available"] if b"memory_available" in values
+                                         else values["memory_available"]),
+                    at=float(values[b"at"] if b"at" in values else values["at"]),
+                ))
+            except (KeyError, ValueError):
+                continue
+        fresh = capacity.fresh(reports, time.time(), self.settings.node_report_max_age_seconds)
+        if fresh:
+            self.capacity_note = ""
+            return capacity.capacity(fresh, needs, starting)
+        import psutil
+
+        local = capacity.NodeReport("local", psutil.disk_usage(self.settings.local_disk_path).free,
+                                    psutil.virtual_memory().available, time.time())
+        self.capacity_note = "no fresh node report: node capacity measured on the operator's own node"
+        return capacity.capacity([local], needs, starting, from_reports=False)
+
+    async def admit(self, live: LiveJobs, pending: dict[str, float], refs: dict[str, JobRef]) -> None:
+        running_by_job = live.running_by_job()
+        for member in pending:
+            running_by_job[split_chunk_id(member)[0]] += 1
+        running = len(live.active) + len(pending)
+        states = await self._states(list(live.active))
+        starting = len(pending) + sum(1 for state in states if state == ChunkState.ADMITTED.value)
+        node_capacity = await self.node_capacity(starting)
+        queued = await self.queue.client.zcard(self.queue.keys.queue)
+        decision = admission.decide(self.settings.max_concurrent_chunks, running, node_capacity, queued)
+        slots = admission.job_slots({uid: ref.parallelism for uid, ref in refs.items()}, running_by_job,
+                                    {uid for uid, ref in refs.items() if ref.suspended})
+        unknown = await self._unknown_jobs(refs)
+        slots.update({uid: 0 for uid in unknown})
+        metrics.RUNNING_CHUNKS_TOTAL.set(running)
+        claimed = await self.queue.claim(self.epoch, decision.admit, time.time() + self.settings.admit_deadline_seconds,
+                                         slots)
+        if decision.admit:
+            metrics.ADMISSION_ATTEMPTS.labels(result="admitted" if claimed else "empty").inc()
+        created = await self.create_jobs(claimed, refs)
+        self.record_reasons(refs, decision, slots, created)
+        self.capacity = node_capacity
+
+    async def _states(self, members: list[str]) -> list[str | None]:
+        if not members:
+            return []
+        async with self.queue.client.pipeline(transaction=False) as pipe:
+            for member in members:
+                pipe.hget(self.queue.keys.chunk(member), ChunkField.STATE)
+            values = await pipe.execute()
+        return [value.decode() if isinstance(value, bytes) else value for value in values]
+
+    async def _unknown_jobs(self, refs: dict[str, JobRef]) -> set[str]:
+        """Queued chunks of jobs this process has not seen yet (its watch is still listing) wait a cycle."""
+        head = await self.queue.client.zrange(self.queue.keys.queue, 0, 200)
+        return {uid for uid, _ in map(split_chunk_id, head) if uid not in refs}
+
+    async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> int:
+        gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+        async def create(item: Claimed) -> bool:
+            async with gate:
+                return await self.create_job(item, refs.get(item.uid))
+
+        results = await asyncio.gather(*(create(item) for item in claimed))
+        return sum(results)
+
+    async def create_job(self, item: Claimed, ref: JobRef | None) -> bool:
+        if ref is None:
+            await self.queue.release(item, "free", time.time())
+            return False
+        plan = await self.queue.load_plan(item.uid)
+        if plan is None:
+            await self.queue.release(item, ref.tier, time.time())
+            return False
+        manifest = jobs.build_job(dataset=ref.name, namespace=ref.namespace, uid=ref.uid, tier=ref.tier,
+                                  chunk_id=item.chunk_id, index=item.index, attempt=item.attempt,
+                                  settings=self.settings)
+        spec = chunk_spec(plan, item.index, item.attempt)
+        await self.queue.set_spec(item.chunk_id, spec.dump(), manifest["metadata"]["name"])
+        try:
+            await self.batch.create_namespaced_job(ref.namespace, manifest)
+        except ApiException as exc:
+            if exc.status == 409:
+                return True  # created by an earlier cycle or leader: same name, same chunk, same attempt
+            log.warning("could not create Job for chunk %s: %s %s", item.chunk_id, exc.status, exc.reason)
+            await self.queue.release(item, ref.tier, await self.queue.submitted_at(item.uid))
+            return False
+        submitted = await self.queue.submitted_at(item.uid)
+        metrics.ADMISSION_WAIT.labels(tier=ref.tier).observe(max(time.time() - submitted, 0))
+        return True
+
+    def record_reasons(self, refs: dict[str, JobRef], decision: admission.Decision, slots: dict[str, int],
+                       created: int) -> None:
+        for uid, ref in refs.items():
+            if ref.suspended:
+                ref.waiting_reason = "Suspended"
+            elif uid in slots and slots[uid] == 0 and ref.parallelism is not None:
+                ref.waiting_reason = "WaitingForJobParallelism"
+            else:
+                ref.waiting_reason = decision.reason
+            ref.extra_message = self.capacity_note

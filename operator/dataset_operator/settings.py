@@ -1,0 +1,64 @@
+"""Operator settings from the environment, prefix PIXCRAWLER_ (the README's table lists them all)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PIXCRAWLER_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "pc:"
+    max_concurrent_chunks: int = Field(35, ge=0, description="Cluster-wide quota of running chunks.")
+    storage: str = Field("file:///var/lib/pixcrawler/datasets",
+                         description="Default output: azure://<container> or file:///<dir>.")
+    allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="CIDRs workers may fetch from although not public (passed on to workers).")
+    worker_image: str = "pixcrawler/worker:0.1.0"
+    worker_command: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["python", "-m", "chunk_worker"], description="Entry point of the worker image.")
+    worker_service_account: str = "pixcrawler-worker"
+    worker_env_secret: str = Field("", description="Secret whose keys become worker env (e.g. the storage connection string).")
+    worker_cpu_request: str = "250m"
+    worker_memory_request: str = "256Mi"
+    worker_memory_limit: str = "1Gi"
+    worker_ephemeral_storage_request: str = "300Mi"
+    worker_ephemeral_storage_limit: str = "2Gi"
+    worker_fetch_threads: int = Field(32, ge=1)
+    chunk_deadline_seconds: int = Field(3600, ge=60, description="activeDeadlineSeconds of a chunk's Job.")
+    job_ttl_seconds: int = Field(600, ge=0, description="ttlSecondsAfterFinished of a chunk's Job.")
+    namespace: str = Field("", description="Namespace to watch; empty = all namespaces.")
+    lease_namespace: str = "default"
+    lease_name: str = "pixcrawler-operator"
+    lease_duration_seconds: float = 15.0
+    lease_renew_deadline_seconds: float = 10.0
+    lease_retry_seconds: float = 2.0
+    identity: str = Field("", description="Leader-election identity (default: host name and pid).")
+    scheduler_interval_seconds: float = Field(1.0, gt=0)
+    status_interval_seconds: float = Field(3.0, gt=0, description="At most one status write per job per interval.")
+    admit_deadline_seconds: float = Field(120.0, gt=0, description="A claimed chunk without a Job by then is requeued.")
+    max_wait_seconds: float = Field(1800.0, gt=0, description="A chunk queued longer is promoted above every tier.")
+    retry_base_seconds: float = Field(10.0, ge=0)
+    retry_max_seconds: float = Field(600.0, ge=0)
+    chunk_disk_bytes: int = Field(300 * MIB, ge=1, description="Disk one running chunk needs (~250 MiB + margin).")
+    chunk_memory_bytes: int = Field(512 * MIB, ge=1)
+    node_disk_reserve_bytes: int = Field(2048 * MIB, ge=0)
+    node_memory_reserve_bytes: int = Field(1024 * MIB, ge=0)
+    node_report_max_age_seconds: float = Field(60.0, gt=0)
+    local_disk_path: str = Field("/", description="File system measured when no node report is fresh.")
+    health_stale_seconds: float = Field(60.0, gt=0, description="/healthz fails when the scheduler has not cycled for this long.")
+    http_port: int = Field(8080, ge=0, description="/healthz, /readyz and /metrics.")
+    redis_delete_attempts: int = Field(5, ge=1, description="Tries to clean Redis on delete before giving up.")
+
+    @field_validator("allow_networks", "worker_command", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value

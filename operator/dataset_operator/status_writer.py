@@ -1,0 +1,161 @@
+"""One task folds Redis progress into every DatasetJob's status: at most one write per job per
+interval, and only when something changed. It also notices a job whose queue vanished (Redis lost
+its data) and has it rebuilt from the spec and the status, the record of what finished."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from chunk_worker.contract import COUNTERS, ChunkField
+from chunk_worker.storage import open_storage
+from dataset_operator import index, jobs, metrics, status
+from dataset_operator.planner import Planner
+from dataset_operator.queue import ChunkQueue, split_chunk_id
+from dataset_operator.registry import JobRef, Registry
+from dataset_operator.scheduler import Scheduler
+from dataset_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+def _int_map(raw: dict[Any, Any]) -> dict[str, int]:
+    out = {}
+    for key, value in raw.items():
+        key = key.decode() if isinstance(key, bytes) else key
+        try:
+            out[key] = int(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+class StatusWriter:
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient, registry: Registry,
+                 scheduler: Scheduler, planner: Planner) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.registry = registry
+        self.scheduler = scheduler
+        self.planner = planner
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("status cycle failed")
+            await asyncio.sleep(self.settings.status_interval_seconds)
+
+    async def cycle(self) -> None:
+        ranks = await self.queue.queue_ranks()
+        backoff = Counter(split_chunk_id(m)[0] for m in await self.queue.client.zrange(self.queue.keys.delayed, 0, -1))
+        phases: Counter[str] = Counter()
+        for ref in list(self.registry.jobs.values()):
+            if ref.deleting:
+                continue
+            try:
+                await self.update(ref, ranks, backoff)
+            except ApiException as exc:
+                if exc.status != 404:
+                    log.warning("status of %s not written: %s %s", ref.key, exc.status, exc.reason)
+            phases[ref.status.get("phase") or "Pending"] += 1
+        for phase in ("Pending", "Queued", "Running", "Succeeded", "Failed", "Suspended"):
+            metrics.DATASETJOBS.labels(phase=phase).set(phases.get(phase, 0))
+
+    async def update(self, ref: JobRef, ranks: dict[str, int], backoff: Counter[str]) -> None:
+        if ref.status.get("reason") == status.INVALID_SPEC or ref.status.get("phase") in ("Succeeded", "Failed"):
+            return
+        plan = await self.queue.load_plan(ref.uid)
+        if plan is None:
+            if ref.status.get("phase"):  # planned before, so Redis lost it: rebuild from the status
+                active = {index for uid, index in map(split_chunk_id, self.scheduler.live.active) if uid == ref.uid}
+                await self.planner.ensure_planned(ref, running=active, rebuild=True)
+            return
+        keys = self.queue.keys
+        async with self.queue.client.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.job_done(ref.uid))
+            pipe.smembers(keys.job_failed(ref.uid))
+            pipe.hgetall(keys.job(ref.uid))
+            live = [m for m in self.scheduler.live.active if split_chunk_id(m)[0] == ref.uid]
+            for member in live:
+                pipe.hmget(keys.chunk(member), [ChunkField.counter(name) for name in COUNTERS])
+            results = await pipe.execute()
+        done = {int(v) for v in results[0]}
+        failed = {int(v) for v in results[1]}
+        settled = _int_map(results[2])
+        counters = Counter({name: settled.get(name, 0) for name in COUNTERS})
+        for values in results[3:]:
+            counters.update({name: int(value or 0) for name, value in zip(COUNTERS, values)})
+        facts = status.Facts(
+            total=plan.chunk_count,
+            done=done,
+            failed=failed,
+            running=len(live),
+            counters=dict(counters),
+            queue_position=ranks.get(ref.uid),
+            waiting_reason=ref.waiting_reason,
+            suspended=ref.suspended,
+            backoff=backoff.get(ref.uid, 0),
+            generation=ref.generation,
+            extra_message=ref.extra_message,
+            index=(ref.status.get("output") or {}).get("index"),
+            location=plan.output,
+            conditions=list(ref.status.get("conditions") or []),
+            start_time=ref.status.get("startTime"),
+            completion_time=ref.status.get("completionTime"),
+        )
+        new = status.build_status(facts)
+        new["imagesSettled"] = {name: settled.get(name, 0) for name in COUNTERS}
+        if new["phase"] in ("Succeeded", "Failed") and not facts.index:
+            new["output"]["index"] = await asyncio.to_thread(self.write_index, plan.output, sorted(done))
+        if not status.differs(ref.status, new):
+            return
+        old_phase = ref.status.get("phase")
+        await self.custom.patch_namespaced_custom_object_status(
+            jobs.GROUP, jobs.VERSION, ref.namespace, jobs.PLURAL, ref.name, {"status": new})
+        ref.status.update(new)
+        if new["phase"] != old_phase:
+            await self.event(ref, new)
+
+    def write_index(self, output: str, done: list[int]) -> str:
+        storage = open_storage(output, pool_size=4)
+        try:
+            count, missing = index.write_index(storage, done)
+        finally:
+            storage.close()
+        if missing:
+            log.warning("index written without %d missing manifests", len(missing))
+        log.info("dataset index written", extra={"fields": {"output": output, "images": count}})
+        return f"{output.rstrip('/')}/{index.INDEX_NAME}"
+
+    async def event(self, ref: JobRef, new: dict[str, Any]) -> None:
+        """One event per phase transition: rare by construction, so no further rate limit is needed."""
+        kind = "Warning" if new["phase"] == "Failed" else "Normal"
+        now = status.now_iso()
+        body = {
+            "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
+            "involvedObject": {"apiVersion": f"{jobs.GROUP}/{jobs.VERSION}", "kind": "DatasetJob",
+                               "name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
+            "reason": new.get("reason") or new["phase"],
+            "message": f"{new['phase']}: {new.get('message', '')}"[:1024],
+            "type": kind,
+            "source": {"component": jobs.MANAGED_BY},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.core.create_namespaced_event(ref.namespace, body)
+        except ApiException as exc:
+            log.debug("event not posted: %s", exc.reason)

@@ -1,0 +1,273 @@
+"""The chunk queue against a real redis-server: order, fencing, admission bookkeeping, retries, cleanup."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from chunk_worker.contract import ChunkState, Keys, chunk_id
+from dataset_operator import priority
+from dataset_operator.plan import JobPlan, make_plan
+from dataset_operator.queue import ChunkQueue
+
+KEYS = Keys("t:")
+T0 = 1_760_000_000.0
+DEADLINE = T0 + 10_000
+
+
+def run(redis_url: str, body: Callable[[ChunkQueue, aioredis.Redis], Awaitable[object]]) -> object:
+    """Runs one async test body against an empty Redis with a fresh ChunkQueue."""
+    async def main() -> object:
+        client = aioredis.from_url(redis_url, decode_responses=True)
+        await client.flushall()
+        try:
+            return await body(ChunkQueue(client, KEYS), client)
+        finally:
+            await client.aclose()
+    return asyncio.run(main())
+
+
+def plan(chunks: int, tier: str = "free", name: str = "cats") -> JobPlan:
+    spec = {"tier": tier, "chunkSize": 1,
+            "sources": [{"label": "x", "urls": [f"https://img.example/{i}.jpg" for i in range(chunks)]}]}
+    return make_plan("team", name, str(uuid.uuid4()), spec, "file:///tmp/datasets", {"openverse"})
+
+
+def ids(claimed) -> list[str]:
+    return [c.chunk_id for c in claimed]
+
+
+def test_enqueue_twice_gives_the_same_entries(redis_url):
+    async def body(queue, client):
+        job = plan(5)
+        first = await queue.enqueue(job, T0)
+        entries = await client.zrange(KEYS.queue, 0, -1, withscores=True)
+        second = await queue.enqueue(job, T0 + 60)
+        assert (first, second) == (5, 0)
+        assert await client.zrange(KEYS.queue, 0, -1, withscores=True) == entries
+        assert await client.zcard(KEYS.enqueued) == 5
+        assert await queue.load_plan(job.uid) == job
+        assert await queue.submitted_at(job.uid) == T0
+    run(redis_url, body)
+
+
+def test_enqueue_skips_chunks_that_already_finished(redis_url):
+    async def body(queue, client):
+        job = plan(4)
+        assert await queue.enqueue(job, T0, skip={0, 2}) == 2
+        assert await client.zrange(KEYS.queue, 0, -1) == [chunk_id(job.uid, 1), chunk_id(job.uid, 3)]
+    run(redis_url, body)
+
+
+def test_claim_order_follows_tier_then_round_robin_then_submission(redis_url):
+    async def body(queue, client):
+        old_free, new_user, young_free = plan(3, "free"), plan(2, "new-user"), plan(2, "free")
+        await queue.enqueue(old_free, T0)
+        await queue.enqueue(new_user, T0 + 100)
+        await queue.enqueue(young_free, T0 + 50)
+        claimed = await queue.claim(epoch=1, n=10, admit_deadline=DEADLINE, job_slots={})
+        expected = [(new_user, 0), (new_user, 1), (old_free, 0), (young_free, 0), (old_free, 1), (young_free, 1),
+                    (old_free, 2)]
+        assert [(c.uid, c.index) for c in claimed] == [(job.uid, index) for job, index in expected]
+    run(redis_url, body)
+
+
+def test_claim_respects_job_slots(redis_url):
+    async def body(queue, client):
+        suspended, capped, free = plan(3), plan(3), plan(3)
+        for offset, job in enumerate((suspended, capped, free)):
+            await queue.enqueue(job, T0 + offset)
+        claimed = await queue.claim(1, 10, DEADLINE, job_slots={suspended.uid: 0, capped.uid: 1})
+        by_job = {job.uid: sum(c.uid == job.uid for c in claimed) for job in (suspended, capped, free)}
+        assert by_job == {suspended.uid: 0, capped.uid: 1, free.uid: 3}
+        assert await client.zcard(KEYS.queue) == 5
+    run(redis_url, body)
+
+
+def test_claim_with_a_stale_epoch_is_refused_and_takes_nothing(redis_url):
+    async def body(queue, client):
+        await queue.enqueue(plan(3), T0)
+        assert await queue.raise_fence(7) == 7
+        assert await queue.raise_fence(6) == 7  # the fence never moves back
+        with pytest.raises(ResponseError, match="STALE_FENCE"):
+            await queue.claim(6, 3, DEADLINE, {})
+        assert await client.zcard(KEYS.queue) == 3 and await client.zcard(KEYS.admitted) == 0
+        assert len(await queue.claim(7, 3, DEADLINE, {})) == 3
+    run(redis_url, body)
+
+
+def test_claim_moves_chunks_to_admitted_with_a_deadline_and_counts_the_attempt(redis_url):
+    async def body(queue, client):
+        job = plan(2)
+        await queue.enqueue(job, T0)
+        [claimed] = await queue.claim(1, 1, DEADLINE, {})
+        assert (claimed.chunk_id, claimed.index, claimed.attempt) == (chunk_id(job.uid, 0), 0, 1)
+        assert await queue.admitted() == {claimed.chunk_id: DEADLINE}
+        assert await client.zscore(KEYS.queue, claimed.chunk_id) is None
+        assert await client.hmget(KEYS.chunk(claimed.chunk_id), "state", "attempt", "fence") == ["admitted", "1", "1"]
+    run(redis_url, body)
+
+
+def test_release_puts_the_chunk_back_without_losing_an_attempt(redis_url):
+    async def body(queue, client):
+        job = plan(2)
+        await queue.enqueue(job, T0)
+        original = await client.zscore(KEYS.queue, chunk_id(job.uid, 0))
+        [claimed] = await queue.claim(1, 1, DEADLINE, {})
+        assert await queue.release(claimed, job.tier, T0)
+        assert not await queue.release(claimed, job.tier, T0)  # a second release changes nothing
+        assert await client.zscore(KEYS.queue, claimed.chunk_id) == original
+        assert await queue.admitted() == {}
+        [again] = await queue.claim(1, 1, DEADLINE, {})
+        assert (again.chunk_id, again.attempt) == (claimed.chunk_id, 1)
+    run(redis_url, body)
+
+
+def test_settle_folds_counters_into_the_job_once(redis_url):
+    async def body(queue, client):
+        job = plan(2)
+        await queue.enqueue(job, T0)
+        [claimed] = await queue.claim(1, 1, DEADLINE, {})
+        await client.hset(KEYS.chunk(claimed.chunk_id), mapping={"n_valid": 5, "n_uploaded": 4, "n_rejected": 1})
+        assert await queue.settle(claimed.chunk_id, ChunkState.SUCCEEDED)
+        assert not await queue.settle(claimed.chunk_id, ChunkState.SUCCEEDED)
+        assert not await queue.settle(claimed.chunk_id, ChunkState.FAILED)
+        assert await client.hmget(KEYS.job(job.uid), "valid", "uploaded", "rejected") == ["5", "4", "1"]
+        assert await client.smembers(KEYS.job_done(job.uid)) == {"0"}
+        assert await client.scard(KEYS.job_failed(job.uid)) == 0
+        assert await queue.admitted() == {}
+    run(redis_url, body)
+
+
+def test_retry_later_waits_in_delayed_until_requeue_due_puts_it_back(redis_url):
+    async def body(queue, client):
+        job = plan(1)
+        await queue.enqueue(job, T0)
+        original = await client.zscore(KEYS.queue, chunk_id(job.uid, 0))
+        [claimed] = await queue.claim(1, 1, DEADLINE, {})
+        now = time.time()
+        assert await queue.retry_later(claimed.chunk_id, now + 100, "BackoffLimitExceeded: exit 1")
+        assert await client.zscore(KEYS.delayed, claimed.chunk_id) == pytest.approx(now + 100, abs=0.01)
+        assert await queue.admitted() == {} and await client.zcard(KEYS.queue) == 0
+        tiers, submitted = {job.uid: job.tier}, {job.uid: T0}
+        assert await queue.requeue_due(now, tiers, submitted) == 0
+        assert await queue.requeue_due(now + 101, tiers, submitted) == 1
+        assert await client.zscore(KEYS.queue, claimed.chunk_id) == original
+        assert await client.zcard(KEYS.delayed) == 0
+        [retry] = await queue.claim(1, 1, DEADLINE, {})
+        assert (retry.chunk_id, retry.attempt) == (claimed.chunk_id, 2)
+    run(redis_url, body)
+
+
+def test_promote_waiting_promotes_only_chunks_older_than_the_maximum_wait(redis_url):
+    async def body(queue, client):
+        now = time.time()
+        waited, fresh, new_user = plan(2, "free"), plan(2, "free"), plan(2, "new-user")
+        await queue.enqueue(waited, now - 3600)
+        await queue.enqueue(fresh, now - 60)
+        await queue.enqueue(new_user, now)
+        submitted = {waited.uid: now - 3600, fresh.uid: now - 60, new_user.uid: now}
+        assert await queue.promote_waiting(now, max_wait=1800, submitted=submitted) == 2
+        ranks = {member: priority.decode(score)[0]
+                 for member, score in await client.zrange(KEYS.queue, 0, -1, withscores=True)}
+        assert {m for m, rank in ranks.items() if rank == priority.PROMOTED} == {
+            chunk_id(waited.uid, 0), chunk_id(waited.uid, 1)}
+        claimed = await queue.claim(1, 2, DEADLINE, {})
+        assert {c.uid for c in claimed} == {waited.uid}  # ahead of the new-user job
+        assert await queue.promote_waiting(now, max_wait=1800, submitted=submitted) == 0
+    run(redis_url, body)
+
+
+def test_retier_moves_queued_chunks_to_the_new_tier(redis_url):
+    async def body(queue, client):
+        now = time.time()
+        job, other = plan(3, "free"), plan(1, "enterprise")
+        await queue.enqueue(job, now)
+        await queue.enqueue(other, now)
+        assert await queue.retier(job.uid, "new-user", now) == 3
+        assert await client.hget(KEYS.job(job.uid), "tier") == "new-user"
+        order = [c.uid for c in await queue.claim(1, 4, DEADLINE, {})]
+        assert order == [job.uid, job.uid, job.uid, other.uid]
+    run(redis_url, body)
+
+
+def test_retier_keeps_promoted_chunks_in_place(redis_url):
+    async def body(queue, client):
+        now = time.time()
+        job = plan(1, "free")
+        await queue.enqueue(job, now - 3600)
+        await queue.promote_waiting(now, 1800, {job.uid: now - 3600})
+        promoted = await client.zscore(KEYS.queue, chunk_id(job.uid, 0))
+        assert await queue.retier(job.uid, "enterprise", now - 3600) == 0
+        assert await client.zscore(KEYS.queue, chunk_id(job.uid, 0)) == promoted
+    run(redis_url, body)
+
+
+def test_remove_job_leaves_no_key_of_that_job_and_keeps_other_jobs(redis_url):
+    async def body(queue, client):
+        gone, kept = plan(6), plan(3)
+        for job in (gone, kept):
+            await queue.enqueue(job, T0)
+        claimed = await queue.claim(1, 6, DEADLINE, {})
+        mine = [c for c in claimed if c.uid == gone.uid]
+        await client.hset(KEYS.chunk(mine[0].chunk_id), "n_valid", 3)
+        await queue.settle(mine[0].chunk_id, ChunkState.SUCCEEDED)
+        await queue.settle(mine[1].chunk_id, ChunkState.FAILED)
+        await queue.retry_later(mine[2].chunk_id, time.time() + 600, "retry")
+        for job in (gone, kept):
+            await client.sadd(KEYS.job_sha(job.uid), "ab" * 32)
+            await client.sadd(KEYS.job_phash_band(job.uid, 2, 4711), "cd" * 32)
+        await queue.remove_job(gone.uid)
+        keys = [key async for key in client.scan_iter(count=1000)]
+        assert not [key for key in keys if gone.uid in key]
+        for zset in (KEYS.queue, KEYS.admitted, KEYS.delayed, KEYS.enqueued):
+            assert not [m for m in await client.zrange(zset, 0, -1) if m.startswith(gone.uid)]
+        assert await client.exists(KEYS.job(kept.uid), KEYS.job_sha(kept.uid),
+                                   KEYS.job_phash_band(kept.uid, 2, 4711)) == 3
+        kept_members = set(await client.zrange(KEYS.queue, 0, -1)) | set(await client.zrange(KEYS.admitted, 0, -1))
+        assert kept_members == {chunk_id(kept.uid, i) for i in range(3)}
+    run(redis_url, body)
+
+
+def test_queue_ranks_give_each_jobs_first_queued_chunk(redis_url):
+    async def body(queue, client):
+        first, second, third = plan(3, "free"), plan(2, "new-user"), plan(1, "free")
+        await queue.enqueue(first, T0)
+        await queue.enqueue(second, T0)
+        await queue.enqueue(third, T0 + 1)
+        assert await queue.queue_ranks() == {second.uid: 0, first.uid: 2, third.uid: 3}
+        await queue.claim(1, 3, DEADLINE, {})
+        assert await queue.queue_ranks() == {third.uid: 0, first.uid: 1}
+    run(redis_url, body)
+
+
+def test_two_leaders_claiming_concurrently_never_claim_the_same_chunk(redis_url):
+    async def body(queue, client):
+        jobs = [plan(20), plan(20)]
+        for offset, job in enumerate(jobs):
+            await queue.enqueue(job, T0 + offset)
+        other_client = aioredis.from_url(redis_url, decode_responses=True)
+        try:
+            leaders = [queue, ChunkQueue(other_client, KEYS)]
+            rounds = [leaders[i % 2].claim(1, 3, DEADLINE, {}) for i in range(16)]
+            claimed = [c for batch in await asyncio.gather(*rounds) for c in batch]
+        finally:
+            await other_client.aclose()
+        assert len(ids(claimed)) == len(set(ids(claimed))) == 40
+        assert all(c.attempt == 1 for c in claimed)
+    run(redis_url, body)
+
+
+def test_chunk_index_beyond_five_digits_is_claimed_as_itself(redis_url):
+    async def body(queue, client):
+        spec = {"chunkSize": 1, "sources": [{"urlList": {"url": "https://lists.example/big.txt",
+                                                         "count": 100_001}}]}
+        job = make_plan("team", "big", str(uuid.uuid4()), spec, "file:///tmp/datasets", {"openverse"})
+        await queue.enqueue(job, T0, skip=set(range(100_000)))
+        [claimed] = await queue.claim(1, 1, DEADLINE, {job.uid: 1})
+        assert (claimed.uid, claimed.index) == (job.uid, 100_000)
+    run(redis_url, body)

@@ -1,0 +1,98 @@
+"""Resolving a chunk's items: inline items and slices of URL lists streamed from the image server."""
+
+from __future__ import annotations
+
+import pytest
+
+from chunk_worker.contract import ChunkSpec, Item
+from chunk_worker.errors import SourceUnavailable, SpecError
+from chunk_worker.sources import resolve_items
+
+
+def spec_with(*sources: dict, items: list[dict] | None = None) -> ChunkSpec:
+    return ChunkSpec.model_validate({"job": "default/test", "chunk": 0, "items": items or [], "sources": list(sources)})
+
+
+def img(server, n: int) -> str:
+    return server.url(f"/img/{n}.jpg")
+
+
+def test_inline_items_come_first_then_slices(fetcher, image_server):
+    spec = spec_with(
+        {"label": "dog", "urlList": {"url": image_server.url("/list.txt?n=10")}, "start": 2, "count": 2},
+        items=[{"url": "https://example.org/a.jpg", "label": "cat"}],
+    )
+    assert list(resolve_items(spec, fetcher)) == [
+        Item(url="https://example.org/a.jpg", label="cat"),
+        Item(url=img(image_server, 2), label="dog"),
+        Item(url=img(image_server, 3), label="dog"),
+    ]
+
+
+def test_txt_list_skips_blanks_and_comments(fetcher, image_server):
+    spec = spec_with({"urlList": {"url": image_server.url("/list.txt?n=12&noise=1")}, "start": 0, "count": 12})
+    assert [item.url for item in resolve_items(spec, fetcher)] == [img(image_server, n) for n in range(12)]
+
+
+def test_csv_list_uses_the_column_and_label_column(fetcher, image_server):
+    source = {"url": image_server.url("/list.csv?n=6"), "format": "csv", "column": "url", "labelColumn": "label"}
+    spec = spec_with({"label": "fallback", "urlList": source, "start": 1, "count": 3})
+    assert list(resolve_items(spec, fetcher)) == [Item(url=img(image_server, n), label=f"label-{n % 3}") for n in (1, 2, 3)]
+
+
+def test_csv_without_a_label_column_uses_the_source_label(fetcher, image_server):
+    spec = spec_with({"label": "bird", "urlList": {"url": image_server.url("/list.csv?n=3"), "format": "csv"}, "count": 3})
+    assert {item.label for item in resolve_items(spec, fetcher)} == {"bird"}
+
+
+def test_csv_list_without_the_named_column_is_a_spec_error(fetcher, image_server):
+    source = {"url": image_server.url("/list.csv?n=3"), "format": "csv", "column": "image"}
+    with pytest.raises(SpecError, match="image"):
+        list(resolve_items(spec_with({"urlList": source, "count": 3}), fetcher))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_malformed_lines_are_skipped_and_take_no_index(fetcher, image_server, fmt):
+    source = {"url": image_server.url(f"/list.{fmt}?n=12&noise=1"), "format": fmt}
+    spec = spec_with({"urlList": source, "start": 4, "count": 6})
+    assert [item.url for item in resolve_items(spec, fetcher)] == [img(image_server, n) for n in range(4, 10)]
+
+
+def test_jsonl_list_reads_labels(fetcher, image_server):
+    source = {"url": image_server.url("/list.jsonl?n=4"), "format": "jsonl", "labelColumn": "label"}
+    items = list(resolve_items(spec_with({"urlList": source, "count": 4}), fetcher))
+    assert [item.label for item in items] == ["label-0", "label-1", "label-2", "label-0"]
+
+
+def test_a_slice_past_the_end_of_a_list_is_short(fetcher, image_server):
+    spec = spec_with({"urlList": {"url": image_server.url("/list.txt?n=5")}, "start": 3, "count": 10})
+    assert [item.url for item in resolve_items(spec, fetcher)] == [img(image_server, 3), img(image_server, 4)]
+
+
+def test_only_the_head_of_a_huge_list_is_transferred(fetcher, image_server):
+    path = "/list.txt"
+    before_sent, before_done = image_server.bytes_sent(path), image_server.completed(path)
+    spec = spec_with({"urlList": {"url": image_server.url(f"{path}?n=100000&start=500000")}, "start": 10, "count": 5})
+    items = list(resolve_items(spec, fetcher))
+    assert [item.url for item in items] == [img(image_server, n) for n in range(500010, 500015)]
+    whole = sum(len(line) + 1 for line in image_server.list_lines("txt", 500000, 100000))
+    assert image_server.completed(path) == before_done  # the server saw the client hang up
+    assert image_server.bytes_sent(path) - before_sent < whole // 4
+
+
+def test_an_unreachable_list_is_retryable(fetcher, image_server):
+    spec = spec_with({"urlList": {"url": image_server.url("/404")}, "count": 1})
+    with pytest.raises(SourceUnavailable):
+        list(resolve_items(spec, fetcher))
+
+
+def test_a_list_on_a_blocked_address_is_a_spec_error_naming_it(fetcher):
+    url = "http://169.254.169.254/latest/list.txt"
+    with pytest.raises(SpecError, match="169.254.169.254"):
+        list(resolve_items(spec_with({"urlList": {"url": url}, "count": 1}), fetcher))
+
+
+def test_a_list_behind_a_redirect_to_a_blocked_address_is_a_spec_error(fetcher, image_server):
+    spec = spec_with({"urlList": {"url": image_server.url("/redirect-imds")}, "count": 1})
+    with pytest.raises(SpecError):
+        list(resolve_items(spec, fetcher))

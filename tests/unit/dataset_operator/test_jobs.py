@@ -1,0 +1,99 @@
+"""The Kubernetes Job of one chunk: a deterministic valid name and a safe, bounded shape."""
+
+import re
+
+import pytest
+
+from dataset_operator import jobs
+from dataset_operator.settings import OperatorSettings
+
+UID = "5b2c7d1e-0000-4000-8000-000000000001"
+
+# Kubernetes label values: at most 63 characters, alphanumeric at both ends.
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+LONG = "a-very-long-dataset-name-that-keeps-going-and-going-well-past-sixty-three-characters"
+
+
+def build(dataset: str = "cats", **overrides) -> dict:
+    values = dict(dataset=dataset, namespace="team", uid="0f1e2d3c-0000-4000-8000-000000000001", tier="free",
+                  chunk_id="0f1e2d3c-0000-4000-8000-000000000001-00007", index=7, attempt=2,
+                  settings=OperatorSettings())
+    return jobs.build_job(**(values | overrides))
+
+
+def test_short_job_names_are_readable():
+    assert jobs.job_name("cats", "0f1e2d3c-aaaa", 7, 2) == "cats-0f1e2-00007-a2"
+
+
+@pytest.mark.parametrize("dataset", ["cats", LONG, LONG + "-b", "x" * 253, "dots.and-dashes." * 10])
+def test_job_names_fit_63_characters_and_are_valid(dataset):
+    for index, attempt in [(0, 1), (99999, 10), (1_048_575, 3)]:
+        name = jobs.job_name(dataset, UID, index, attempt)
+        assert len(name) <= 63 and DNS_LABEL.match(name), name
+
+
+def test_job_names_are_deterministic_and_distinct_for_distinct_long_names():
+    assert jobs.job_name(LONG, UID, 3, 1) == jobs.job_name(LONG, UID, 3, 1)
+    names = {jobs.job_name(LONG + suffix, UID, 3, 1) for suffix in ("-a", "-b", "-c", "")}
+    assert len(names) == 4
+    assert jobs.job_name(LONG, UID, 3, 1) != jobs.job_name(LONG, UID, 3, 2) != jobs.job_name(LONG, UID, 4, 2)
+
+
+@pytest.mark.parametrize("dataset", ["cats", LONG, "x" * 62 + "-y", "d." * 40])
+def test_labels_are_valid_label_values_for_any_dataset_name(dataset):
+    labels = build(dataset)["metadata"]["labels"]
+    assert all(len(value) <= 63 and LABEL_VALUE.match(value) for value in labels.values()), labels
+
+
+def test_exit_code_2_fails_the_job_and_disruptions_are_ignored():
+    spec = build()["spec"]
+    rules = spec["podFailurePolicy"]["rules"]
+    assert {"action": "FailJob", "onExitCodes": {"containerName": "worker", "operator": "In", "values": [2]}} in rules
+    assert any(r["action"] == "Ignore" and r["onPodConditions"][0]["type"] == "DisruptionTarget" for r in rules)
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"  # required by podFailurePolicy
+
+
+def test_retries_go_back_through_admission_not_the_job_controller():
+    spec = build()["spec"]
+    assert spec["backoffLimit"] == 0
+    assert spec["activeDeadlineSeconds"] == 3600 and spec["ttlSecondsAfterFinished"] == 600
+
+
+def test_job_is_owned_by_its_dataset_job():
+    owner = build()["metadata"]["ownerReferences"][0]
+    assert owner == {"apiVersion": "pixcrawler.io/v1alpha1", "kind": "DatasetJob", "name": "cats",
+                     "uid": "0f1e2d3c-0000-4000-8000-000000000001", "controller": True, "blockOwnerDeletion": True}
+
+
+def test_worker_runs_non_root_with_a_read_only_root_file_system_and_a_scratch_volume():
+    pod = build()["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["automountServiceAccountToken"] is False
+    assert {"name": "scratch", "mountPath": "/scratch"} in container["volumeMounts"]
+    assert {"name": "PIXCRAWLER_TMP_DIR", "value": "/scratch"} in container["env"]
+
+
+def test_worker_requests_ephemeral_storage():
+    resources = build()["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["ephemeral-storage"] == "300Mi"
+    assert resources["limits"]["ephemeral-storage"] == "2Gi"
+
+
+def test_worker_runs_its_chunk_and_is_labelled_for_selection():
+    job = build(tier="new-user")
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][:3] == [
+        "run", "--chunk-id", "0f1e2d3c-0000-4000-8000-000000000001-00007"]
+    labels = job["metadata"]["labels"]
+    assert (labels["app.kubernetes.io/managed-by"], labels["pixcrawler.io/tier"], labels["pixcrawler.io/chunk"]) == (
+        "pixcrawler-operator", "new-user", "7")
+    assert job["spec"]["template"]["metadata"]["labels"] == labels
+
+
+def test_allowed_networks_reach_the_worker():
+    settings = OperatorSettings(allow_networks=["127.0.0.0/8", "10.0.0.0/8"])
+    env = build(settings=settings)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "PIXCRAWLER_ALLOW_NETWORKS", "value": "127.0.0.0/8,10.0.0.0/8"} in env

@@ -1,0 +1,123 @@
+"""Planning a DatasetJob into chunks: semantic checks, the maxImages cap, exact slicing across sources."""
+
+import pytest
+
+from dataset_operator import priority
+from dataset_operator.plan import InvalidSpec, capped, chunk_spec, make_plan, output_url
+
+PROVIDERS = {"openverse", "wikimedia"}
+STORAGE = "azure://datasets"
+
+
+def plan_of(spec: dict, counted: dict[int, int] | None = None):
+    return make_plan("team", "cats", "uid-1", spec, STORAGE, PROVIDERS, counted)
+
+
+def inline(label: str, count: int) -> dict:
+    return {"label": label, "urls": [f"https://img.example/{label}/{i}.jpg" for i in range(count)]}
+
+
+def url_list(label: str, count: int) -> dict:
+    return {"label": label, "urlList": {"url": f"https://lists.example/{label}.txt", "count": count}}
+
+
+def search(label: str, limit: int) -> dict:
+    return {"label": label, "search": {"provider": "openverse", "query": label, "limit": limit}}
+
+
+def flatten(spec) -> list[tuple[str, int]]:
+    """(label, position within its source) of every item a chunk covers, in order."""
+    covered = [(item.label, int(item.url.rsplit("/", 1)[1].split(".")[0])) for item in spec.items]
+    for part in spec.sources:
+        covered += [(part.label, part.start + offset) for offset in range(part.count)]
+    return covered
+
+
+def test_chunks_slice_across_sources_exactly_for_many_sizes():
+    """No item lost or repeated over all chunks, whatever the source sizes and chunk size."""
+    for sizes in ([1], [7], [3, 0, 5], [10, 1, 4], [500, 3, 250]):
+        for chunk_size in (1, 2, 3, 5, 7, 100, 1000):
+            makers = [inline, url_list, search]
+            sources = [makers[i % 3](f"s{i}", size) for i, size in enumerate(sizes) if size]
+            plan = plan_of({"sources": sources, "chunkSize": chunk_size})
+            covered = [pair for index in range(plan.chunk_count) for pair in flatten(chunk_spec(plan, index))]
+            expected = [(f"s{i}", n) for i, size in enumerate(sizes) for n in range(size)]
+            assert covered == expected, (sizes, chunk_size)
+            assert plan.chunk_count == -(-sum(sizes) // chunk_size)
+
+
+def test_every_chunk_but_the_last_holds_exactly_chunk_size_items():
+    plan = plan_of({"sources": [inline("a", 3), url_list("b", 8), search("c", 4)], "chunkSize": 4})
+    assert [len(flatten(chunk_spec(plan, i))) for i in range(plan.chunk_count)] == [4, 4, 4, 3]
+
+
+def test_max_images_caps_across_sources_in_order():
+    assert capped([5, 10, 3], 12) == [5, 7, 0]
+    plan = plan_of({"sources": [inline("a", 5), url_list("b", 10), search("c", 3)], "maxImages": 12,
+                    "chunkSize": 100})
+    assert [source.size for source in plan.sources] == [5, 7, 0]
+    only = chunk_spec(plan, 0)
+    assert len(only.items) == 5 and [(s.label, s.start, s.count) for s in only.sources] == [("b", 0, 7)]
+
+
+def test_unset_max_images_takes_every_item():
+    assert capped([5, 10], None) == [5, 10]
+
+
+def test_url_list_without_count_uses_the_counted_length():
+    plan = plan_of({"sources": [{"label": "x", "urlList": {"url": "https://lists.example/x.txt"}}]}, counted={0: 42})
+    assert plan.total_items == 42
+
+
+def test_chunk_carries_job_attempt_validation_and_output():
+    plan = plan_of({"sources": [inline("a", 3)], "chunkSize": 2, "validation": {"minWidth": 32, "dedup": "exact"}})
+    spec = chunk_spec(plan, 1, attempt=3)
+    assert (spec.job, spec.job_uid, spec.chunk, spec.attempt) == ("team/cats", "uid-1", 1, 3)
+    assert (spec.validation.min_width, spec.validation.dedup) == (32, "exact")
+    assert spec.output == "azure://datasets/team/cats"
+
+
+def test_chunk_index_past_the_last_chunk_is_refused():
+    plan = plan_of({"sources": [inline("a", 3)], "chunkSize": 2})
+    with pytest.raises(IndexError):
+        chunk_spec(plan, 2)
+
+
+def test_bad_inline_url_scheme_is_invalid_spec_naming_the_field():
+    sources = [inline("a", 2), {"label": "b", "urls": ["https://ok.example/1.jpg", "ftp://files.example/2.jpg"]}]
+    with pytest.raises(InvalidSpec, match=r"spec\.sources\[1\]\.urls\[1\].*ftp://files\.example/2\.jpg"):
+        plan_of({"sources": sources})
+
+
+def test_bad_url_list_scheme_is_invalid_spec_naming_the_field():
+    with pytest.raises(InvalidSpec, match=r"spec\.sources\[0\]\.urlList\.url"):
+        plan_of({"sources": [{"urlList": {"url": "file:///etc/passwd", "count": 3}}]})
+
+
+def test_unknown_provider_is_invalid_spec_listing_known_ones():
+    spec = {"sources": [{"search": {"provider": "altavista", "query": "cat", "limit": 5}}]}
+    with pytest.raises(InvalidSpec, match=r"spec\.sources\[0\]\.search\.provider.*altavista.*openverse, wikimedia"):
+        plan_of(spec)
+
+
+def test_sources_without_items_are_invalid_spec():
+    with pytest.raises(InvalidSpec, match="no items"):
+        plan_of({"sources": [{"urlList": {"url": "https://lists.example/empty.txt"}}]}, counted={0: 0})
+
+
+def test_more_chunks_than_the_queue_can_order_is_invalid_spec_naming_chunk_size():
+    too_many = priority.MAX_CHUNKS + 2
+    with pytest.raises(InvalidSpec, match=r"spec\.chunkSize"):
+        plan_of({"sources": [url_list("a", too_many)], "chunkSize": 1})
+
+
+def test_output_defaults_to_namespace_and_name_under_the_default_container():
+    assert output_url("azure://datasets", "team", "cats", {}) == "azure://datasets/team/cats"
+    custom = {"container": "mine", "prefix": "/x/y/"}
+    assert output_url("azure://datasets", "team", "cats", custom) == "azure://mine/x/y"
+    assert output_url("file:///data/", "team", "cats", {}) == "file:///data/team/cats"
+
+
+def test_output_without_any_container_is_invalid_spec():
+    with pytest.raises(InvalidSpec, match="output.container"):
+        output_url("azure://", "team", "cats", {})

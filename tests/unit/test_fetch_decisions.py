@@ -1,0 +1,69 @@
+"""Pure pieces of the fetcher: Retry-After, backoff, X-Robots-Tag and line splitting."""
+
+import random
+from email.utils import formatdate
+
+import pytest
+
+from chunk_worker.fetch import backoff_delay, parse_retry_after, robots_opt_out, split_lines
+
+
+def test_retry_after_in_seconds():
+    assert parse_retry_after("7") == 7.0
+
+
+def test_retry_after_as_http_date():
+    now = 1_700_000_000.0
+    assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30.0)
+
+
+def test_retry_after_date_in_the_past_means_now():
+    now = 1_700_000_000.0
+    assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5e9x"])
+def test_unreadable_retry_after_is_ignored(value):
+    assert parse_retry_after(value) is None
+
+
+def test_backoff_uses_retry_after_when_given():
+    assert backoff_delay(1, 4.0, random.Random(1)) == 4.0
+
+
+def test_backoff_grows_with_attempts_and_is_jittered():
+    rng = random.Random(7)
+    first = [backoff_delay(1, None, rng) for _ in range(20)]
+    third = [backoff_delay(3, None, rng) for _ in range(20)]
+    assert max(first) <= 0.25 < min(third) * 2
+    assert len(set(first)) > 1
+
+
+def test_backoff_is_capped():
+    assert backoff_delay(30, None, random.Random(1), cap=8.0) <= 8.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["noai", "NoImageAI", "noindex, noai", "pixcrawler: noai", "otherbot: noimageai", "noarchive,noai"],
+)
+def test_x_robots_tag_noai_opts_out(value):
+    assert robots_opt_out(value)
+
+
+@pytest.mark.parametrize("value", [None, "", "noindex", "nofollow, noarchive", "unavailable_after: 25 Jun 2010", "noaix"])
+def test_x_robots_tag_without_noai_does_not_opt_out(value):
+    assert not robots_opt_out(value)
+
+
+def test_split_lines_joins_lines_across_chunks():
+    assert list(split_lines([b"ab", b"c\nde", b"f\r\n", b"g"])) == ["abc", "def", "g"]
+
+
+def test_split_lines_drops_overlong_lines_and_keeps_going():
+    chunks = [b"short\n", b"x" * 50, b"x" * 50, b"\nnext\n"]
+    assert list(split_lines(chunks, max_line=80)) == ["short", "next"]
+
+
+def test_split_lines_strips_a_byte_order_mark_and_survives_bad_utf8():
+    assert list(split_lines([b"\xef\xbb\xbfhttp://a/\n\xff\n"])) == ["http://a/", "\ufffd"]

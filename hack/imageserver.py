@@ -108,6 +108,16 @@ class _Stats:
         self.user_agents: list[str] = []
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up early (the fetcher aborting an oversized body) are expected, not errors."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class ImageServer:
     """A ThreadingHTTPServer on 127.0.0.1 (HTTP/1.1, keep-alive); the routes are in `_Handler._dispatch`."""
 
@@ -120,7 +130,7 @@ class ImageServer:
         self.stopping = threading.Event()
         self.scheme = "https" if tls else "http"
         self.public_host = public_host
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd = _QuietServer((host, port), _Handler)
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.daemon_threads = True

@@ -68,7 +68,8 @@ class StatusWriter:
                 await self.update(ref, ranks, backoff)
             except ApiException as exc:
                 if exc.status != 404:
-                    log.warning("status of %s not written: %s %s", ref.key, exc.status, exc.reason)
+                    log.warning("status of %s not written: %s %s %s", ref.key, exc.status, exc.reason,
+                                (exc.body or "")[:500])
             phases[ref.status.get("phase") or "Pending"] += 1
         for phase in ("Pending", "Queued", "Running", "Succeeded", "Failed", "Suspended"):
             metrics.DATASETJOBS.labels(phase=phase).set(phases.get(phase, 0))
@@ -123,7 +124,8 @@ class StatusWriter:
             return
         old_phase = ref.status.get("phase")
         await self.custom.patch_namespaced_custom_object_status(
-            jobs.GROUP, jobs.VERSION, ref.namespace, jobs.PLURAL, ref.name, {"status": new})
+            jobs.GROUP, jobs.VERSION, ref.namespace, jobs.PLURAL, ref.name, {"status": new},
+            _content_type="application/merge-patch+json")
         ref.status.update(new)
         if new["phase"] != old_phase:
             await self.event(ref, new)

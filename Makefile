@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PIXCRAWLER_CACHE ?= $(HOME)/.cache/pixcrawler-operator
 
-.PHONY: demo test deps venv system azurite control-plane cluster-up cluster-down bench kind-e2e clean
+.PHONY: demo demo-worker test deps venv system azurite control-plane cluster-up cluster-down bench kind-e2e clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,20 @@ deps: venv system azurite
 test: deps control-plane
 	$(PY) -m pytest
 
-demo: deps
-	$(PY) hack/demo.py
+demo: deps control-plane
+	PYTHONPATH=hack $(PY) hack/demo.py
 
-bench: deps
+demo-worker: deps
+	$(PY) hack/demo_worker.py
+
+bench: deps control-plane
 	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+cluster-up: venv control-plane
+	PYTHONPATH=hack $(PY) -m localcluster up
+
+cluster-down: venv
+	PYTHONPATH=hack $(PY) -m localcluster down

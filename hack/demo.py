@@ -1,73 +1,121 @@
-"""`make demo`: build a real dataset from the sample image server on loopback, no cloud account.
+"""`make demo`: the whole operator path on this machine, no cloud account.
 
-It serves generated images (good ones, duplicates, near-duplicates and hostile ones) on 127.0.0.1,
-runs one chunk through `python -m chunk_worker run`, and prints what landed where and why the
-rest was refused. Output: ./out/demo (images/, manifests/).
+A local Kubernetes control plane (built from source by hack/control-plane.sh) with the node
+runner, Redis, Azurite and the sample image server start on loopback; the operator runs out of
+cluster; examples/cats-vs-dogs.yaml is applied with kubectl and followed until Complete; then
+the dataset is copied from Azurite to ./out/demo and everything is stopped again.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections import Counter
+import time
 from pathlib import Path
 
+import yaml
+from azure.storage.blob import BlobServiceClient
 from imageserver import ImageServer
+from localcluster import LocalCluster
+from localservices import Azurite, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "demo"
-
-HOSTILE = [
-    "/bomb.png", "/truncated.jpg", "/small.jpg", "/page.html", "/huge", "/404", "/500",
-    "/redirect-imds", "/redirect-loopback2", "/redirect-loop", "/optout.jpg", "/wrong-type.jpg",
-]
+NAME = "cats-vs-dogs"
 
 
-def demo_items(server: ImageServer) -> list[dict[str, str]]:
-    items = []
-    for n in range(1, 121):
-        ext = ("jpg", "png", "webp", "gif")[n % 4]
-        items.append({"url": server.url(f"/img/{n}.{ext}"), "label": "cat" if n % 2 else "dog"})
-    items += [{"url": server.url(f"/dup/{n}.jpg"), "label": "dup"} for n in range(4, 124, 20)]
-    items += [{"url": server.url(f"/near/{n}.jpg"), "label": "near"} for n in range(8, 128, 20)]
-    items += [{"url": server.url(path), "label": "hostile"} for path in HOSTILE]
-    items.append({"url": "http://169.254.169.254/latest/meta-data/", "label": "hostile"})
-    items.append({"url": "file:///etc/passwd", "label": "hostile"})
-    return items
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def apply_example(cluster: LocalCluster, server: ImageServer, workdir: Path) -> None:
+    text = (ROOT / "examples" / f"{NAME}.yaml").read_text().replace("http://127.0.0.1:8000", server.base_url)
+    manifest = workdir / f"{NAME}.yaml"
+    manifest.write_text(text)
+    print(cluster.kubectl("apply", "-f", str(manifest)).stdout.strip(), flush=True)
+
+
+def follow(cluster: LocalCluster, timeout: float = 600) -> dict:
+    """One line per change of the job's status, until it is Succeeded or Failed."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        body = yaml.safe_load(cluster.kubectl("get", "dsj", NAME, "-o", "yaml").stdout)
+        status = body.get("status") or {}
+        images = status.get("images") or {}
+        line = (f"phase={status.get('phase', 'Pending'):<9} chunks={status.get('progress', '-'):<6} "
+                f"running={(status.get('chunks') or {}).get('running', 0)} "
+                f"images uploaded={images.get('uploaded', 0)} duplicates={images.get('duplicates', 0)} "
+                f"rejected={images.get('rejected', 0)} failed={images.get('failed', 0)}"
+                + (f"  ({status['reason']})" if status.get("reason") else ""))
+        if line != last:
+            print(f"  {line}", flush=True)
+            last = line
+        if status.get("phase") in ("Succeeded", "Failed"):
+            return status
+        time.sleep(1)
+    raise TimeoutError(f"{NAME} did not finish within {timeout:.0f} s")
+
+
+def export(connection_string: str, location: str) -> int:
+    """Copies the dataset (index, manifests, images) from Azurite to ./out/demo."""
+    container, _, prefix = location.removeprefix("azure://").partition("/")
+    blobs = BlobServiceClient.from_connection_string(connection_string).get_container_client(container)
+    count = 0
+    for blob in blobs.list_blobs(name_starts_with=f"{prefix}/"):
+        target = OUT / blob.name.removeprefix(f"{prefix}/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(blobs.download_blob(blob.name).readall())
+        count += 1
+    return count
 
 
 def main() -> int:
-    if OUT.exists():
-        shutil.rmtree(OUT)
+    shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
-    with ImageServer(count=200) as server, tempfile.TemporaryDirectory() as tmp:
-        spec = {"job": "default/demo", "chunk": 0, "items": demo_items(server),
-                "validation": {"minWidth": 64, "minHeight": 64, "maxBytes": 5 * 1024 * 1024, "dedup": "near"}}
-        spec_file = Path(tmp) / "chunk.json"
-        spec_file.write_text(json.dumps(spec))
-        print(f"sample image server on {server.base_url}; {len(spec['items'])} items -> {OUT}", flush=True)
-        result = subprocess.run(
-            [sys.executable, "-m", "chunk_worker", "run", "--spec", str(spec_file), "--output", OUT.as_uri(),
-             "--allow-network", "127.0.0.1/32", "--log-format", "text"],
-            stdout=subprocess.PIPE, text=True,
-        )
-    if result.returncode != 0:
-        print(f"worker exited {result.returncode}", file=sys.stderr)
-        return result.returncode
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    lines = [json.loads(line) for line in (OUT / summary["manifest"]).read_text().splitlines()]
-    by_status = Counter(line["status"] for line in lines)
-    by_reason = Counter(line["reason"] for line in lines if line.get("reason"))
-    stored = sum(1 for _ in (OUT / "images").rglob("*.*"))
-    print(f"\n{stored} images stored under {OUT / 'images'} in {summary['seconds']} s "
-          f"({summary['imagesPerSecond']} items/s)")
-    print("by status: " + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
-    print("refused:   " + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())))
-    print(f"manifest:  {OUT / summary['manifest']}")
-    return 0
+    with tempfile.TemporaryDirectory(prefix="pixcrawler-demo-") as tmp:
+        work = Path(tmp)
+        cluster = LocalCluster(work / "cluster")
+        say("starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler) and node runner")
+        cluster.up()
+        operator = None
+        try:
+            with RedisServer(work / "redis") as redis_server, Azurite(work / "azurite") as azurite, \
+                    ImageServer(count=200) as images:
+                say(f"redis {redis_server.url}, azurite {azurite.blob_endpoint}, sample images {images.base_url}")
+                cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+                cluster.kubectl("wait", "--for=condition=Established", "crd/datasetjobs.pixcrawler.io")
+                cluster.kubectl("create", "secret", "generic", "pixcrawler-storage",
+                                f"--from-literal=AZURE_STORAGE_CONNECTION_STRING={azurite.connection_string}")
+                cluster.kubectl("create", "serviceaccount", "pixcrawler-worker")
+                env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PIXCRAWLER_REDIS_URL": redis_server.url,
+                       "PIXCRAWLER_STORAGE": "azure://datasets", "PIXCRAWLER_ALLOW_NETWORKS": "127.0.0.1/32",
+                       "PIXCRAWLER_WORKER_ENV_SECRET": "pixcrawler-storage", "PIXCRAWLER_LEASE_NAMESPACE": "default",
+                       "PIXCRAWLER_HTTP_PORT": str(free_port()), "PIXCRAWLER_STATUS_INTERVAL_SECONDS": "1",
+                       "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+                log = (OUT / "operator.log").open("wb")
+                operator = subprocess.Popen([sys.executable, "-m", "dataset_operator", "--log-format", "text"],
+                                            env=env, stdout=log, stderr=subprocess.STDOUT)
+                say(f"operator started (log: {OUT / 'operator.log'}); applying examples/{NAME}.yaml")
+                apply_example(cluster, images, work)
+                status = follow(cluster)
+                print(cluster.kubectl("get", "dsj", "-o", "wide").stdout, flush=True)
+                waited = cluster.kubectl("wait", "--for=condition=Complete", f"dsj/{NAME}", "--timeout=10s",
+                                         check=False)
+                print(waited.stdout.strip() or waited.stderr.strip(), flush=True)
+                copied = export(azurite.connection_string, status["output"]["location"])
+                say(f"{copied} objects copied from {status['output']['location']} to {OUT} "
+                    f"(index: {OUT / 'index.jsonl'})")
+                return 0 if status["phase"] == "Succeeded" else 1
+        finally:
+            if operator is not None:
+                operator.terminate()
+                operator.wait(timeout=30)
+            say("stopping the local cluster")
+            cluster.down()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Azurite blob emulator the tests use, from npm, into a versioned cache outside the repo.
-# 3.35.0 is the newest release whose engines allow Node 20 (3.36+ require Node >= 21/22).
+# The version is pinned in hack/versions.env: 3.35.0 is the newest whose engines allow Node 20.
 set -euo pipefail
-AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
+# shellcheck source=versions.env
+source "$(dirname "$0")/versions.env"
 CACHE="${PIXCRAWLER_CACHE:-$HOME/.cache/pixcrawler-operator}"
 DEST="$CACHE/azurite-$AZURITE_VERSION"
 BIN="$DEST/node_modules/.bin/azurite-blob"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.fixtures.ports import free_port
+from localservices import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "pixcrawler.io", "v1alpha1", "datasetjobs"

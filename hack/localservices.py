@@ -1,0 +1,140 @@
+"""Real local services on free loopback ports: redis-server and Azurite, for tests, the demo and
+benchmarks. Each keeps its log in its work dir and is stopped by `stop()` (or the with-block)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key (public, documented by Microsoft; not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+VERSIONS = Path(__file__).resolve().parent / "versions.env"
+
+
+def pinned(name: str) -> str:
+    """A version from hack/versions.env, the one place versions are pinned."""
+    for line in VERSIONS.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == name:
+            return value.strip()
+    raise KeyError(f"{name} is not pinned in {VERSIONS}")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PIXCRAWLER_CACHE", Path.home() / ".cache" / "pixcrawler-operator"))
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the caller binds it soon after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, alive=lambda: True) -> None:
+    """Block until something accepts connections on 127.0.0.1:port; `alive()` False aborts early."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the server meant for port {port} exited")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
+
+
+class ServiceFailed(RuntimeError):
+    pass
+
+
+class _Service:
+    name = "service"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.log = self.workdir / f"{self.name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60) -> "_Service":
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        try:
+            wait_for_port(self.port, timeout, alive=lambda: self.process.poll() is None)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise ServiceFailed(f"{self.name} did not start: {exc}\n{self.log.read_text(errors='replace')}") from exc
+        return self
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> "_Service":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisServer(_Service):
+    """redis-server without persistence (the operator must survive losing it: tests flush it)."""
+
+    name = "redis"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServiceFailed("redis-server is not installed: run `make system` (apt-get install redis-server)")
+        return [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+                "--dir", str(self.workdir), "--loglevel", "warning"]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def azurite_binary() -> Path:
+    return cache_dir() / f"azurite-{pinned('AZURITE_VERSION')}" / "node_modules" / ".bin" / "azurite-blob"
+
+
+class Azurite(_Service):
+    """The Azure Blob Storage emulator from npm (installed by hack/install-azurite.sh)."""
+
+    name = "azurite"
+
+    def command(self) -> list[str]:
+        binary = azurite_binary()
+        if not binary.exists():
+            raise ServiceFailed(f"Azurite is not installed at {binary}: run `make azurite`")
+        if shutil.which("node") is None:
+            raise ServiceFailed("Azurite needs Node.js on PATH")
+        return [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location",
+                str(self.workdir), "--skipApiVersionCheck", "--loose", "--silent"]
+
+    @property
+    def blob_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint={self.blob_endpoint};")

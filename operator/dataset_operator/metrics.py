@@ -9,7 +9,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 PENDING_CHUNKS = Gauge("pixcrawler_pending_chunks", "Chunks waiting in the queue, by tier and why they wait.",
                        ["tier", "reason"], registry=REGISTRY)
 RUNNING_CHUNKS = Gauge("pixcrawler_running_chunks", "Chunk Jobs running, by tier.", ["tier"], registry=REGISTRY)
-RUNNING_CHUNKS_TOTAL = Gauge("pixcrawler_running_chunks_total_count",
+QUOTA_USED = Gauge("pixcrawler_quota_used_chunks",
                              "Chunks counted against the quota (live Jobs plus claimed chunks without one).",
                              registry=REGISTRY)
 QUOTA = Gauge("pixcrawler_quota_chunks", "The concurrent chunk quota.", registry=REGISTRY)

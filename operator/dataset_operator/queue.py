@@ -252,6 +252,15 @@ class ChunkQueue:
             changed += 1
         return changed
 
+    async def pending_by_tier(self) -> dict[str, int]:
+        """Queued chunks per rank, by counting score ranges (no scan)."""
+        width = 1 << (priority.INDEX_BITS + priority.TIME_BITS)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for rank in range(4):
+                pipe.zcount(self.keys.queue, rank * width, (rank + 1) * width - 1)
+            counts = await pipe.execute()
+        return {priority.tier_of_rank(rank): int(count) for rank, count in enumerate(counts)}
+
     async def admitted(self) -> dict[str, float]:
         """Claimed chunks not yet seen as a live Job, with their deadlines."""
         return {_text(m): s for m, s in await self.client.zrange(self.keys.admitted, 0, -1, withscores=True)}

@@ -130,14 +130,23 @@ class Scheduler:
             if decision.step == "succeed":
                 if await self.queue.settle(member, ChunkState.SUCCEEDED):
                     metrics.CHUNKS_FINISHED.labels(result="succeeded").inc()
+                    await self.count_images(member)
             elif decision.step == "fail":
                 if await self.queue.settle(member, ChunkState.FAILED):
                     metrics.CHUNKS_FINISHED.labels(result="failed").inc()
+                    await self.count_images(member)
                     log.warning("chunk failed for good", extra={"fields": {
                         "chunk": member, "attempt": attempt, "why": completion.failure_message(job)}})
             elif decision.step == "retry":
                 if await self.queue.retry_later(member, time.time() + decision.delay, completion.failure_message(job)):
                     metrics.CHUNKS_FINISHED.labels(result="retried").inc()
+
+    async def count_images(self, member: str) -> None:
+        names = ("uploaded", "rejected", "failed", "duplicates")
+        values = await self.queue.client.hmget(self.queue.keys.chunk(member), [ChunkField.counter(n) for n in names])
+        for name, value in zip(names, values):
+            if value:
+                metrics.IMAGES.labels(status=name).inc(int(value))
 
     async def requeue_lost(self, pending: dict[str, float], now: float) -> None:
         """A chunk claimed by a leader that died before creating its Job goes back to the queue."""
@@ -202,14 +211,29 @@ class Scheduler:
                                     {uid for uid, ref in refs.items() if ref.suspended})
         unknown = await self._unknown_jobs(refs)
         slots.update({uid: 0 for uid in unknown})
-        metrics.RUNNING_CHUNKS_TOTAL.set(running)
+        metrics.QUOTA_USED.set(running)
         claimed = await self.queue.claim(self.epoch, decision.admit, time.time() + self.settings.admit_deadline_seconds,
                                          slots)
         if decision.admit:
             metrics.ADMISSION_ATTEMPTS.labels(result="admitted" if claimed else "empty").inc()
+        elif queued:
+            metrics.ADMISSION_ATTEMPTS.labels(result="no_slot").inc()
         created = await self.create_jobs(claimed, refs)
         self.record_reasons(refs, decision, slots, created)
-        self.capacity = node_capacity
+        await self.export_gauges(live, node_capacity, decision)
+
+    async def export_gauges(self, live: LiveJobs, node_capacity: admission.Capacity,
+                            decision: admission.Decision) -> None:
+        by_tier = Counter((job["metadata"].get("labels") or {}).get(jobs.LABEL_TIER, "free")
+                          for job in live.active.values())
+        waiting = await self.queue.pending_by_tier()
+        for tier in ("new-user", "enterprise", "free", "promoted"):
+            metrics.RUNNING_CHUNKS.labels(tier=tier).set(by_tier.get(tier, 0))
+            for reason in (admission.WAITING_FOR_QUOTA, admission.WAITING_FOR_NODE_DISK,
+                           admission.WAITING_FOR_NODE_MEMORY, "none"):
+                value = waiting.get(tier, 0) if reason == (decision.reason or "none") else 0
+                metrics.PENDING_CHUNKS.labels(tier=tier, reason=reason).set(value)
+        metrics.NODE_SLOTS.set(node_capacity.slots)
 
     async def _states(self, members: list[str]) -> list[str | None]:
         if not members:

@@ -292,14 +292,17 @@ class ChunkQueue:
                 await self.client.unlink(*batch)
 
     async def queue_ranks(self) -> dict[str, int]:
-        """Rank of each job's first queued chunk (its queue position)."""
-        ranks: dict[str, int] = {}
+        """Rank of each job's first queued chunk (its queue position). It walks the whole queue, so each
+        member only has its uid cut off, undecoded; the index is never parsed."""
+        ranks: dict[str | bytes, int] = {}
         rank = 0
         while True:
             members = await self.client.zrange(self.keys.queue, rank, rank + 9999)
             if not members:
-                return ranks
-            for member in members:
-                uid, _ = split_chunk_id(member)
-                ranks.setdefault(uid, rank)
-                rank += 1
+                return {_text(uid): first for uid, first in ranks.items()}
+            dash = b"-" if isinstance(members[0], bytes) else "-"
+            for offset, member in enumerate(members):
+                uid = member.rpartition(dash)[0]
+                if uid not in ranks:
+                    ranks[uid] = rank + offset
+            rank += len(members)

@@ -27,6 +27,7 @@ from dataset_operator.settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 CREATE_CONCURRENCY = 32
+ORPHAN_CHECK_EVERY = 15  # cycles
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Scheduler:
         self.live = LiveJobs()
         self.backoff_by_job: Counter[str] = Counter()
         self.capacity_note = ""
+        self.cycles = 0
 
     async def run(self) -> None:
         while True:
@@ -99,6 +101,9 @@ class Scheduler:
         self.live = live
         await self.settle_finished(live.finished)
         admitted = await self.queue.admitted()
+        self.cycles += 1
+        if self.cycles % ORPHAN_CHECK_EVERY == 0:
+            await self.recover_orphans(live, admitted)
         await self.queue.mark_running([member for member in admitted if member in live.active])
         pending = {member: deadline for member, deadline in admitted.items() if member not in live.active}
         await self.requeue_lost(pending, now)
@@ -140,6 +145,35 @@ class Scheduler:
             elif decision.step == "retry":
                 if await self.queue.retry_later(member, time.time() + decision.delay, completion.failure_message(job)):
                     metrics.CHUNKS_FINISHED.labels(result="retried").inc()
+
+    async def recover_orphans(self, live: LiveJobs, admitted: dict[str, float]) -> None:
+        """A chunk marked admitted or running whose Job is gone without being seen to finish (deleted by
+        hand, or removed by its TTL while no operator ran) is settled from what its worker recorded:
+        `outcome` done means it succeeded; anything else is retried like a failure."""
+        listed = set(live.active) | {chunk_of(job)[0] for job in live.finished} | set(admitted)
+        for uid, ref in list(self.registry.jobs.items()):
+            if ref.deleting:
+                continue
+            async for key in self.queue.client.scan_iter(match=self.queue.keys.chunk_pattern(uid), count=1000):
+                key = key.decode() if isinstance(key, bytes) else key
+                member = key.removeprefix(self.queue.keys.chunk(""))
+                if member in listed:
+                    continue
+                state, outcome, attempt = await self.queue.client.hmget(
+                    key, [ChunkField.STATE, ChunkField.OUTCOME, ChunkField.ATTEMPT])
+                state = state.decode() if isinstance(state, bytes) else state
+                outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+                if state not in (ChunkState.ADMITTED.value, ChunkState.RUNNING.value):
+                    continue
+                if outcome == "done":
+                    await self.queue.settle(member, ChunkState.SUCCEEDED)
+                    continue
+                max_attempts = (ref.spec.get("retries") or {}).get("maxAttempts", 3)
+                if int(attempt or 1) >= max_attempts:
+                    await self.queue.settle(member, ChunkState.FAILED)
+                else:
+                    await self.queue.retry_later(member, time.time(), "its Job disappeared before it finished")
+                log.warning("recovered a chunk whose Job disappeared", extra={"fields": {"chunk": member}})
 
     async def count_images(self, member: str) -> None:
         names = ("uploaded", "rejected", "failed", "duplicates")

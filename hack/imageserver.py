@@ -193,7 +193,7 @@ class ImageServer:
             self.stats.peak[route] = self.stats.in_flight[route]
 
     def request_times(self, path: str, key: str) -> list[float]:
-        """When (monotonic) each request for a /429 or /503 client key arrived."""
+        """When (monotonic) each request for a /429, /503 or /flaky/list.* client key arrived."""
         with self.stats.lock:
             return list(self.stats.key_times.get(f"{path}?{key}", []))
 
@@ -367,6 +367,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._redirect(f"/redirect-chain/{hops - 1}" if hops > 1 else "/img/1.jpg")
         if path.startswith("/list."):
             return self._list(path.rsplit(".", 1)[1])
+        if path.startswith("/flaky/list."):
+            return self._flaky_list(path.rsplit(".", 1)[1])
         if path == "/openverse/v1/images/":
             return self._openverse()
         routes: dict[str, Callable[[], None]] = {
@@ -433,6 +435,18 @@ class _Handler(BaseHTTPRequestHandler):
         noise = self._query.get("noise") == "1"
         content_type = {"txt": "text/plain", "csv": "text/csv", "jsonl": "application/x-ndjson"}[kind]
         return self._stream(_batched(self.app.list_lines(kind, start, n, noise)), content_type, sndbuf=LIST_SNDBUF)
+
+    def _flaky_list(self, kind: str) -> None:
+        """/list.<kind> that answers `status` (default 404) to the first `fails` requests of a client
+        `key`: a worker reading it fails once, its retry succeeds (404 is not retried inside a fetch)."""
+        key = f"{self._route_path}?{self._query.get('key', '')}"
+        with self.app.stats.lock:
+            self.app.stats.keys[key] += 1
+            self.app.stats.key_times.setdefault(key, []).append(time.monotonic())
+            seen = self.app.stats.keys[key]
+        if seen <= int(self._query.get("fails", 1)):
+            return self._send(int(self._query.get("status", 404)), b"not yet", "text/plain")
+        return self._list(kind)
 
     def _openverse(self) -> None:
         query = self._query.get("q", "")

@@ -3,51 +3,16 @@ benchmarks. Each keeps its log in its work dir and is stopped by `stop()` (or th
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from pinned import cache_dir, versions
+from ports import free_port, wait_for_port
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft; not a secret).
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-VERSIONS = Path(__file__).resolve().parent / "versions.env"
-
-
-def pinned(name: str) -> str:
-    """A version from hack/versions.env, the one place versions are pinned."""
-    for line in VERSIONS.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == name:
-            return value.strip()
-    raise KeyError(f"{name} is not pinned in {VERSIONS}")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PIXCRAWLER_CACHE", Path.home() / ".cache" / "pixcrawler-operator"))
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the caller binds it soon after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float, alive=lambda: True) -> None:
-    """Block until something accepts connections on 127.0.0.1:port; `alive()` False aborts early."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"the server meant for port {port} exited")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
 
 
 class ServiceFailed(RuntimeError):
@@ -113,7 +78,7 @@ class RedisServer(_Service):
 
 
 def azurite_binary() -> Path:
-    return cache_dir() / f"azurite-{pinned('AZURITE_VERSION')}" / "node_modules" / ".bin" / "azurite-blob"
+    return cache_dir() / f"azurite-{versions()['AZURITE_VERSION']}" / "node_modules" / ".bin" / "azurite-blob"
 
 
 class Azurite(_Service):

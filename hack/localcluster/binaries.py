@@ -5,28 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-HACK = Path(__file__).resolve().parent.parent
-VERSIONS_FILE = HACK / "versions.env"
+from pinned import cache_dir, versions
+
 KUBERNETES_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
 
 class BinariesMissing(RuntimeError):
     """A control-plane binary is not built yet."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PIXCRAWLER_CACHE") or Path.home() / ".cache" / "pixcrawler-operator")
-
-
-def versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
-    """KEY=VALUE lines of hack/versions.env (the one place versions are pinned)."""
-    pairs = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            pairs[key.strip()] = value.strip().strip('"')
-    return pairs
 
 
 def version_of(component: str, pinned: dict[str, str]) -> str:

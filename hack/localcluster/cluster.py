@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from kubernetes import client, config
+from pinned import cache_dir
 
 from . import binaries, process
 from .controlplane import ControlPlane, StartupFailed
@@ -22,7 +23,7 @@ class KubectlFailed(RuntimeError):
 
 
 def default_state_dir() -> Path:
-    return binaries.cache_dir() / "cluster"
+    return cache_dir() / "cluster"
 
 
 class LocalCluster(ControlPlane):

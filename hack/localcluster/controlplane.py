@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ports import free_port
+
 from . import binaries, certs, kubeconfig, process
 
 SERVICE_CIDR = "10.0.0.0/24"
@@ -28,12 +30,6 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 
 class StartupFailed(RuntimeError):
     """A component did not become healthy; the message carries its log tail."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

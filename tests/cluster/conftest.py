@@ -8,9 +8,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -19,7 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from localservices import free_port
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "pixcrawler.io", "v1alpha1", "datasetjobs"
@@ -175,3 +177,116 @@ def pytest_runtest_makereport(item, call):
     harness = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
     if report.failed and isinstance(harness, OperatorHarness):
         report.sections.append(("operator logs", harness.logs()))
+
+
+def redis_client(harness: OperatorHarness) -> "redis.Redis":
+    """A client on the operator's Redis (the caller closes it); keys start with `harness.prefix`."""
+    import redis
+
+    return redis.Redis.from_url(harness.env["PIXCRAWLER_REDIS_URL"], decode_responses=True)
+
+
+def prefix_of(harness: OperatorHarness) -> str:
+    return harness.env["PIXCRAWLER_REDIS_PREFIX"]
+
+
+def inline_job(name: str, urls: list[str], chunk_size: int, tier: str = "free", **spec: Any) -> dict[str, Any]:
+    """A DatasetJob whose images are given inline: len(urls) / chunk_size chunks, no list to count."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "DatasetJob",
+        "metadata": {"name": name},
+        "spec": {
+            "tier": tier,
+            "sources": [{"label": name, "urls": urls}],
+            "chunkSize": chunk_size,
+            "validation": {"minWidth": 16, "minHeight": 16, "dedup": "exact"},
+            "retries": {"maxAttempts": 3},
+            **spec,
+        },
+    }
+
+
+def image_urls(base_url: str, first: int, count: int, route: str = "img", query: str = "") -> list[str]:
+    """URLs of distinct generated pictures first..first+count-1 (`route` "slow" makes each take a while)."""
+    suffix = f"?{query}" if query else ""
+    return [f"{base_url}/{route}/{n}.jpg{suffix}" for n in range(first, first + count)]
+
+
+def is_active(job: client.V1Job) -> bool:
+    """A chunk Job without a Complete or Failed condition: what the operator counts against the quota."""
+    return not any(c.type in ("Complete", "Failed") and c.status == "True" for c in (job.status.conditions or []))
+
+
+def chunk_key(job: client.V1Job) -> tuple[str, int]:
+    labels = job.metadata.labels or {}
+    return labels["pixcrawler.io/job"], int(labels["pixcrawler.io/chunk"])
+
+
+def attempt_of(job: client.V1Job) -> int:
+    return int((job.metadata.labels or {})["pixcrawler.io/attempt"])
+
+
+class JobSampler:
+    """Lists the namespace's chunk Jobs every `interval` seconds on a thread, for the whole run: the most
+    active at once, chunks seen with two active Jobs in one sample, and the order Jobs first appeared
+    (ties within one sample broken by creationTimestamp, then name)."""
+
+    def __init__(self, harness: OperatorHarness, interval: float = 0.1) -> None:
+        self.harness = harness
+        self.interval = interval
+        self.max_active = 0
+        self.samples = 0
+        self.doubled: set[tuple[str, int]] = set()
+        self.order: list[str] = []
+        self.jobs: dict[str, client.V1Job] = {}
+        self.errors: list[Exception] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-sampler", daemon=True)
+        self._batch = client.BatchV1Api(harness.cluster.client())
+
+    def __enter__(self) -> "JobSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._batch.api_client.close()
+
+    def sample(self) -> list[client.V1Job]:
+        items = self._batch.list_namespaced_job(
+            self.harness.namespace, label_selector="app.kubernetes.io/managed-by=pixcrawler-operator").items
+        active = [job for job in items if is_active(job)]
+        per_chunk = Counter(chunk_key(job) for job in active)
+        self.doubled.update(key for key, count in per_chunk.items() if count > 1)
+        self.max_active = max(self.max_active, len(active))
+        new = sorted((job for job in items if job.metadata.name not in self.jobs),
+                     key=lambda job: (job.metadata.creation_timestamp, job.metadata.name))
+        self.order.extend(job.metadata.name for job in new)
+        self.jobs.update({job.metadata.name: job for job in items})
+        self.samples += 1
+        return items
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample()
+            except Exception as exc:  # a failed list is reported by the test, not lost in the thread
+                self.errors.append(exc)
+            self._stop.wait(self.interval)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Polls until `predicate()` is truthy and returns its value; fails with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)

@@ -11,7 +11,7 @@ from chunk_worker import errors
 from chunk_worker.contract import Keys, Reason
 from chunk_worker.dedup import RedisDeduper, make_deduper
 from chunk_worker.validate import ImageInfo
-from localservices import free_port
+from ports import free_port
 
 KEYS = Keys("t:")
 

@@ -9,7 +9,7 @@ from azure.storage.blob import BlobServiceClient
 from chunk_worker import errors
 from chunk_worker.contract import image_blob_name, manifest_name
 from chunk_worker.storage import open_storage
-from localservices import free_port
+from ports import free_port
 
 NAME = image_blob_name("ab" * 32, "PNG")
 

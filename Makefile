@@ -37,6 +37,9 @@ demo-worker: deps
 bench: deps control-plane
 	$(PY) bench/run.py
 
+kind-e2e:
+	bash hack/kind-e2e.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache
 

@@ -118,7 +118,8 @@ def command_node_agent(args: argparse.Namespace) -> int:
     from chunk_worker import node_agent
 
     settings = WorkerSettings()
-    client = redis.Redis.from_url(args.redis_url or settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    client = redis.Redis.from_url(args.redis_url or settings.redis_url, password=settings.redis_password or None,
+                                  socket_timeout=10, socket_connect_timeout=5)
     return node_agent.run(client, Keys(settings.redis_prefix), args.node_name, args.disk_path, args.interval,
                           once=args.once)
 
@@ -136,7 +137,8 @@ def command_run(args: argparse.Namespace) -> int:
     keys = Keys(settings.redis_prefix)
     client = None
     if args.chunk_id:
-        client = redis.Redis.from_url(args.redis_url or settings.redis_url, socket_timeout=10,
+        client = redis.Redis.from_url(args.redis_url or settings.redis_url, password=settings.redis_password or None,
+                                      socket_timeout=10,
                                       socket_connect_timeout=5, health_check_interval=30)
         spec = load_spec_redis(client, keys, args.chunk_id)
     else:

@@ -14,6 +14,7 @@ class WorkerSettings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "pc:"
+    redis_password: str = Field("", description="Redis password, kept out of the URL (and so out of Job specs).")
     allow_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = Field(
         default_factory=list,
         description="CIDRs the fetcher may reach although they are not public (tests, demos).",

@@ -113,7 +113,8 @@ async def wait_for_redis(queue: ChunkQueue, epoch: int) -> None:
 async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per handler run
     api = await load_kubernetes(kubeconfig)
-    redis_client = aioredis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+    redis_client = aioredis.from_url(settings.redis_url, password=settings.redis_password or None,
+                                     socket_timeout=10, socket_connect_timeout=5,
                                      health_check_interval=30)
     queue = ChunkQueue(redis_client, Keys(settings.redis_prefix))
     health = Health(settings)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 import redis.asyncio as aioredis
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.storage import open_storage
-from dataset_operator import status
+from dataset_operator import jobs, status
 from dataset_operator.plan import InvalidSpec
 from dataset_operator.planner import Planner, SourceNotReadable, submitted_at
 from dataset_operator.queue import ChunkQueue, split_chunk_id
@@ -22,6 +25,7 @@ from dataset_operator.settings import OperatorSettings
 
 RESOURCE = ("pixcrawler.io", "v1alpha1", "datasetjobs")
 FINALIZER = "pixcrawler.io/cleanup"
+STOP_WORKERS_SECONDS = 60  # a pod's terminationGracePeriodSeconds (30) plus room
 
 registry = kopf.OperatorRegistry()
 log = logging.getLogger(__name__)
@@ -98,6 +102,9 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, status: kop
     ctx = _ctx(memo)
     uid = body["metadata"]["uid"]
     ctx.registry.forget(uid)
+    if not await stop_workers(ctx, body["metadata"]["namespace"], uid):
+        kopf.warn(body, reason="CleanupIncomplete",
+                  message="chunk pods still running; Redis keys they write later may remain until they expire")
     for attempt in range(1, ctx.settings.redis_delete_attempts + 1):
         try:
             await ctx.queue.remove_job(uid)
@@ -113,6 +120,32 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, status: kop
         if location:
             removed = await asyncio.to_thread(_delete_output, location)
             kopf.info(body, reason="OutputDeleted", message=f"removed {removed} objects under {location}")
+
+
+async def stop_workers(ctx: Context, namespace: str, uid: str) -> bool:
+    """Deletes the job's chunk Jobs and waits (bounded) for their pods to end, so no worker writes
+    progress or dedup keys after the Redis cleanup. Owner garbage collection would only start once
+    the finalizer is gone, too late. Returns False when pods outlived the wait."""
+    selector = f"{jobs.LABEL_JOB_UID}={uid}"
+    batch = client.BatchV1Api(ctx.scheduler.api)
+    core = client.CoreV1Api(ctx.scheduler.api)
+    try:
+        listed = await batch.list_namespaced_job(namespace, label_selector=selector)
+        for job in listed.items:
+            try:
+                await batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        deadline = time.monotonic() + STOP_WORKERS_SECONDS
+        while (await core.list_namespaced_pod(namespace, label_selector=selector)).items:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(1)
+    except ApiException as exc:
+        log.warning("chunk Jobs of %s not stopped: %s %s", uid, exc.status, exc.reason)
+        return False
+    return True
 
 
 def _delete_output(location: str) -> int:

@@ -57,6 +57,9 @@ def worker_env(settings: OperatorSettings) -> list[dict[str, Any]]:
         {"name": "PIXCRAWLER_TMP_DIR", "value": SCRATCH},
         {"name": "HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
+    if settings.worker_redis_password_secret:
+        name, key = settings.worker_redis_password_secret.split("/")
+        env.append({"name": "PIXCRAWLER_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}})
     return env
 
 
@@ -130,7 +133,8 @@ def build_job(
                 ]
             },
             "template": {
-                "metadata": {"labels": labels, "annotations": {ANNOTATION_CHUNK_ID: chunk_id}},
+                "metadata": {"labels": {**settings.worker_pod_labels, **labels},
+                             "annotations": {ANNOTATION_CHUNK_ID: chunk_id}},
                 "spec": {
                     "restartPolicy": "Never",
                     "serviceAccountName": settings.worker_service_account,

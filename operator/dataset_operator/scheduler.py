@@ -120,16 +120,25 @@ class Scheduler:
             if member is None:
                 continue
             record = await self.queue.client.hmget(self.queue.keys.chunk(member),
-                                                   [ChunkField.STATE, ChunkField.ATTEMPT])
-            state, recorded_attempt = [value.decode() if isinstance(value, bytes) else value for value in record]
+                                                   [ChunkField.STATE, ChunkField.ATTEMPT, ChunkField.STARTED_AT])
+            state, recorded_attempt, started = [value.decode() if isinstance(value, bytes) else value
+                                                for value in record]
             if state in (ChunkState.SUCCEEDED.value, ChunkState.FAILED.value, ChunkState.QUEUED.value):
                 continue
             if recorded_attempt is not None and int(recorded_attempt) != attempt:
                 continue  # a Job of an older attempt, already dealt with
             uid, _ = split_chunk_id(member)
             ref = self.registry.jobs.get(uid)
-            plan_attempts = ((ref.spec.get("retries") or {}).get("maxAttempts", 3)) if ref else 1
+            if ref is None or ref.deleting:
+                continue  # deleted (settling would recreate its keys) or not seen yet since a restart
+            plan_attempts = (ref.spec.get("retries") or {}).get("maxAttempts", 3)
             outcome = completion.classify(job)
+            if outcome == "failed_permanent" and started is None:
+                # Exit 2 before the worker recorded its start: it found no chunk record (Redis lost it),
+                # which says nothing about the spec. Retry.
+                outcome = "failed"
+            if recorded_attempt is None:  # the record was lost: the next claim must not reuse this Job's name
+                await self.queue.client.hsetnx(self.queue.keys.chunk(member), ChunkField.ATTEMPT, attempt)
             decision = completion.next_step(outcome, attempt, plan_attempts, self.settings.retry_base_seconds,
                                             self.settings.retry_max_seconds)
             if decision.step == "succeed":

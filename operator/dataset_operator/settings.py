@@ -15,6 +15,7 @@ class OperatorSettings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "pc:"
+    redis_password: str = Field("", description="Redis password, kept out of the URL.")
     max_concurrent_chunks: int = Field(35, ge=0, description="Cluster-wide quota of running chunks.")
     storage: str = Field("file:///var/lib/pixcrawler/datasets",
                          description="Default output: azure://<container> or file:///<dir>.")
@@ -25,6 +26,10 @@ class OperatorSettings(BaseSettings):
         default_factory=lambda: ["python", "-m", "chunk_worker"], description="Entry point of the worker image.")
     worker_service_account: str = "pixcrawler-worker"
     worker_env_secret: str = Field("", description="Secret whose keys become worker env (e.g. the storage connection string).")
+    worker_redis_password_secret: str = Field(
+        "", description="<secret>/<key> holding the Redis password for workers (never written into Job specs).")
+    worker_pod_labels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="Extra labels on worker pods, k=v,k2=v2 (e.g. azure.workload.identity/use=true).")
     worker_cpu_request: str = "250m"
     worker_memory_request: str = "256Mi"
     worker_memory_limit: str = "1Gi"
@@ -55,6 +60,23 @@ class OperatorSettings(BaseSettings):
     health_stale_seconds: float = Field(60.0, gt=0, description="/healthz fails when the scheduler has not cycled for this long.")
     http_port: int = Field(8080, ge=0, description="/healthz, /readyz and /metrics.")
     redis_delete_attempts: int = Field(5, ge=1, description="Tries to clean Redis on delete before giving up.")
+
+    @field_validator("worker_pod_labels", mode="before")
+    @classmethod
+    def _labels(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [part.strip() for part in value.split(",") if part.strip()]
+            if any("=" not in pair for pair in pairs):
+                raise ValueError("worker_pod_labels: expected k=v,k2=v2")
+            return dict(pair.split("=", 1) for pair in pairs)
+        return value
+
+    @field_validator("worker_redis_password_secret")
+    @classmethod
+    def _secret_ref(cls, value: str) -> str:
+        if value and value.count("/") != 1:
+            raise ValueError("worker_redis_password_secret: expected <secret name>/<key>")
+        return value
 
     @field_validator("allow_networks", "worker_command", mode="before")
     @classmethod

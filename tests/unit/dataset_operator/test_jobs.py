@@ -97,3 +97,22 @@ def test_allowed_networks_reach_the_worker():
     settings = OperatorSettings(allow_networks=["127.0.0.0/8", "10.0.0.0/8"])
     env = build(settings=settings)["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "PIXCRAWLER_ALLOW_NETWORKS", "value": "127.0.0.0/8,10.0.0.0/8"} in env
+
+
+def test_the_redis_password_reaches_workers_by_reference_only():
+    settings = OperatorSettings(worker_redis_password_secret="redis-access-key/primary")
+    job = jobs.build_job(dataset="cats", namespace="ns", uid=UID, tier="free", chunk_id=f"{UID}-00000",
+                         index=0, attempt=1, settings=settings)
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PIXCRAWLER_REDIS_PASSWORD"] == {
+        "name": "PIXCRAWLER_REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "redis-access-key", "key": "primary"}}}
+
+
+def test_worker_pod_labels_are_added_without_replacing_the_chunk_labels():
+    settings = OperatorSettings(worker_pod_labels="azure.workload.identity/use=true")
+    job = jobs.build_job(dataset="cats", namespace="ns", uid=UID, tier="free", chunk_id=f"{UID}-00000",
+                         index=0, attempt=1, settings=settings)
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["azure.workload.identity/use"] == "true"
+    assert labels[jobs.LABEL_CHUNK] == "0"

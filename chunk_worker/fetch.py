@@ -13,6 +13,8 @@ Why it is more than `requests.get`:
 from __future__ import annotations
 
 import concurrent.futures
+import heapq
+import itertools
 import json
 import random
 import re
@@ -151,9 +153,7 @@ class _Watch:
         self._lock = threading.Lock()
         self._socks: list[socket.socket] = []
         self._done = False
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHDOG.add(self)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -179,7 +179,42 @@ class _Watch:
         with self._lock:
             self._done = True
             self._socks.clear()
-        self._timer.cancel()
+
+
+class _Watchdog:
+    """One thread expires every fetch's watch at its deadline: a timer thread per fetch would cost
+    more CPU than the rest of a small image's bookkeeping. Stopped watches just lapse harmlessly."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._wake = threading.Condition()
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fetch-watchdog", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is watch:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap:
+                    self._wake.wait()
+                deadline, _, watch = self._heap[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            watch._expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _shutdown(sock: socket.socket) -> None:

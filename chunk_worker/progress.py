@@ -47,7 +47,8 @@ class Tally:
         self.counts: Counter[str] = Counter({name: 0 for name in COUNTERS})
 
     def add(self, line: ManifestLine) -> None:
-        self.counts.update(counts_for(line))
+        for name, value in counts_for(line).items():
+            self.counts[name] += value
 
 
 class RedisProgress:

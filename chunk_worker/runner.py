@@ -4,10 +4,11 @@ then the manifest is written last and the temp dir removed, whatever happened.""
 from __future__ import annotations
 
 import logging
+import queue
 import shutil
 import tempfile
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -108,29 +109,45 @@ class ChunkSummary:
 
 
 def run_in_pool(pipeline: Pipeline, items: Iterable[Item], threads: int) -> Iterator[tuple[int, ManifestLine]]:
-    """Yields (position, line) as items finish. At most `threads` items are in flight, so memory is
-    bounded by threads x byte cap, never by the chunk's size."""
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="item")
-    in_flight: dict[Future[ManifestLine], int] = {}
-    source = iter(enumerate(items))
+    """Yields (position, line) as items finish. `threads` long-lived threads each take the next item
+    when they are free, so at most `threads` items are in memory: bounded by threads x byte cap,
+    never by the chunk's size. A ChunkError in any thread ends the chunk."""
+    source = enumerate(items)
+    take = threading.Lock()
+    stop = threading.Event()
+    results: queue.SimpleQueue[tuple[int, ManifestLine] | BaseException | None] = queue.SimpleQueue()
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                with take:
+                    position, item = next(source, (None, None))
+                if item is None:
+                    return
+                results.put((position, pipeline.process(position, item)))
+        except BaseException as exc:  # handed to the main thread, which ends the chunk
+            results.put(exc)
+        finally:
+            results.put(None)
+
+    pool = [threading.Thread(target=work, name=f"item-{n}", daemon=True) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    running = len(pool)
     try:
-        exhausted = False
-        while True:
-            while not exhausted and len(in_flight) < threads:
-                try:
-                    position, item = next(source)
-                except StopIteration:
-                    exhausted = True
-                    break
-                in_flight[pool.submit(pipeline.process, position, item)] = position
-            if not in_flight:
-                return
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                position = in_flight.pop(future)
-                yield position, future.result()
+        while running:
+            try:
+                result = results.get(timeout=0.5)  # a timeout keeps SIGTERM deliverable
+            except queue.Empty:
+                continue
+            if result is None:
+                running -= 1
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                yield result
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        stop.set()
 
 
 def run_chunk(

@@ -15,20 +15,17 @@ from chunk_worker.errors import ProgressUnavailable
 log = logging.getLogger(__name__)
 
 
-def counts_for(line: ManifestLine) -> Counter[str]:
+def counts_for(line: ManifestLine) -> dict[str, int]:
     """The counters one finished item moves. `bytes` set means the body was downloaded."""
-    counts: Counter[str] = Counter(requested=1)
+    counts = {"requested": 1}
     if line.bytes is not None:
-        counts["downloaded"] += 1
-    if line.status in ("ok", "duplicate"):
-        counts["valid"] += 1
+        counts["downloaded"] = 1
     if line.status == "ok":
-        counts["uploaded"] += 1
-        counts["bytes_uploaded"] += line.bytes or 0
+        counts.update(valid=1, uploaded=1, bytes_uploaded=line.bytes or 0)
     elif line.status == "duplicate":
-        counts["duplicates"] += 1
+        counts.update(valid=1, duplicates=1)
     else:
-        counts[line.status] += 1
+        counts[line.status] = 1
     return counts
 
 

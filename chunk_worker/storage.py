@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -85,6 +86,8 @@ class FileStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._made: set[Path] = set()
+        self._unsynced = False
 
     def check(self) -> None:
         try:
@@ -97,29 +100,40 @@ class FileStorage:
     def _path(self, name: str) -> Path:
         return self.root / object_name(name)
 
-    def _write_temp(self, final: Path, data: bytes) -> str:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
+    def _write_temp(self, final: Path, data: bytes, durable: bool) -> str:
+        if final.parent not in self._made:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(final.parent)
+        temp = str(final.parent / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
         except BaseException:
             os.unlink(temp)
             raise
         return temp
 
     def put_image(self, name: str, data: bytes, content_type: str) -> bool:
+        """Images are not fsynced one by one: put_manifest syncs them all at once before it writes
+        the manifest that declares them. A file a crash left short is found by its size and redone."""
         final = self._path(name)
         try:
-            if final.exists():
-                return False
-            temp = self._write_temp(final, data)
+            try:
+                if final.stat().st_size == len(data):
+                    return False
+            except FileNotFoundError:
+                pass
+            temp = self._write_temp(final, data, durable=False)
+            self._unsynced = True
             try:
                 os.link(temp, final)
                 return True
             except FileExistsError:
+                os.replace(temp, final)  # same name, same content: only a short leftover is replaced
                 return False
             except OSError as exc:
                 if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
@@ -137,7 +151,10 @@ class FileStorage:
     def put_manifest(self, name: str, data: bytes) -> None:
         final = self._path(name)
         try:
-            os.replace(self._write_temp(final, data), final)
+            if self._unsynced:
+                os.sync()  # every image this chunk wrote is on disk before the manifest says so
+                self._unsynced = False
+            os.replace(self._write_temp(final, data, durable=True), final)
         except OSError as exc:
             raise errors.StorageUnavailable(f"cannot write {final}: {exc}") from exc
 

@@ -38,9 +38,17 @@ def blobs(azure_env, azure_container):
 
 def test_file_image_is_written_once_and_never_replaced(file_storage, tmp_path):
     assert file_storage.put_image(NAME, b"first", "image/png") is True
-    assert file_storage.put_image(NAME, b"second", "image/png") is False
+    assert file_storage.put_image(NAME, b"other", "image/png") is False
     assert (tmp_path / "out" / NAME).read_bytes() == b"first"
     assert file_storage.exists(NAME)
+
+
+def test_file_image_a_crash_left_short_is_completed(file_storage, tmp_path):
+    leftover = tmp_path / "out" / NAME
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"fi")
+    file_storage.put_image(NAME, b"first", "image/png")
+    assert leftover.read_bytes() == b"first"
 
 
 def test_file_writes_leave_no_temp_files(file_storage, tmp_path):

@@ -171,3 +171,15 @@ def test_concurrent_validation_gives_the_same_answers_as_sequential():
     expected = [outcome(d) for d in samples]
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(outcome, samples * 3)) == expected * 3
+
+
+def test_perceptual_hash_is_bit_for_bit_imagehash_phash():
+    import imagehash
+
+    from chunk_worker.validate import HASH_SIDE, perceptual_hash
+
+    for seed in range(12):
+        image = Image.effect_mandelbrot((96 + seed * 7, 80 + seed * 5), (-2 + seed / 10, -1.2, 1, 1.2), 40 + seed)
+        image = image.convert("RGB")
+        thumbnail = image.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0).convert("L")
+        assert perceptual_hash(image) == int(str(imagehash.phash(thumbnail)), 16)

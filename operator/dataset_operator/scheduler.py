@@ -63,7 +63,26 @@ class Scheduler:
         self.capacity_note = ""
         self.cycles = 0
 
+    async def load_datasetjobs(self) -> None:
+        """Before the first admission, know every DatasetJob: kopf's watch fills the registry too, but
+        a new leader admitting before it has listed them all could start a lower tier first."""
+        custom = client.CustomObjectsApi(self.api)
+        while True:
+            try:
+                if self.settings.namespace:
+                    listed = await custom.list_namespaced_custom_object(jobs.GROUP, jobs.VERSION,
+                                                                        self.settings.namespace, jobs.PLURAL)
+                else:
+                    listed = await custom.list_cluster_custom_object(jobs.GROUP, jobs.VERSION, jobs.PLURAL)
+                break
+            except ApiException as exc:
+                log.warning("cannot list DatasetJobs yet: %s %s", exc.status, exc.reason)
+                await asyncio.sleep(self.settings.scheduler_interval_seconds)
+        for body in listed.get("items", []):
+            self.registry.observe(body)
+
     async def run(self) -> None:
+        await self.load_datasetjobs()
         while True:
             started = time.monotonic()
             try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 BENCHMARKS = {
     "worker": "worker_vs_img2dataset",  # chunk worker vs img2dataset on one local workload
-    "queue": "queue",                   # enqueue 10M images, admission cycle at 100k chunks, Redis bytes per chunk
+    "queue": "chunkqueue",              # enqueue 10M images, admission cycle at 100k chunks, Redis bytes per chunk
     "apiserver": "apiserver",           # Jobs created per second against the real API server
     "operator": "operator_rss",         # operator RSS with 1,000 DatasetJobs
 }

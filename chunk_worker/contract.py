@@ -192,8 +192,15 @@ class Keys:
 
     @property
     def enqueued(self) -> str:
-        """zset chunk id -> time it entered the queue; finds chunks past the maximum wait cheaply."""
+        """zset chunk id -> time it re-entered the queue (a retry or a release); finds such chunks
+        past the maximum wait cheaply."""
         return f"{self.prefix}enqueued"
+
+    @property
+    def waiting(self) -> str:
+        """zset job uid -> submission time, until its chunks are promoted: first-time chunks wait
+        as long as their job, so one entry per job stands for all of them."""
+        return f"{self.prefix}waiting"
 
     def chunk(self, chunk_id: str) -> str:
         return f"{self.prefix}chunk:{chunk_id}"

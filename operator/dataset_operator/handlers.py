@@ -17,7 +17,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from chunk_worker.storage import open_storage
 from dataset_operator import jobs, status
 from dataset_operator.plan import InvalidSpec
-from dataset_operator.planner import Planner, SourceNotReadable, submitted_at
+from dataset_operator.planner import Planner, SourceNotReadable
 from dataset_operator.queue import ChunkQueue, split_chunk_id
 from dataset_operator.registry import Registry
 from dataset_operator.scheduler import Scheduler
@@ -92,7 +92,7 @@ async def tier_changed(body: kopf.Body, new: Any, memo: kopf.Memo, **_: Any) -> 
     ctx = _ctx(memo)
     ref = ctx.registry.observe(dict(body))
     if new and await ctx.queue.has_job(ref.uid):
-        await ctx.queue.retier(ref.uid, new, submitted_at(ref))
+        await ctx.queue.retier(ref.uid, new, ref.submitted_at)
 
 
 @kopf.on.delete(*RESOURCE, registry=registry, retries=3, backoff=2, timeout=120)

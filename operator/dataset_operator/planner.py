@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from datetime import datetime
 
 from chunk_worker.contract import COUNTERS, UrlList
 from chunk_worker.errors import ChunkError
@@ -42,15 +41,6 @@ def count_url_list(url_list: UrlList, settings: OperatorSettings) -> int:
         fetcher.close()
 
 
-def submitted_at(ref: JobRef) -> float:
-    try:
-        return datetime.fromisoformat(ref.created.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        import time
-
-        return time.time()
-
-
 class Planner:
     def __init__(self, settings: OperatorSettings, queue: ChunkQueue) -> None:
         self.settings = settings
@@ -77,7 +67,7 @@ class Planner:
         plan = await self.plan(ref)
         done = status.parse_ranges(ref.status.get("finishedChunks"))
         failed = status.parse_ranges(ref.status.get("failedChunks"))
-        await self.queue.enqueue(plan, submitted_at(ref), skip=done | failed | running)
+        await self.queue.enqueue(plan, ref.submitted_at, skip=done | failed | running)
         if rebuild:
             await self.restore(ref, done, failed)
             log.warning("queue rebuilt from status", extra={"fields": {

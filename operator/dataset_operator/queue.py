@@ -149,12 +149,11 @@ class ChunkQueue:
             pipe.hsetnx(keys.job(plan.uid), "plan", plan.model_dump_json())
             pipe.hsetnx(keys.job(plan.uid), "submitted_at", f"{submitted_at:.3f}")
             pipe.hset(keys.job(plan.uid), "tier", plan.tier)
+            pipe.zadd(keys.waiting, {plan.uid: submitted_at}, nx=True)
             for start in range(0, len(members), ENQUEUE_BATCH):
-                batch = dict(members[start:start + ENQUEUE_BATCH])
-                pipe.zadd(keys.queue, batch, nx=True)
-                pipe.zadd(keys.enqueued, {member: submitted_at for member in batch}, nx=True)
+                pipe.zadd(keys.queue, dict(members[start:start + ENQUEUE_BATCH]), nx=True)
             results = await pipe.execute()
-        return sum(results[3::2])
+        return sum(results[4:])
 
     async def has_job(self, uid: str) -> bool:
         return bool(await self.client.hexists(self.keys.job(uid), "plan"))
@@ -162,10 +161,6 @@ class ChunkQueue:
     async def load_plan(self, uid: str) -> JobPlan | None:
         raw = await self.client.hget(self.keys.job(uid), "plan")
         return JobPlan.model_validate_json(raw) if raw else None
-
-    async def submitted_at(self, uid: str) -> float:
-        raw = await self.client.hget(self.keys.job(uid), "submitted_at")
-        return float(raw) if raw else time.time()
 
     async def claim(self, epoch: int, n: int, admit_deadline: float, job_slots: dict[str, int],
                     scan_limit: int = 20_000) -> list[Claimed]:
@@ -227,18 +222,29 @@ class ChunkQueue:
         return len(due)
 
     async def promote_waiting(self, now: float, max_wait: float, submitted: dict[str, float]) -> int:
-        """Chunks queued longer than `max_wait` jump to the promoted rank, so no tier starves forever."""
+        """Chunks queued longer than `max_wait` jump to the promoted rank, so no tier starves forever:
+        whole jobs submitted that long ago, and single chunks that re-entered the queue that long ago."""
+        promoted = 0
+        for uid in await self.client.zrangebyscore(self.keys.waiting, "-inf", now - max_wait, start=0, num=100):
+            uid = _text(uid)
+            members = [m async for m, _ in self.client.zscan_iter(self.keys.queue, match=f"{uid}-*", count=SCAN_BATCH)]
+            promoted += await self._promote(members, submitted.get(uid, now))
+            await self.client.zrem(self.keys.waiting, uid)
         stale = await self.client.zrangebyscore(self.keys.enqueued, "-inf", now - max_wait, start=0, num=1000)
-        if not stale:
-            return 0
+        for member in stale:
+            uid, _ = split_chunk_id(member)
+            promoted += await self._promote([member], submitted.get(uid, now))
+        return promoted
+
+    async def _promote(self, members: list[str | bytes], submitted_at: float) -> int:
         async with self.client.pipeline(transaction=True) as pipe:
-            for member in stale:
-                uid, index = split_chunk_id(member)
+            for member in members:
+                _, index = split_chunk_id(member)
                 pipe.zrem(self.keys.enqueued, member)
-                pipe.zadd(self.keys.queue, {member: priority.score("free", index, submitted.get(uid, now),
-                                                                   promoted=True)}, xx=True)
+                pipe.zadd(self.keys.queue, {member: priority.score("free", index, submitted_at, promoted=True)},
+                          xx=True)
             await pipe.execute()
-        return len(stale)
+        return len(members)
 
     async def retier(self, uid: str, tier: str, submitted_at: float) -> int:
         """A tier change moves the job's queued chunks (promoted ones keep their place)."""
@@ -277,6 +283,7 @@ class ChunkQueue:
 
     async def remove_job(self, uid: str) -> None:
         """Everything of one job: queue entries, chunk records, dedup sets, counters."""
+        await self.client.zrem(self.keys.waiting, uid)
         for zset in (self.keys.queue, self.keys.admitted, self.keys.delayed, self.keys.enqueued):
             members = [m async for m, _ in self.client.zscan_iter(zset, match=f"{uid}-*", count=SCAN_BATCH)]
             for start in range(0, len(members), SCAN_BATCH):

@@ -4,7 +4,9 @@ read it instead of listing custom resources every cycle."""
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -24,6 +26,14 @@ class JobRef:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def submitted_at(self) -> float:
+        """The creation time orders chunks within a round; a ref without one sorts as submitted now."""
+        try:
+            return datetime.fromisoformat(self.created.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return time.time()
 
     @property
     def tier(self) -> str:

@@ -128,7 +128,7 @@ class Scheduler:
         await self.requeue_lost(pending, now)
         refs = {ref.uid: ref for ref in self.registry.jobs.values() if not ref.deleting}
         tiers = {uid: ref.tier for uid, ref in refs.items()}
-        submitted = {uid: await self.queue.submitted_at(uid) for uid in refs}
+        submitted = {uid: ref.submitted_at for uid, ref in refs.items()}
         await self.queue.requeue_due(now, tiers, submitted)
         await self.queue.promote_waiting(now, self.settings.max_wait_seconds, submitted)
         await self.admit(live, pending, refs)
@@ -229,7 +229,7 @@ class Scheduler:
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-            await self.queue.release(claimed, ref.tier, await self.queue.submitted_at(uid))
+            await self.queue.release(claimed, ref.tier, ref.submitted_at)
             log.info("requeued a chunk admitted without a Job", extra={"fields": {"chunk": member}})
 
     async def node_capacity(self, starting: int) -> admission.Capacity:
@@ -340,10 +340,9 @@ class Scheduler:
             if exc.status == 409:
                 return True  # created by an earlier cycle or leader: same name, same chunk, same attempt
             log.warning("could not create Job for chunk %s: %s %s", item.chunk_id, exc.status, exc.reason)
-            await self.queue.release(item, ref.tier, await self.queue.submitted_at(item.uid))
+            await self.queue.release(item, ref.tier, ref.submitted_at)
             return False
-        submitted = await self.queue.submitted_at(item.uid)
-        metrics.ADMISSION_WAIT.labels(tier=ref.tier).observe(max(time.time() - submitted, 0))
+        metrics.ADMISSION_WAIT.labels(tier=ref.tier).observe(max(time.time() - ref.submitted_at, 0))
         return True
 
     def record_reasons(self, refs: dict[str, JobRef], decision: admission.Decision, slots: dict[str, int],

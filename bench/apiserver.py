@@ -30,7 +30,7 @@ from dataset_operator.registry import Registry
 from dataset_operator.scheduler import CREATE_CONCURRENCY, Scheduler
 from dataset_operator.settings import OperatorSettings
 from localcluster import LocalCluster
-from redisserver import redis_server
+from localservices import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "bench"
@@ -168,8 +168,8 @@ def main() -> None:
         try:
             cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
             cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/datasetjobs.pixcrawler.io")
-            with redis_server() as redis_url:
-                asyncio.run(measure(cluster, redis_url))
+            with RedisServer() as redis_server:
+                asyncio.run(measure(cluster, redis_server.url))
         finally:
             cluster.stop()
 

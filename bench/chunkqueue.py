@@ -36,7 +36,7 @@ from dataset_operator.queue import ChunkQueue, Claimed
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.scheduler import LiveJobs, Scheduler
 from dataset_operator.settings import OperatorSettings
-from redisserver import redis_server
+from localservices import RedisServer
 
 BIG_IMAGES = 10_000_000
 CHUNK_SIZE = 500
@@ -258,8 +258,8 @@ async def cycle_breakdown(queue: ChunkQueue) -> None:
 
 
 async def run() -> None:
-    with redis_server() as url:
-        redis = aioredis.from_url(url)
+    with RedisServer() as server:
+        redis = aioredis.from_url(server.url)
         try:
             await enqueue_big_job(redis)
             await redis.flushall()

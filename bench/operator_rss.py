@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ from kubernetes_asyncio import client, config
 from dataset_operator import jobs
 from localcluster import LocalCluster
 from peakrss import PeakRss
-from redisserver import redis_server
+from localservices import RedisServer
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "bench"
@@ -36,12 +36,6 @@ CREATE_CONCURRENCY = 16
 STATUS_INTERVAL = 3.0
 GOAL_MIB = 200.0
 MIB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_operator(kubeconfig: Path, redis_url: str, port: int, log: Path) -> subprocess.Popen:
@@ -183,7 +177,8 @@ def main() -> None:
             cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
             cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/datasetjobs.pixcrawler.io")
             cluster.kubectl("create", "namespace", NAMESPACE)
-            with redis_server() as redis_url:
+            with RedisServer() as redis_server:
+                redis_url = redis_server.url
                 port, log = free_port(), Path(tmp) / "operator.log"
                 process = start_operator(cluster.kubeconfig, redis_url, port, log)
                 try:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import tempfile
-import time
 from pathlib import Path
+
+from localservices import Service
 
 CONFIG = """\
 worker_processes 1;
@@ -61,58 +60,22 @@ def nginx_binary() -> str:
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class StaticServer:
+class StaticServer(Service):
     """`with StaticServer(root) as server:` serves `root` at `server.base` until the block ends."""
 
+    name = "nginx"
+
     def __init__(self, root: Path) -> None:
+        super().__init__()
         self.root = root
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-        self._tmp: tempfile.TemporaryDirectory | None = None
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "StaticServer":
-        binary = nginx_binary()
-        self._tmp = tempfile.TemporaryDirectory(prefix="pixcrawler-bench-nginx-")
-        tmp = self._tmp.name
-        self.port = free_port()
+    def command(self) -> list[str]:
         # As root, nginx's workers would otherwise drop to `nobody`, who cannot read a cache under /root.
         user = "user root root;" if os.geteuid() == 0 else ""
-        config = Path(tmp) / "nginx.conf"
-        config.write_text(CONFIG.format(user=user, tmp=tmp, port=self.port, root=self.root.resolve()))
-        error_log = Path(tmp) / "error.log"
-        self.process = subprocess.Popen([binary, "-p", tmp, "-c", str(config), "-e", str(error_log)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                error = error_log.read_text(errors="replace") if error_log.exists() else ""
-                self._tmp.cleanup()
-                raise RuntimeError(f"nginx exited with {self.process.returncode}: {error.strip()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.__exit__(None, None, None)
-        raise RuntimeError(f"nginx did not listen on 127.0.0.1:{self.port} within 10 s")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._tmp is not None:
-            self._tmp.cleanup()
+        config = self.workdir / "nginx.conf"
+        config.write_text(CONFIG.format(user=user, tmp=self.workdir, port=self.port, root=self.root.resolve()))
+        return [nginx_binary(), "-p", str(self.workdir), "-c", str(config), "-e", str(self.log)]

@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # imported by path (bench/run.py): find the siblings
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+for _path in (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent / "hack"):
+    if str(_path) not in sys.path:  # run directly: find the siblings and hack/ (bench/run.py sets both)
+        sys.path.insert(0, str(_path))
 
 from peakrss import PeakRss  # noqa: E402
 from staticserver import StaticServer  # noqa: E402

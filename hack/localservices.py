@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from pinned import cache_dir, versions
@@ -19,11 +20,15 @@ class ServiceFailed(RuntimeError):
     pass
 
 
-class _Service:
+class Service:
+    """A server process on a free loopback port; without a work dir it gets a temporary one,
+    removed again by `stop()`."""
+
     name = "service"
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = Path(workdir)
+    def __init__(self, workdir: Path | None = None) -> None:
+        self._temporary = tempfile.TemporaryDirectory(prefix=f"pixcrawler-{self.name}-") if workdir is None else None
+        self.workdir = Path(workdir) if workdir is not None else Path(self._temporary.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log = self.workdir / f"{self.name}.log"
@@ -32,7 +37,7 @@ class _Service:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self, timeout: float = 60) -> "_Service":
+    def start(self, timeout: float = 60) -> "Service":
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
@@ -44,23 +49,24 @@ class _Service:
         return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._temporary is not None:
+            self._temporary.cleanup()
 
-    def __enter__(self) -> "_Service":
+    def __enter__(self) -> "Service":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-class RedisServer(_Service):
+class RedisServer(Service):
     """redis-server without persistence (the operator must survive losing it: tests flush it)."""
 
     name = "redis"
@@ -81,7 +87,7 @@ def azurite_binary() -> Path:
     return cache_dir() / f"azurite-{versions()['AZURITE_VERSION']}" / "node_modules" / ".bin" / "azurite-blob"
 
 
-class Azurite(_Service):
+class Azurite(Service):
     """The Azure Blob Storage emulator from npm (installed by hack/install-azurite.sh)."""
 
     name = "azurite"

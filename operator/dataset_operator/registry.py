@@ -49,8 +49,7 @@ class JobRef:
 
     @property
     def terminal(self) -> bool:
-        return self.status.get("phase") in ("Succeeded", "Failed") and self.status.get("reason") != "InvalidSpec" \
-            or self.status.get("reason") == "InvalidSpec"
+        return self.status.get("phase") in ("Succeeded", "Failed") or self.status.get("reason") == "InvalidSpec"
 
 
 @dataclass

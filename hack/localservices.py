@@ -71,12 +71,17 @@ class RedisServer(Service):
 
     name = "redis"
 
+    def __init__(self, workdir: Path | None = None, password: str = "") -> None:
+        super().__init__(workdir)
+        self.password = password
+
     def command(self) -> list[str]:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServiceFailed("redis-server is not installed: run `make system` (apt-get install redis-server)")
         return [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-                "--dir", str(self.workdir), "--loglevel", "warning"]
+                "--dir", str(self.workdir), "--loglevel", "warning",
+                *(["--requirepass", self.password] if self.password else [])]
 
     @property
     def url(self) -> str:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from azure.storage.blob import BlobServiceClient
 
 from chunk_worker.contract import ChunkField, Keys
@@ -182,3 +183,18 @@ def test_azure_output_stores_blobs_with_their_content_type(image_server, azurite
     images = {name: kind for name, kind in blobs.items() if name.startswith("ds/a/images/")}
     assert sorted(images.values()) == ["image/png", "image/webp"]
     assert "ds/a/manifests/chunk-00000.jsonl" in blobs
+
+
+def test_redis_password_comes_from_the_environment_not_the_url(image_server, tmp_path):
+    from localservices import RedisServer
+
+    with RedisServer(tmp_path / "redis", password="s3cret/+key") as server:
+        client = redis.Redis.from_url(server.url, password="s3cret/+key", decode_responses=True)
+        spec = json.loads(write_spec(tmp_path, [{"url": image_server.url("/img/60.jpg")}], job_uid="uid-3",
+                                     output=(tmp_path / "out").as_uri()).read_text())
+        client.hset(Keys("pc:").chunk("uid-3-00000"), ChunkField.SPEC, json.dumps(spec))
+        denied = run_worker("--chunk-id", "uid-3-00000", "--redis-url", server.url, *ALLOW)
+        allowed = run_worker("--chunk-id", "uid-3-00000", "--redis-url", server.url, *ALLOW,
+                             env={"PIXCRAWLER_REDIS_PASSWORD": "s3cret/+key"})
+        outcome = client.hget(Keys("pc:").chunk("uid-3-00000"), "outcome")
+    assert (denied.returncode, allowed.returncode, outcome) == (1, 0, "done")

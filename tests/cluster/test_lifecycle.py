@@ -79,3 +79,26 @@ def test_delete_mid_run_leaves_no_redis_keys_no_jobs_and_no_object(operator, ima
                   for m in redis.zrange(f"{prefix_of(operator)}{zset}", 0, -1) if m.startswith(uid)]
     assert left == []
     assert queued == []
+
+
+def test_delete_completes_when_redis_is_gone_for_good_and_says_so(operator, image_server, tmp_path):
+    from localservices import RedisServer
+
+    own_redis = RedisServer(tmp_path / "redis").start()
+    operator.start(PIXCRAWLER_REDIS_URL=own_redis.url, PIXCRAWLER_REDIS_DELETE_ATTEMPTS="2",
+                   PIXCRAWLER_MAX_CONCURRENT_CHUNKS="0")
+    operator.apply(inline_job("orphaned", image_urls(image_server.base_url, 6000, 4), 2))
+    operator.wait_for("orphaned", lambda b: phase(b) == "Queued", timeout=120, what="Queued")
+    own_redis.stop()
+    operator.custom.delete_namespaced_custom_object(GROUP, VERSION, operator.namespace, PLURAL, "orphaned")
+
+    def gone() -> bool:
+        try:
+            operator.get("orphaned")
+        except client.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_until(gone, 120, "the DatasetJob to be deleted although Redis is down")
+    events = client.CoreV1Api(operator.api).list_namespaced_event(operator.namespace).items
+    assert any(e.reason == "CleanupIncomplete" and "Redis unreachable" in e.message for e in events)

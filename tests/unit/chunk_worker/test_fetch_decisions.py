@@ -1,11 +1,11 @@
-"""Pure pieces of the fetcher: Retry-After, backoff, X-Robots-Tag and line splitting."""
+"""Pure pieces of the fetcher: Retry-After, backoff, X-Robots-Tag, line splitting and query encoding."""
 
 import random
 from email.utils import formatdate
 
 import pytest
 
-from chunk_worker.fetch import backoff_delay, parse_retry_after, robots_opt_out, split_lines
+from chunk_worker.fetch import backoff_delay, parse_retry_after, robots_opt_out, split_lines, with_query
 
 
 def test_retry_after_in_seconds():
@@ -67,3 +67,16 @@ def test_split_lines_drops_overlong_lines_and_keeps_going():
 
 def test_split_lines_strips_a_byte_order_mark_and_survives_bad_utf8():
     assert list(split_lines([b"\xef\xbb\xbfhttp://a/\n\xff\n"])) == ["http://a/", "\ufffd"]
+
+
+def test_query_parameters_are_encoded_and_appended():
+    url = with_query("https://api.example.org/v1/images/?mature=false", {"q": "red fox", "page": 2, "skip": None})
+    assert url == "https://api.example.org/v1/images/?mature=false&q=red+fox&page=2"
+
+
+def test_a_list_parameter_repeats_its_key():
+    assert with_query("http://example.org/s", {"tag": ["a", "b&c"]}) == "http://example.org/s?tag=a&tag=b%26c"
+
+
+def test_no_parameters_leave_the_url_alone():
+    assert with_query("http://example.org/s?x=1#top", None) == "http://example.org/s?x=1#top"

@@ -259,12 +259,8 @@ class ChunkField:
 
     SPEC = "spec"
     STATE = "state"
-    JOB = "job"
-    UID = "uid"
-    INDEX = "index"
     ATTEMPT = "attempt"
     K8S_JOB = "k8s_job"
-    ENQUEUED_AT = "enqueued_at"
     ADMITTED_AT = "admitted_at"
     STARTED_AT = "started_at"
     FINISHED_AT = "finished_at"

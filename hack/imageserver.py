@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw
 
@@ -475,11 +475,6 @@ def _batched(lines: Iterator[str], size: int = 4096) -> Iterator[bytes]:
             buffer, length = [], 0
     if buffer:
         yield ("\n".join(buffer) + "\n").encode()
-
-
-def list_query(n: int, start: int = 0, **extra: object) -> str:
-    """The query string of a /list.* URL."""
-    return urlencode({"n": n, "start": start, **extra})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -101,7 +101,6 @@ class ChunkSummary:
     manifest: str
     counts: dict[str, int]
     seconds: float
-    lines: list[ManifestLine] = field(repr=False, default_factory=list)
 
     @property
     def images_per_second(self) -> float:
@@ -172,12 +171,12 @@ def run_chunk(
             tally.add(line)
             for sink in progress:
                 sink.record(line)
-        lines = [results[position] for position in sorted(results)]
-        manifest_file = tmp / "manifest.jsonl"
-        manifest_file.write_text("".join(line.model_dump_json(exclude_none=True) + "\n" for line in lines))
+        manifest = "".join(results[position].model_dump_json(exclude_none=True) + "\n"
+                           for position in sorted(results)).encode()
+        (tmp / "manifest.jsonl").write_bytes(manifest)
         name = manifest_name(spec.chunk)
-        pipeline.storage.put_manifest(name, manifest_file.read_bytes())
-        summary = ChunkSummary(spec.job, spec.chunk, name, dict(tally.counts), time.monotonic() - started, lines)
+        pipeline.storage.put_manifest(name, manifest)
+        summary = ChunkSummary(spec.job, spec.chunk, name, dict(tally.counts), time.monotonic() - started)
         log.info("chunk done", extra=fields(job=spec.job, chunk=spec.chunk, seconds=round(summary.seconds, 3),
                                            **summary.counts))
         return summary

@@ -114,11 +114,12 @@ class Claimed:
 
 def split_chunk_id(member: str | bytes) -> tuple[str, int]:
     """`<job uid>-<index>`: the index is after the last dash (uids have dashes; indices may pass 99999)."""
-    uid, _, index = _text(member).rpartition("-")
+    uid, _, index = text(member).rpartition("-")
     return uid, int(index)
 
 
-def _text(value: str | bytes) -> str:
+def text(value: str | bytes | None) -> str | None:
+    """Redis answers bytes unless the client decodes; both read as text here."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -131,6 +132,7 @@ class ChunkQueue:
         self._settle = client.register_script(SETTLE)
         self._retry_later = client.register_script(RETRY_LATER)
         self._release = client.register_script(RELEASE)
+        self._plans: dict[str, JobPlan] = {}
 
     async def raise_fence(self, epoch: int) -> int:
         """A new leader moves the fence to its epoch: claims from any older leader are refused from now on."""
@@ -145,6 +147,7 @@ class ChunkQueue:
             for index in range(plan.chunk_count)
             if index not in skip
         ]
+        self._plans.pop(plan.uid, None)  # the next load reads whichever plan Redis kept
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hsetnx(keys.job(plan.uid), "plan", plan.model_dump_json())
             pipe.hsetnx(keys.job(plan.uid), "submitted_at", f"{submitted_at:.3f}")
@@ -159,8 +162,14 @@ class ChunkQueue:
         return bool(await self.client.hexists(self.keys.job(uid), "plan"))
 
     async def load_plan(self, uid: str) -> JobPlan | None:
-        raw = await self.client.hget(self.keys.job(uid), "plan")
-        return JobPlan.model_validate_json(raw) if raw else None
+        """A plan never changes once stored, so it is parsed once per process (an inline-URL plan can be
+        large, and every admitted chunk and every status cycle needs one). `has_job` asks Redis."""
+        if uid not in self._plans:
+            raw = await self.client.hget(self.keys.job(uid), "plan")
+            if raw is None:
+                return None
+            self._plans[uid] = JobPlan.model_validate_json(raw)
+        return self._plans[uid]
 
     async def claim(self, epoch: int, n: int, admit_deadline: float, job_slots: dict[str, int],
                     scan_limit: int = 20_000) -> list[Claimed]:
@@ -176,7 +185,7 @@ class ChunkQueue:
         claimed = []
         for member, attempt in zip(flat[0::2], flat[1::2]):
             uid, index = split_chunk_id(member)
-            claimed.append(Claimed(_text(member), uid, index, int(attempt)))
+            claimed.append(Claimed(text(member), uid, index, int(attempt)))
         return claimed
 
     async def release(self, claimed: Claimed, tier: str, submitted_at: float) -> bool:
@@ -226,7 +235,7 @@ class ChunkQueue:
         whole jobs submitted that long ago, and single chunks that re-entered the queue that long ago."""
         promoted = 0
         for uid in await self.client.zrangebyscore(self.keys.waiting, "-inf", now - max_wait, start=0, num=100):
-            uid = _text(uid)
+            uid = text(uid)
             members = [m async for m, _ in self.client.zscan_iter(self.keys.queue, match=f"{uid}-*", count=SCAN_BATCH)]
             promoted += await self._promote(members, submitted.get(uid, now))
             await self.client.zrem(self.keys.waiting, uid)
@@ -269,7 +278,7 @@ class ChunkQueue:
 
     async def admitted(self) -> dict[str, float]:
         """Claimed chunks not yet seen as a live Job, with their deadlines."""
-        return {_text(m): s for m, s in await self.client.zrange(self.keys.admitted, 0, -1, withscores=True)}
+        return {text(m): s for m, s in await self.client.zrange(self.keys.admitted, 0, -1, withscores=True)}
 
     async def forget_admitted(self, members: list[str]) -> None:
         if members:
@@ -283,6 +292,7 @@ class ChunkQueue:
 
     async def remove_job(self, uid: str) -> None:
         """Everything of one job: queue entries, chunk records, dedup sets, counters."""
+        self._plans.pop(uid, None)
         await self.client.zrem(self.keys.waiting, uid)
         for zset in (self.keys.queue, self.keys.admitted, self.keys.delayed, self.keys.enqueued):
             members = [m async for m, _ in self.client.zscan_iter(zset, match=f"{uid}-*", count=SCAN_BATCH)]
@@ -306,7 +316,7 @@ class ChunkQueue:
         while True:
             members = await self.client.zrange(self.keys.queue, rank, rank + 9999)
             if not members:
-                return {_text(uid): first for uid, first in ranks.items()}
+                return {text(uid): first for uid, first in ranks.items()}
             dash = b"-" if isinstance(members[0], bytes) else "-"
             for offset, member in enumerate(members):
                 uid = member.rpartition(dash)[0]

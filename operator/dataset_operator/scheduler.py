@@ -14,13 +14,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import ChunkField, ChunkState
 from dataset_operator import admission, capacity, completion, jobs, metrics
 from dataset_operator.plan import chunk_spec
-from dataset_operator.queue import ChunkQueue, Claimed, split_chunk_id
+from dataset_operator.queue import ChunkQueue, Claimed, split_chunk_id, text
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.settings import OperatorSettings
 
@@ -59,7 +60,6 @@ class Scheduler:
         self.epoch = epoch
         self.last_cycle = 0.0
         self.live = LiveJobs()
-        self.backoff_by_job: Counter[str] = Counter()
         self.capacity_note = ""
         self.cycles = 0
 
@@ -134,14 +134,15 @@ class Scheduler:
         await self.admit(live, pending, refs)
 
     async def settle_finished(self, finished: list[dict[str, Any]]) -> None:
-        for job in finished:
-            member, attempt = chunk_of(job)
-            if member is None:
-                continue
-            record = await self.queue.client.hmget(self.queue.keys.chunk(member),
-                                                   [ChunkField.STATE, ChunkField.ATTEMPT, ChunkField.STARTED_AT])
-            state, recorded_attempt, started = [value.decode() if isinstance(value, bytes) else value
-                                                for value in record]
+        """Finished Jobs stay listed until their TTL, so most are settled already: their records are
+        read in one round trip and only the unsettled ones cost more."""
+        owned = [(job, *chunk_of(job)) for job in finished if chunk_of(job)[0] is not None]
+        async with self.queue.client.pipeline(transaction=False) as pipe:
+            for _, member, _ in owned:
+                pipe.hmget(self.queue.keys.chunk(member), [ChunkField.STATE, ChunkField.ATTEMPT, ChunkField.STARTED_AT])
+            records = await pipe.execute() if owned else []
+        for (job, member, attempt), record in zip(owned, records):
+            state, recorded_attempt, started = [text(value) for value in record]
             if state in (ChunkState.SUCCEEDED.value, ChunkState.FAILED.value, ChunkState.QUEUED.value):
                 continue
             if recorded_attempt is not None and int(recorded_attempt) != attempt:
@@ -183,14 +184,12 @@ class Scheduler:
             if ref.deleting:
                 continue
             async for key in self.queue.client.scan_iter(match=self.queue.keys.chunk_pattern(uid), count=1000):
-                key = key.decode() if isinstance(key, bytes) else key
+                key = text(key)
                 member = key.removeprefix(self.queue.keys.chunk(""))
                 if member in listed:
                     continue
-                state, outcome, attempt = await self.queue.client.hmget(
-                    key, [ChunkField.STATE, ChunkField.OUTCOME, ChunkField.ATTEMPT])
-                state = state.decode() if isinstance(state, bytes) else state
-                outcome = outcome.decode() if isinstance(outcome, bytes) else outcome
+                state, outcome, attempt = [text(value) for value in await self.queue.client.hmget(
+                    key, [ChunkField.STATE, ChunkField.OUTCOME, ChunkField.ATTEMPT])]
                 if state not in (ChunkState.ADMITTED.value, ChunkState.RUNNING.value):
                     continue
                 if outcome == "done":
@@ -237,23 +236,16 @@ class Scheduler:
                                     self.settings.node_disk_reserve_bytes, self.settings.node_memory_reserve_bytes)
         reports = []
         async for key in self.queue.client.scan_iter(match=self.queue.keys.node("*"), count=500):
-            values = await self.queue.client.hgetall(key)
+            values = {text(name): text(value) for name, value in (await self.queue.client.hgetall(key)).items()}
             try:
-                reports.append(capacity.NodeReport(
-                    node=(key.decode() if isinstance(key, bytes) else key).rsplit(":", 1)[-1],
-                    disk_free=int(values[b"disk_free"] if b"disk_free" in values else values["disk_free"]),
-                    memory_available=int(values[b"memory_available"] if b"memory_available" in values
-                                         else values["memory_available"]),
-                    at=float(values[b"at"] if b"at" in values else values["at"]),
-                ))
+                reports.append(capacity.NodeReport(text(key).rsplit(":", 1)[-1], int(values["disk_free"]),
+                                                   int(values["memory_available"]), float(values["at"])))
             except (KeyError, ValueError):
-                continue
+                continue  # a report being written or from an older agent
         fresh = capacity.fresh(reports, time.time(), self.settings.node_report_max_age_seconds)
         if fresh:
             self.capacity_note = ""
             return capacity.capacity(fresh, needs, starting)
-        import psutil
-
         local = capacity.NodeReport("local", psutil.disk_usage(self.settings.local_disk_path).free,
                                     psutil.virtual_memory().available, time.time())
         self.capacity_note = "no fresh node report: node capacity measured on the operator's own node"
@@ -280,8 +272,8 @@ class Scheduler:
             metrics.ADMISSION_ATTEMPTS.labels(result="admitted" if claimed else "empty").inc()
         elif queued:
             metrics.ADMISSION_ATTEMPTS.labels(result="no_slot").inc()
-        created = await self.create_jobs(claimed, refs)
-        self.record_reasons(refs, decision, slots, created)
+        await self.create_jobs(claimed, refs)
+        self.record_reasons(refs, decision, slots)
         await self.export_gauges(live, node_capacity, decision)
 
     async def export_gauges(self, live: LiveJobs, node_capacity: admission.Capacity,
@@ -304,22 +296,21 @@ class Scheduler:
             for member in members:
                 pipe.hget(self.queue.keys.chunk(member), ChunkField.STATE)
             values = await pipe.execute()
-        return [value.decode() if isinstance(value, bytes) else value for value in values]
+        return [text(value) for value in values]
 
     async def _unknown_jobs(self, refs: dict[str, JobRef]) -> set[str]:
         """Queued chunks of jobs this process has not seen yet (its watch is still listing) wait a cycle."""
         head = await self.queue.client.zrange(self.queue.keys.queue, 0, 200)
         return {uid for uid, _ in map(split_chunk_id, head) if uid not in refs}
 
-    async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> int:
+    async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> None:
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
 
-        async def create(item: Claimed) -> bool:
+        async def create(item: Claimed) -> None:
             async with gate:
-                return await self.create_job(item, refs.get(item.uid))
+                await self.create_job(item, refs.get(item.uid))
 
-        results = await asyncio.gather(*(create(item) for item in claimed))
-        return sum(results)
+        await asyncio.gather(*(create(item) for item in claimed))
 
     async def create_job(self, item: Claimed, ref: JobRef | None) -> bool:
         if ref is None:
@@ -345,8 +336,7 @@ class Scheduler:
         metrics.ADMISSION_WAIT.labels(tier=ref.tier).observe(max(time.time() - ref.submitted_at, 0))
         return True
 
-    def record_reasons(self, refs: dict[str, JobRef], decision: admission.Decision, slots: dict[str, int],
-                       created: int) -> None:
+    def record_reasons(self, refs: dict[str, JobRef], decision: admission.Decision, slots: dict[str, int]) -> None:
         for uid, ref in refs.items():
             if ref.suspended:
                 ref.waiting_reason = "Suspended"

@@ -76,12 +76,12 @@ class StatusWriter:
     async def update(self, ref: JobRef, ranks: dict[str, int], backoff: Counter[str]) -> None:
         if ref.status.get("reason") == status.INVALID_SPEC or ref.status.get("phase") in ("Succeeded", "Failed"):
             return
-        plan = await self.queue.load_plan(ref.uid)
-        if plan is None:
+        if not await self.queue.has_job(ref.uid):
             if ref.status.get("phase"):  # planned before, so Redis lost it: rebuild from the status
                 active = {index for uid, index in map(split_chunk_id, self.scheduler.live.active) if uid == ref.uid}
                 await self.planner.ensure_planned(ref, running=active, rebuild=True)
             return
+        plan = await self.queue.load_plan(ref.uid)
         keys = self.queue.keys
         async with self.queue.client.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.job_done(ref.uid))

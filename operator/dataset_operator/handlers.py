@@ -18,7 +18,7 @@ from chunk_worker.storage import open_storage
 from dataset_operator import jobs, status
 from dataset_operator.plan import InvalidSpec
 from dataset_operator.planner import Planner, SourceNotReadable
-from dataset_operator.queue import ChunkQueue, split_chunk_id
+from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import Registry
 from dataset_operator.scheduler import Scheduler
 from dataset_operator.settings import OperatorSettings
@@ -64,9 +64,9 @@ async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: 
     ref = ctx.registry.observe(dict(body))
     if ref.status.get("phase") in ("Succeeded", "Failed"):
         return
-    running = {index for uid, index in map(split_chunk_id, ctx.scheduler.live.active) if uid == ref.uid}
     try:
-        plan = await ctx.planner.ensure_planned(ref, running=running, rebuild=bool(ref.status.get("phase")))
+        plan = await ctx.planner.ensure_planned(ref, running=ctx.scheduler.live.indices_of(ref.uid),
+                                                rebuild=bool(ref.status.get("phase")))
     except InvalidSpec as exc:
         patch.status.update({"phase": "Failed", "reason": status.INVALID_SPEC, "message": str(exc),
                              "conditions": status.set_condition(
@@ -96,15 +96,15 @@ async def tier_changed(body: kopf.Body, new: Any, memo: kopf.Memo, **_: Any) -> 
 
 
 @kopf.on.delete(*RESOURCE, registry=registry, retries=3, backoff=2, timeout=120)
-async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, status: kopf.Status, **_: Any) -> None:
-    """Queued chunks and every Redis key of the job go; running Jobs go with their owner (garbage
-    collection). If Redis stays down, the deletion still completes after a few tries, with a warning."""
+async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, **_: Any) -> None:
+    """Chunk Jobs are stopped first (so no worker writes after the cleanup), then every Redis key of
+    the job goes. If Redis stays down, the deletion still completes after a few tries, with a warning."""
     ctx = _ctx(memo)
     uid = body["metadata"]["uid"]
     ctx.registry.forget(uid)
     if not await stop_workers(ctx, body["metadata"]["namespace"], uid):
         kopf.warn(body, reason="CleanupIncomplete",
-                  message="chunk pods still running; Redis keys they write later may remain until they expire")
+                  message="chunk pods still running; Redis keys they write later may remain")
     for attempt in range(1, ctx.settings.redis_delete_attempts + 1):
         try:
             await ctx.queue.remove_job(uid)
@@ -112,11 +112,11 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, status: kop
         except aioredis.RedisError as exc:
             if attempt == ctx.settings.redis_delete_attempts:
                 kopf.warn(body, reason="CleanupIncomplete",
-                          message=f"Redis unreachable ({exc}); keys of job {uid} may remain until they expire")
+                          message=f"Redis unreachable ({exc}); keys of job {uid} may remain")
                 break
             await asyncio.sleep(min(2 ** attempt, 10))
     if (spec.get("output") or {}).get("retainPolicy") == "Delete":
-        location = (status.get("output") or {}).get("location")
+        location = ((body.get("status") or {}).get("output") or {}).get("location")
         if location:
             removed = await asyncio.to_thread(_delete_output, location)
             kopf.info(body, reason="OutputDeleted", message=f"removed {removed} objects under {location}")

@@ -41,6 +41,10 @@ class LiveJobs:
     def running_by_job(self) -> Counter[str]:
         return Counter(split_chunk_id(member)[0] for member in self.active)
 
+    def indices_of(self, uid: str) -> set[int]:
+        """Indices of one job's chunks with a live Job (a rebuilt queue must not hold them again)."""
+        return {index for owner, index in map(split_chunk_id, self.active) if owner == uid}
+
 
 def chunk_of(job: dict[str, Any]) -> tuple[str | None, int]:
     meta = job.get("metadata") or {}

@@ -78,8 +78,8 @@ class StatusWriter:
             return
         if not await self.queue.has_job(ref.uid):
             if ref.status.get("phase"):  # planned before, so Redis lost it: rebuild from the status
-                active = {index for uid, index in map(split_chunk_id, self.scheduler.live.active) if uid == ref.uid}
-                await self.planner.ensure_planned(ref, running=active, rebuild=True)
+                await self.planner.ensure_planned(ref, running=self.scheduler.live.indices_of(ref.uid),
+                                                  rebuild=True)
             return
         plan = await self.queue.load_plan(ref.uid)
         keys = self.queue.keys

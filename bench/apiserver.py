@@ -121,8 +121,11 @@ async def create_by_scheduler(api: client.ApiClient, settings: OperatorSettings,
         scheduler = Scheduler(settings, queue, api, registry, epoch)
         claimed = await queue.claim(epoch, count, time.time() + 600, {})
         started = time.perf_counter()
-        created = await scheduler.create_jobs(claimed, {uid: ref})
-        return created / (time.perf_counter() - started), created
+        await scheduler.create_jobs(claimed, {uid: ref})
+        elapsed = time.perf_counter() - started
+        selector = f"{jobs.LABEL_JOB_UID}={uid}"
+        created = len((await client.BatchV1Api(api).list_namespaced_job(NAMESPACE, label_selector=selector)).items)
+        return created / elapsed, created
     finally:
         await redis.aclose()
 

@@ -168,9 +168,8 @@ class RedisSideScheduler(Scheduler):
     async def list_jobs(self) -> LiveJobs:
         return LiveJobs()
 
-    async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> int:
+    async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> None:
         self.claimed = claimed
-        return len(claimed)
 
 
 async def admission_cycle(redis: aioredis.Redis) -> None:

@@ -41,9 +41,7 @@ class LiveJobs:
     def running_by_job(self) -> Counter[str]:
         return Counter(split_chunk_id(member)[0] for member in self.active)
 
-    def indices_of(self, uid: str) -> set[int]:
-        """Indices of one job's chunks with a live Job (a rebuilt queue must not hold them again)."""
-        return {index for owner, index in map(split_chunk_id, self.active) if owner == uid}
+
 
 
 def chunk_of(job: dict[str, Any]) -> tuple[str | None, int]:
@@ -66,6 +64,17 @@ class Scheduler:
         self.live = LiveJobs()
         self.capacity_note = ""
         self.cycles = 0
+        self.claimed_without_job: set[str] = set()  # claimed, their Job not listed yet: they run too
+
+    def running_of(self, uid: str) -> list[str]:
+        """One job's running chunks: a live Job, or claimed with its Job about to be listed. Counting
+        only listed Jobs would show a job Suspended for a moment while a chunk claimed just before the
+        suspend is starting."""
+        return [m for m in (*self.live.active, *self.claimed_without_job) if split_chunk_id(m)[0] == uid]
+
+    def indices_of(self, uid: str) -> set[int]:
+        """Indices of one job's running chunks (a rebuilt queue must not hold them again)."""
+        return {split_chunk_id(member)[1] for member in self.running_of(uid)}
 
     async def load_datasetjobs(self) -> None:
         """Before the first admission, know every DatasetJob: kopf's watch fills the registry too, but
@@ -129,6 +138,7 @@ class Scheduler:
             await self.recover_orphans(live, admitted)
         await self.queue.mark_running([member for member in admitted if member in live.active])
         pending = {member: deadline for member, deadline in admitted.items() if member not in live.active}
+        self.claimed_without_job = set(pending)
         await self.requeue_lost(pending, now)
         refs = {ref.uid: ref for ref in self.registry.jobs.values() if not ref.deleting}
         tiers = {uid: ref.tier for uid, ref in refs.items()}
@@ -223,6 +233,7 @@ class Scheduler:
             attempt_raw = await self.queue.client.hget(self.queue.keys.chunk(member), ChunkField.ATTEMPT)
             claimed = Claimed(member, uid, index, int(attempt_raw or 1))
             if ref is None:
+                self.claimed_without_job.discard(member)
                 await self.queue.forget_admitted([member])
                 continue
             name = jobs.job_name(ref.name, ref.uid, index, claimed.attempt)
@@ -232,7 +243,7 @@ class Scheduler:
             except ApiException as exc:
                 if exc.status != 404:
                     raise
-            await self.queue.release(claimed, ref.tier, ref.submitted_at)
+            await self.release(claimed, ref.tier, ref.submitted_at)
             log.info("requeued a chunk admitted without a Job", extra={"fields": {"chunk": member}})
 
     async def node_capacity(self, starting: int) -> admission.Capacity:
@@ -272,6 +283,7 @@ class Scheduler:
         metrics.QUOTA_USED.set(running)
         claimed = await self.queue.claim(self.epoch, decision.admit, time.time() + self.settings.admit_deadline_seconds,
                                          slots)
+        self.claimed_without_job.update(item.chunk_id for item in claimed)
         if decision.admit:
             metrics.ADMISSION_ATTEMPTS.labels(result="admitted" if claimed else "empty").inc()
         elif queued:
@@ -316,14 +328,14 @@ class Scheduler:
 
         await asyncio.gather(*(create(item) for item in claimed))
 
-    async def create_job(self, item: Claimed, ref: JobRef | None) -> bool:
+    async def create_job(self, item: Claimed, ref: JobRef | None) -> None:
         if ref is None:
-            await self.queue.release(item, "free", time.time())
-            return False
+            await self.release(item, "free", time.time())
+            return
         plan = await self.queue.load_plan(item.uid)
         if plan is None:
-            await self.queue.release(item, ref.tier, time.time())
-            return False
+            await self.release(item, ref.tier, time.time())
+            return
         manifest = jobs.build_job(dataset=ref.name, namespace=ref.namespace, uid=ref.uid, tier=ref.tier,
                                   chunk_id=item.chunk_id, index=item.index, attempt=item.attempt,
                                   settings=self.settings)
@@ -333,12 +345,15 @@ class Scheduler:
             await self.batch.create_namespaced_job(ref.namespace, manifest)
         except ApiException as exc:
             if exc.status == 409:
-                return True  # created by an earlier cycle or leader: same name, same chunk, same attempt
+                return  # created by an earlier cycle or leader: same name, same chunk, same attempt
             log.warning("could not create Job for chunk %s: %s %s", item.chunk_id, exc.status, exc.reason)
-            await self.queue.release(item, ref.tier, ref.submitted_at)
-            return False
+            await self.release(item, ref.tier, ref.submitted_at)
+            return
         metrics.ADMISSION_WAIT.labels(tier=ref.tier).observe(max(time.time() - ref.submitted_at, 0))
-        return True
+
+    async def release(self, item: Claimed, tier: str, submitted_at: float) -> None:
+        self.claimed_without_job.discard(item.chunk_id)
+        await self.queue.release(item, tier, submitted_at)
 
     def record_reasons(self, refs: dict[str, JobRef], decision: admission.Decision, slots: dict[str, int]) -> None:
         for uid, ref in refs.items():

@@ -78,7 +78,7 @@ class StatusWriter:
             return
         if not await self.queue.has_job(ref.uid):
             if ref.status.get("phase"):  # planned before, so Redis lost it: rebuild from the status
-                await self.planner.ensure_planned(ref, running=self.scheduler.live.indices_of(ref.uid),
+                await self.planner.ensure_planned(ref, running=self.scheduler.indices_of(ref.uid),
                                                   rebuild=True)
             return
         plan = await self.queue.load_plan(ref.uid)
@@ -87,7 +87,7 @@ class StatusWriter:
             pipe.smembers(keys.job_done(ref.uid))
             pipe.smembers(keys.job_failed(ref.uid))
             pipe.hgetall(keys.job(ref.uid))
-            live = [m for m in self.scheduler.live.active if split_chunk_id(m)[0] == ref.uid]
+            live = self.scheduler.running_of(ref.uid)
             for member in live:
                 pipe.hmget(keys.chunk(member), [ChunkField.counter(name) for name in COUNTERS])
             results = await pipe.execute()

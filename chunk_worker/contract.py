@@ -17,6 +17,11 @@ from pydantic.alias_generators import to_camel
 ImageFormat = Literal["JPEG", "PNG", "WEBP", "GIF"]
 DedupMode = Literal["none", "exact", "near"]
 ListFormat = Literal["txt", "csv", "jsonl"]
+OutputFormat = Literal["files", "webdataset", "parquet"]
+ResizeMode = Literal["none", "keep_ratio", "keep_ratio_largest", "center_crop", "border"]
+EncodeFormat = Literal["keep", "jpeg", "webp", "png"]
+SplitName = Literal["train", "validation", "test"]
+SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
 
 
 class _Model(BaseModel):
@@ -41,11 +46,69 @@ class Validation(_Model):
     )
     formats: list[ImageFormat] = Field(default_factory=lambda: ["JPEG", "PNG", "WEBP", "GIF"], min_length=1)
     dedup: DedupMode = "near"
+    licenses: list[str] | None = Field(
+        None, description="Allow-list of normalised licence ids (cc0, pdm, by, by-sa, ...); unset accepts any, "
+        "set rejects items without an allowed licence (license_not_allowed).")
 
 
-class Item(_Model):
+class Resize(_Model):
+    """img2dataset's resize modes: keep_ratio fits the smaller side to `size`, keep_ratio_largest the
+    larger side, center_crop fills size x size and crops, border fits inside size x size and pads."""
+
+    mode: ResizeMode = "none"
+    size: int = Field(512, ge=16, le=8192)
+    only_if_bigger: bool = Field(False, description="Never enlarge: images already within size are kept as they are.")
+
+
+class Encode(_Model):
+    format: EncodeFormat = Field("keep", description="keep re-encodes in the source format only when pixels change.")
+    quality: int = Field(90, ge=1, le=100, description="JPEG/WebP quality.")
+
+
+class Transform(_Model):
+    resize: Resize = Field(default_factory=Resize)
+    encode: Encode = Field(default_factory=Encode)
+
+
+class Split(_Model):
+    """Fractions of the dataset for validation and test; the rest is train. Deterministic from the
+    content hash, so a re-run or a retry puts every image in the same split."""
+
+    val: float = Field(0.0, ge=0.0, lt=1.0)
+    test: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _leaves_train(self) -> Split:
+        if self.val + self.test >= 1.0:
+            raise ValueError("split.val + split.test must be below 1 (the rest is train)")
+        return self
+
+
+class Attribution(_Model):
+    """Licence and credit of one image, as its source states them (search providers, URL-list columns)."""
+
+    license: str | None = Field(None, description="Normalised licence id (chunk_worker.licenses), e.g. by-sa.")
+    license_url: str | None = None
+    creator: str | None = None
+    attribution: str | None = Field(None, description="Ready-made credit line, when the source gives one.")
+    landing_url: str | None = Field(None, description="The page the image is shown on.")
+    caption: str | None = Field(None, description="Title or caption; becomes the sample's .txt.")
+
+
+class Item(Attribution):
     url: str = Field(min_length=1, max_length=8192)
     label: str = ""
+
+
+class MetadataColumns(_Model):
+    """csv/jsonl: the fields holding each row's licence and credit (all optional)."""
+
+    license: str | None = None
+    license_url: str | None = None
+    creator: str | None = None
+    attribution: str | None = None
+    landing_url: str | None = None
+    caption: str | None = None
 
 
 class UrlList(_Model):
@@ -55,6 +118,7 @@ class UrlList(_Model):
     format: ListFormat = "txt"
     column: str = Field("url", description="csv/jsonl: the field holding the image URL.")
     label_column: str | None = Field(None, description="csv/jsonl: a field overriding the source label.")
+    metadata_columns: MetadataColumns = Field(default_factory=MetadataColumns)
 
 
 class Search(_Model):
@@ -95,6 +159,13 @@ class ChunkSpec(_Model):
     sources: list[SourceSlice] = Field(default_factory=list)
     validation: Validation = Field(default_factory=Validation)
     output: str | None = Field(None, description="file:///dir or azure://container/prefix.")
+    format: OutputFormat = Field("files", description="files, webdataset (tar shards) or parquet (HF image struct).")
+    transform: Transform = Field(default_factory=Transform)
+    split: Split = Field(default_factory=Split)
+    classes: list[str] = Field(
+        default_factory=list,
+        description="Label -> class index (.cls) map, the same for every chunk of a job; empty: the sorted labels "
+        "of this chunk's items (fine standalone). An item whose label is missing from a non-empty list is rejected.")
 
     @model_validator(mode="after")
     def _has_work(self) -> ChunkSpec:
@@ -132,6 +203,9 @@ class Reason(str, enum.Enum):
     DUPLICATE = "duplicate"
     NEAR_DUPLICATE = "near_duplicate"
     BAD_URL = "bad_url"
+    LICENSE_NOT_ALLOWED = "license_not_allowed"
+    LABEL_NOT_IN_CLASSES = "label_not_in_classes"
+    TRANSFORM_FAILED = "transform_failed"
 
 
 def http_reason(status: int) -> str:
@@ -139,7 +213,13 @@ def http_reason(status: int) -> str:
 
 
 class ManifestLine(BaseModel):
-    """One line of `manifests/chunk-<05d>.jsonl`: what happened to one item."""
+    """One line of `manifests/chunk-<05d>.jsonl`: what happened to one item.
+
+    For accepted items it is also the sample's metadata record (the .json member of a WebDataset
+    sample, the columns of the Parquet files and of the index): `sha256` and `phash` describe the
+    downloaded bytes, `width`/`height`/`bytes`/`format` what was stored (after the transform),
+    `original_width`/`original_height` the download. `blob` is where the bytes are: the image file
+    (files), the shard tar (webdataset) or the Parquet file (parquet); `key` names the sample in it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -148,12 +228,42 @@ class ManifestLine(BaseModel):
     status: ItemStatus
     reason: str | None = None
     blob: str | None = None
+    key: str | None = None
+    split: SplitName | None = None
+    cls: int | None = None
     sha256: str | None = None
     phash: str | None = None
     width: int | None = None
     height: int | None = None
+    original_width: int | None = None
+    original_height: int | None = None
     bytes: int | None = None
     format: ImageFormat | None = None
+    license: str | None = None
+    license_url: str | None = None
+    creator: str | None = None
+    attribution: str | None = None
+    landing_url: str | None = None
+    caption: str | None = None
+
+
+class FinalizeSpec(_Model):
+    """What `python -m chunk_worker finalize` needs besides the manifests themselves: the operator
+    passes it to the finalize Job; run by hand, everything but the output may be left out."""
+
+    job: str = Field("", description="<namespace>/<name>, the dataset's name in the card.")
+    output: str | None = Field(None, description="file:///dir or azure://container/prefix the chunks wrote into.")
+    format: OutputFormat | None = Field(None, description="Unset: found from the layout (shards/, data/ or images/).")
+    chunks: int | None = Field(None, ge=1, description="Expected chunk count; unset: every manifest present.")
+    classes: list[str] = Field(default_factory=list)
+    split: Split = Field(default_factory=Split)
+    transform: Transform = Field(default_factory=Transform)
+    licenses: list[str] | None = None
+    dedup: DedupMode | None = None
+    sources: list[str] = Field(default_factory=list, description="One line per source, for the card.")
+
+    def dump(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
 class ChunkState(str, enum.Enum):
@@ -239,6 +349,34 @@ def chunk_id(job_uid: str, index: int) -> str:
 
 def manifest_name(index: int) -> str:
     return f"manifests/chunk-{index:05d}.jsonl"
+
+
+MANIFESTS_PREFIX = "manifests/"
+
+
+def sample_key(chunk: int, position: int) -> str:
+    """9 digits, no dots (WebDataset splits member names at the first dot): chunk, then the item's
+    position in it (chunkSize is at most 10,000)."""
+    return f"{chunk:05d}{position:04d}"
+
+
+def shard_name(chunk: int) -> str:
+    return f"shards/{chunk:05d}.tar"
+
+
+def shard_metadata_name(chunk: int) -> str:
+    """img2dataset's convention: a Parquet of the samples' metadata beside each tar."""
+    return f"shards/{chunk:05d}.parquet"
+
+
+def parquet_name(split: str, chunk: int) -> str:
+    return f"data/{split}-{chunk:05d}.parquet"
+
+
+INDEX_JSONL = "index.jsonl"
+INDEX_PARQUET = "index.parquet"
+CARD_NAME = "README.md"
+ATTRIBUTION_NAME = "ATTRIBUTION.md"
 
 
 def chunk_json_schema() -> str:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
 
 import requests
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import DefaultAzureCredential
-from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings, LinearRetry
+from azure.storage.blob import BlobClient, BlobServiceClient, ContentSettings, LinearRetry, StorageStreamDownloader
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from chunk_worker import errors
-from chunk_worker.storage import object_name
+from chunk_worker.storage import is_listed, name_prefix, object_name
 
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
+TRANSFER_CHUNK = 4 * 1024 * 1024
+"""Largest single upload, block size and download range: what one transfer holds in memory."""
+UPLOAD_CONCURRENCY = 4
 
 
 class AzureStorage:
@@ -24,7 +31,8 @@ class AzureStorage:
 
     Credentials: AZURE_STORAGE_CONNECTION_STRING, else AZURE_STORAGE_ACCOUNT_URL (or
     AZURE_STORAGE_ACCOUNT) with DefaultAzureCredential (workload identity on AKS).
-    The SDK's retry policy is bounded so an unreachable account fails in seconds.
+    The SDK's retry policy is bounded so an unreachable account fails in seconds. Transfers move in
+    TRANSFER_CHUNK pieces (the SDK's defaults hold up to 64 MiB per upload and 32 MiB per download).
     """
 
     CONNECT_TIMEOUT_SECONDS = 5
@@ -54,6 +62,10 @@ class AzureStorage:
             "retry_policy": LinearRetry(
                 backoff=self.RETRY_BACKOFF_SECONDS, retry_total=self.RETRIES, random_jitter_range=0.5
             ),
+            "max_single_put_size": TRANSFER_CHUNK,
+            "max_block_size": TRANSFER_CHUNK,
+            "max_single_get_size": TRANSFER_CHUNK,
+            "max_chunk_get_size": TRANSFER_CHUNK,
         }
         connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
         account_url = os.environ.get("AZURE_STORAGE_ACCOUNT_URL")
@@ -122,6 +134,42 @@ class AzureStorage:
         except AzureError as exc:
             raise self._unavailable(f"cannot upload {name}", exc) from exc
 
+    def put_file(self, name: str, path: Path, content_type: str) -> None:
+        """Above TRANSFER_CHUNK the SDK stages the file as blocks (Put Block) and commits the block list
+        last (Put Block List); below it, one Put Blob. Staged blocks "don't yet form part of the blob"
+        (Get Block List, Azure REST docs) and a single Put Blob is atomic, so until the upload completes
+        the name shows the previous blob or none, and a killed writer leaves only uncommitted blocks,
+        which the service discards after 7 days. At most UPLOAD_CONCURRENCY blocks are in memory."""
+        with open(path, "rb") as source:  # a missing source is the caller's bug, not an outage
+            try:
+                self._blob(name).upload_blob(
+                    source, length=os.fstat(source.fileno()).st_size, overwrite=True,
+                    max_concurrency=UPLOAD_CONCURRENCY, content_settings=ContentSettings(content_type=content_type),
+                )
+            except AzureError as exc:
+                raise self._unavailable(f"cannot upload {name}", exc) from exc
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """List Blobs returns names in alphabetical (byte) order, which is Python's order for str, and
+        only committed blobs, so an upload in progress is never listed."""
+        root = f"{self.prefix}/" if self.prefix else ""
+        try:
+            for blob_name in self.client.list_blob_names(name_starts_with=root + name_prefix(prefix)):
+                name = blob_name[len(root):]
+                if is_listed(name):
+                    yield name
+        except AzureError as exc:
+            raise self._unavailable(f"cannot list {prefix!r}", exc) from exc
+
+    def open(self, name: str) -> BinaryIO | None:
+        try:
+            downloader = self._blob(name).download_blob(max_concurrency=1)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as exc:
+            raise self._unavailable(f"cannot read {name}", exc) from exc
+        return io.BufferedReader(_DownloadReader(downloader, name, self), buffer_size=io.DEFAULT_BUFFER_SIZE)
+
     def exists(self, name: str) -> bool:
 
         try:
@@ -150,3 +198,24 @@ class AzureStorage:
 
     def close(self) -> None:
         self.service.close()
+
+
+class _DownloadReader(io.RawIOBase):
+    """A file-like view of a streaming download: the SDK fetches one TRANSFER_CHUNK range at a time
+    (pinned to the blob's ETag, so a blob replaced mid-read fails instead of mixing versions)."""
+
+    def __init__(self, downloader: StorageStreamDownloader, name: str, storage: AzureStorage) -> None:
+        self._downloader = downloader
+        self._name = name
+        self._storage = storage
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self._downloader.read(len(buffer))
+        except AzureError as exc:
+            raise self._storage._unavailable(f"cannot read {self._name}", exc) from exc
+        buffer[:len(data)] = data
+        return len(data)

@@ -3,7 +3,8 @@
 Images are content-addressed (contract.image_blob_name), so a write that finds the name
 already taken is a success, never an overwrite: a retried chunk or a duplicate costs
 nothing and can never replace good bytes with bad. Manifests are written last and may
-be replaced by a retry. Failures a later attempt may get past raise
+be replaced by a retry. Shards and Parquet files are streamed from local files with put_file
+and, like manifests, appear under their final name only once complete. Failures a later attempt may get past raise
 errors.StorageUnavailable; an output URL that can never work raises errors.SpecError.
 """
 
@@ -15,13 +16,15 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
 from chunk_worker import errors
 
 DEFAULT_POOL_SIZE = 32
+COPY_BUFFER = 1024 * 1024
 
 _CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -36,6 +39,21 @@ class Storage(Protocol):
         ...
 
     def put_manifest(self, name: str, data: bytes) -> None: ...
+
+    def put_file(self, name: str, path: Path, content_type: str) -> None:
+        """Streams a local file to `name`, replacing what is there; nothing is visible under `name`
+        until the whole file is (a crash mid-way leaves the previous object or none). Memory does
+        not grow with the file's size."""
+        ...
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Names under the output (relative to its root) starting with `prefix`, sorted. Names with a
+        part starting with "." are the storage's own temp and probe files and are never listed."""
+        ...
+
+    def open(self, name: str) -> BinaryIO | None:
+        """A streaming reader of the object (bounded memory whatever its size), or None if there is none."""
+        ...
 
     def exists(self, name: str) -> bool: ...
 
@@ -56,6 +74,18 @@ def object_name(name: str) -> str:
     if not name or path.is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
         raise ValueError(f"not a storage object name: {name!r}")
     return str(path)
+
+
+def name_prefix(prefix: str) -> str:
+    """A listing prefix: empty, or an object name that may end in "/" or in part of a name."""
+    if prefix:
+        object_name(prefix.removesuffix("/"))
+    return prefix
+
+
+def is_listed(name: str) -> bool:
+    """Temp files (".<name>.<pid>...tmp") and probes (".probe-...") are hidden from listings."""
+    return not any(part.startswith(".") for part in name.split("/"))
 
 
 def open_storage(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Storage:
@@ -157,6 +187,63 @@ class FileStorage:
             os.replace(self._write_temp(final, data, durable=True), final)
         except OSError as exc:
             raise errors.StorageUnavailable(f"cannot write {final}: {exc}") from exc
+
+    def put_file(self, name: str, path: Path, content_type: str) -> None:
+        """Copied to a temp name beside the final one, fsynced, then renamed over it: a reader sees
+        the old file or the new one, never part of one. The temp file is removed on any error."""
+        final = self._path(name)
+        with open(path, "rb") as source:  # a missing source is the caller's bug, not an outage
+            try:
+                if final.parent not in self._made:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    self._made.add(final.parent)
+                temp = final.parent / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+                try:
+                    with open(temp, "wb") as handle:
+                        shutil.copyfileobj(source, handle, COPY_BUFFER)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    os.replace(temp, final)
+                except BaseException:
+                    temp.unlink(missing_ok=True)
+                    raise
+                directory = os.open(final.parent, os.O_RDONLY)
+                try:
+                    os.fsync(directory)  # the rename itself survives a power cut
+                finally:
+                    os.close(directory)
+            except OSError as exc:
+                raise errors.StorageUnavailable(f"cannot write {final}: {exc}") from exc
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        """Lazy, and only into directories the prefix can match. Entries are visited in the order of
+        their full names: a directory sorts as "<name>/", which is where all its contents fall."""
+        prefix = name_prefix(prefix)
+        try:
+            yield from self._walk(self.root, "", prefix)
+        except OSError as exc:
+            raise errors.StorageUnavailable(f"cannot list {self.root}: {exc}") from exc
+
+    def _walk(self, directory: Path, relative: str, prefix: str) -> Iterator[str]:
+        try:
+            entries = sorted(relative + entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "")
+                             for entry in os.scandir(directory) if is_listed(entry.name))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in entries:
+            if not name.endswith("/"):
+                if name.startswith(prefix):
+                    yield name
+            elif name.startswith(prefix) or prefix.startswith(name):
+                yield from self._walk(directory / name.rsplit("/", 2)[-2], name, prefix)
+
+    def open(self, name: str) -> BinaryIO | None:
+        try:
+            return open(self._path(name), "rb")
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            raise errors.StorageUnavailable(f"cannot read {name}: {exc}") from exc
 
     def exists(self, name: str) -> bool:
         return self._path(name).exists()

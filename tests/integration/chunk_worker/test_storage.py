@@ -1,5 +1,9 @@
 """Storage backends against a real directory and a real Azurite: idempotent, typed, failing fast."""
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,10 +12,37 @@ from azure.storage.blob import BlobServiceClient
 
 from chunk_worker import errors
 from chunk_worker.contract import image_blob_name, manifest_name
-from chunk_worker.storage import open_storage
+from chunk_worker.storage import FileStorage, open_storage
 from ports import free_port
 
 NAME = image_blob_name("ab" * 32, "PNG")
+SHARD = "shards/00003.tar"
+BIG = 3 * 4 * 1024 * 1024 + 12345  # several upload blocks and download ranges, and a partial last one
+TAR = "application/x-tar"
+# Names whose byte order differs from a naive directory walk: "a-b" < "a/b" < "a0".
+LISTED = ["a-b", "a/b", "a/c/d", "a0", "shards/00000.parquet", "shards/00000.tar", "shards/00001.tar"]
+
+UPLOADER = """
+import sys
+from pathlib import Path
+from chunk_worker.storage import FileStorage, open_storage
+storage = open_storage(sys.argv[1], pool_size=2)
+storage.put_file(sys.argv[2], Path(sys.argv[3]), "application/x-tar")
+"""
+
+MEASURED_UPLOADER = """
+import resource, sys
+from pathlib import Path
+from chunk_worker.storage import FileStorage, open_storage
+storage = open_storage(sys.argv[1], pool_size=2)
+storage.check()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+storage.put_file(sys.argv[2], Path(sys.argv[3]), "application/x-tar")
+reader = storage.open(sys.argv[2])
+while reader.read(1 << 20):
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
 
 
 @pytest.fixture
@@ -28,6 +59,44 @@ def azure_storage(azure_container):
     storage.check()
     yield storage
     storage.close()
+
+
+@pytest.fixture(params=["file", "azure"])
+def any_storage(request, tmp_path):
+    """The same behaviour is promised by both backends."""
+    if request.param == "file":
+        storage = open_storage(f"file://{tmp_path}/out", pool_size=4)
+    else:
+        storage = open_storage(f"azure://{request.getfixturevalue('azure_container')}/default/cats", pool_size=4)
+    storage.check()
+    yield storage
+    storage.close()
+
+
+@pytest.fixture
+def big_file(tmp_path):
+    path = tmp_path / "big.tar"
+    path.write_bytes(os.urandom(BIG))
+    return path
+
+
+def read_all(storage, name):
+    reader = storage.open(name)
+    assert reader is not None
+    with reader:
+        return b"".join(iter(lambda: reader.read(65536), b""))
+
+
+def start_uploader(url, name, source):
+    return subprocess.Popen([sys.executable, "-c", UPLOADER, url, name, str(source)])
+
+
+def wait_for(condition, process, what):
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert process.poll() is None, f"the uploader ended before {what}"
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -146,3 +215,123 @@ def test_azure_without_credentials_is_a_spec_error(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(errors.SpecError, match="AZURE_STORAGE_CONNECTION_STRING"):
         open_storage("azure://datasets/x", pool_size=2)
+
+
+def test_put_file_round_trips_through_open(any_storage, big_file):
+    any_storage.put_file(SHARD, big_file, TAR)
+    assert any_storage.exists(SHARD)
+    assert read_all(any_storage, SHARD) == big_file.read_bytes()
+
+
+def test_put_file_replaces_a_previous_object_whole(any_storage, big_file, tmp_path):
+    small = tmp_path / "small.tar"
+    small.write_bytes(b"attempt 2")
+    any_storage.put_file(SHARD, big_file, TAR)
+    any_storage.put_file(SHARD, small, TAR)
+    assert read_all(any_storage, SHARD) == b"attempt 2"
+
+
+def test_put_file_of_an_empty_file_is_an_empty_object(any_storage, tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    any_storage.put_file(SHARD, empty, TAR)
+    assert read_all(any_storage, SHARD) == b""
+
+
+def test_open_of_a_missing_object_is_none(any_storage):
+    assert any_storage.open(SHARD) is None
+
+
+def test_list_is_sorted_and_filtered_by_prefix(any_storage, tmp_path):
+    source = tmp_path / "x"
+    source.write_bytes(b"x")
+    for name in reversed(LISTED):
+        any_storage.put_file(name, source, TAR)
+    assert list(any_storage.list()) == sorted(LISTED)
+    assert list(any_storage.list("a/")) == ["a/b", "a/c/d"]
+    assert list(any_storage.list("shards/00000")) == ["shards/00000.parquet", "shards/00000.tar"]
+    assert list(any_storage.list("a")) == ["a-b", "a/b", "a/c/d", "a0"]
+    assert list(any_storage.list("nothing/")) == []
+
+
+def test_list_prefix_cannot_climb_out_of_the_output(any_storage):
+    with pytest.raises(ValueError):
+        list(any_storage.list("../"))
+
+
+def test_file_put_file_leaves_no_temp_file_when_the_copy_fails(file_storage, tmp_path):
+    (tmp_path / "out" / "shards").mkdir(parents=True)
+    (tmp_path / "out" / SHARD).mkdir()  # a directory under the final name: the rename must fail
+    source = tmp_path / "x"
+    source.write_bytes(b"x")
+    with pytest.raises(errors.StorageUnavailable):
+        file_storage.put_file(SHARD, source, TAR)
+    assert os.listdir(tmp_path / "out" / "shards") == ["00003.tar"]
+
+
+def test_file_writer_killed_mid_copy_leaves_nothing_under_the_final_name(file_storage, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    uploader = start_uploader(f"file://{tmp_path}/out", SHARD, fifo)
+    try:
+        with open(fifo, "wb") as feed:
+            feed.write(os.urandom(BIG))
+            feed.flush()
+            shards = tmp_path / "out" / "shards"
+            wait_for(lambda: shards.is_dir() and any(p.stat().st_size for p in shards.iterdir()), uploader,
+                     "the temp file grow")
+            uploader.send_signal(signal.SIGKILL)
+            uploader.wait()
+    finally:
+        uploader.kill()
+        uploader.wait()
+    assert uploader.returncode == -signal.SIGKILL
+    assert not file_storage.exists(SHARD)
+    assert file_storage.open(SHARD) is None
+    assert list(file_storage.list()) == []
+
+
+def read_offset(process, path):
+    """How far the process has read `path` (its file offset in /proc), 0 before it opens it."""
+    fds = f"/proc/{process.pid}/fd"
+    try:
+        for fd in os.listdir(fds):
+            if os.readlink(f"{fds}/{fd}") == str(path):
+                with open(f"/proc/{process.pid}/fdinfo/{fd}") as info:
+                    return int(info.readline().split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def test_azure_writer_killed_mid_upload_leaves_nothing_under_the_final_name(azure_storage, blobs, tmp_path):
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(64 * 1024 * 1024))
+    uploader = start_uploader(f"azure://{blobs.container_name}/default/cats", SHARD, big)
+    try:
+        wait_for(lambda: read_offset(uploader, big) >= 3 * 4 * 1024 * 1024, uploader, "blocks being staged")
+        uploader.send_signal(signal.SIGKILL)
+        uploader.wait()
+    finally:
+        uploader.kill()
+        uploader.wait()
+    assert uploader.returncode == -signal.SIGKILL
+    assert not azure_storage.exists(SHARD)
+    assert azure_storage.open(SHARD) is None
+    assert list(azure_storage.list()) == []
+
+
+def test_azure_put_file_sets_the_content_type(azure_storage, blobs, big_file):
+    azure_storage.put_file(SHARD, big_file, TAR)
+    assert blobs.get_blob_client(f"default/cats/{SHARD}").get_blob_properties().content_settings.content_type == TAR
+
+
+def test_put_file_and_open_hold_a_few_blocks_not_the_file(any_storage, tmp_path):
+    size = 96 * 1024 * 1024
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(size))
+    url = f"file://{tmp_path}/out" if isinstance(any_storage, FileStorage) else \
+        f"azure://{any_storage.container}/default/cats"
+    grown_kib = int(subprocess.run([sys.executable, "-c", MEASURED_UPLOADER, url, SHARD, str(big)],
+                                   check=True, capture_output=True, text=True).stdout)
+    assert grown_kib * 1024 < size / 3

@@ -164,8 +164,9 @@ class ChunkSpec(_Model):
     split: Split = Field(default_factory=Split)
     classes: list[str] = Field(
         default_factory=list,
-        description="Label -> class index (.cls) map, the same for every chunk of a job; empty: the sorted labels "
-        "of this chunk's items (fine standalone). An item whose label is missing from a non-empty list is rejected.")
+        description="Class names in order: an item's class index (.cls) is its label's position, the same in "
+        "every chunk of a job. Empty: no class index is recorded. An item whose label a non-empty list lacks is "
+        "rejected (label_not_in_classes).")
 
     @model_validator(mode="after")
     def _has_work(self) -> ChunkSpec:

@@ -18,6 +18,8 @@ LABEL_JOB_UID = f"{GROUP}/job-uid"
 LABEL_CHUNK = f"{GROUP}/chunk"
 LABEL_TIER = f"{GROUP}/tier"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
+LABEL_ROLE = f"{GROUP}/role"
+ROLE_FINALIZE = "finalize"
 ANNOTATION_CHUNK_ID = f"{GROUP}/chunk-id"
 CONTAINER = "worker"
 SCRATCH = "/scratch"
@@ -28,7 +30,14 @@ def job_name(dataset: str, uid: str, index: int, attempt: int) -> str:
     """Deterministic, so creating it twice is harmless (409). A piece of the DatasetJob's uid keeps a
     recreated DatasetJob of the same name from colliding with its predecessor's Jobs; long names keep
     a hash of the full name."""
-    suffix = f"-{uid[:5]}-{index:05d}-a{attempt}"
+    return _bounded_name(dataset, f"-{uid[:5]}-{index:05d}-a{attempt}")
+
+
+def finalize_job_name(dataset: str, uid: str, attempt: int) -> str:
+    return _bounded_name(dataset, f"-{uid[:5]}-final-a{attempt}")
+
+
+def _bounded_name(dataset: str, suffix: str) -> str:
     name = f"{dataset}{suffix}"
     if len(name) <= MAX_NAME:
         return name
@@ -37,15 +46,18 @@ def job_name(dataset: str, uid: str, index: int, attempt: int) -> str:
     return f"{dataset[:keep].rstrip('-.')}-{digest}{suffix}"
 
 
-def chunk_labels(dataset: str, uid: str, tier: str, index: int, attempt: int) -> dict[str, str]:
+def job_labels(dataset: str, uid: str, tier: str, attempt: int) -> dict[str, str]:
     return {
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_JOB: dataset[:63].rstrip("-._"),  # a label value must end alphanumeric
         LABEL_JOB_UID: uid,
-        LABEL_CHUNK: str(index),
         LABEL_TIER: tier,
         LABEL_ATTEMPT: str(attempt),
     }
+
+
+def chunk_labels(dataset: str, uid: str, tier: str, index: int, attempt: int) -> dict[str, str]:
+    return {**job_labels(dataset, uid, tier, attempt), LABEL_CHUNK: str(index)}
 
 
 def worker_env(settings: OperatorSettings) -> list[dict[str, Any]]:
@@ -74,14 +86,53 @@ def build_job(
     attempt: int,
     settings: OperatorSettings,
 ) -> dict[str, Any]:
-    labels = chunk_labels(dataset, uid, tier, index, attempt)
+    """The Job of one chunk: `run --chunk-id`, the spec read from Redis."""
+    return _worker_job(
+        name=job_name(dataset, uid, index, attempt), dataset=dataset, namespace=namespace, uid=uid,
+        labels=chunk_labels(dataset, uid, tier, index, attempt), annotations={ANNOTATION_CHUNK_ID: chunk_id},
+        args=["run", "--chunk-id", chunk_id, "--progress", "none", "--log-format", "json"],
+        env=worker_env(settings), settings=settings)
+
+
+def build_finalize_job(
+    *,
+    dataset: str,
+    namespace: str,
+    uid: str,
+    tier: str,
+    attempt: int,
+    spec_json: str,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The one Job that turns a job's manifests into the index, the split metadata and the card, run
+    from the worker image once every chunk has settled. It needs storage, not Redis."""
+    labels = {**job_labels(dataset, uid, tier, attempt), LABEL_ROLE: ROLE_FINALIZE}
+    env = [entry for entry in worker_env(settings) if not entry["name"].startswith("PIXCRAWLER_REDIS")]
+    return _worker_job(
+        name=finalize_job_name(dataset, uid, attempt), dataset=dataset, namespace=namespace, uid=uid,
+        labels=labels, annotations={}, args=["finalize", "--spec-json", spec_json, "--log-format", "json"],
+        env=env, settings=settings)
+
+
+def _worker_job(
+    *,
+    name: str,
+    dataset: str,
+    namespace: str,
+    uid: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    args: list[str],
+    env: list[dict[str, Any]],
+    settings: OperatorSettings,
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": settings.worker_image,
         "imagePullPolicy": "IfNotPresent",
         "command": list(settings.worker_command),
-        "args": ["run", "--chunk-id", chunk_id, "--progress", "none", "--log-format", "json"],
-        "env": worker_env(settings),
+        "args": args,
+        "env": env,
         "resources": {
             "requests": {
                 "cpu": settings.worker_cpu_request,
@@ -107,10 +158,10 @@ def build_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(dataset, uid, index, attempt),
+            "name": name,
             "namespace": namespace,
             "labels": labels,
-            "annotations": {ANNOTATION_CHUNK_ID: chunk_id},
+            "annotations": annotations,
             "ownerReferences": [{
                 "apiVersion": f"{GROUP}/{VERSION}",
                 "kind": "DatasetJob",
@@ -133,8 +184,7 @@ def build_job(
                 ]
             },
             "template": {
-                "metadata": {"labels": {**settings.worker_pod_labels, **labels},
-                             "annotations": {ANNOTATION_CHUNK_ID: chunk_id}},
+                "metadata": {"labels": {**settings.worker_pod_labels, **labels}, "annotations": annotations},
                 "spec": {
                     "restartPolicy": "Never",
                     "serviceAccountName": settings.worker_service_account,

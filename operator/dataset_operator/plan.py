@@ -11,7 +11,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from chunk_worker.contract import ChunkSpec, Item, Search, SourceSlice, UrlList, Validation
+from chunk_worker.contract import (
+    ChunkSpec,
+    FinalizeSpec,
+    Item,
+    OutputFormat,
+    Search,
+    SourceSlice,
+    Split,
+    Transform,
+    UrlList,
+    Validation,
+)
 from dataset_operator import priority
 
 Tier = Literal["new-user", "enterprise", "free"]
@@ -38,6 +49,10 @@ class JobPlan(BaseModel):
     validation: Validation
     output: str
     max_attempts: int
+    format: OutputFormat = "files"
+    transform: Transform = Field(default_factory=Transform)
+    split: Split = Field(default_factory=Split)
+    classes: list[str] = Field(default_factory=list)
 
     @property
     def total_items(self) -> int:
@@ -80,6 +95,30 @@ def capped(sizes: list[int], max_images: int | None) -> list[int]:
         result.append(take)
         left -= take
     return result
+
+
+def job_classes(spec: dict[str, Any]) -> list[str]:
+    """The class list the .cls index refers to: the spec's, else the sources' labels sorted. A source
+    whose URL list brings its own labels (labelColumn) makes the set unknowable up front: then no
+    class index is recorded (the CRD requires `classes` for the formats that need one)."""
+    if spec.get("classes"):
+        return list(spec["classes"])
+    if any((source.get("urlList") or {}).get("labelColumn") for source in spec["sources"]):
+        return []
+    labels = sorted({source.get("label", "") for source in spec["sources"]})
+    return [] if labels == [""] else labels
+
+
+def describe_source(source: dict[str, Any]) -> str:
+    """One line per source for the dataset card."""
+    label = source.get("label") or "(no label)"
+    if "urls" in source:
+        return f"{label}: {len(source['urls'])} URLs given inline"
+    if "urlList" in source:
+        url_list = source["urlList"]
+        return f"{label}: URL list {url_list['url']} ({url_list.get('format', 'txt')})"
+    search = source["search"]
+    return f"{label}: {search.get('provider', 'openverse')} search for {search['query']!r} (up to {search.get('limit', 100)})"
 
 
 def output_url(default_storage: str, namespace: str, name: str, output: dict[str, Any]) -> str:
@@ -142,6 +181,10 @@ def make_plan(
         validation=Validation.model_validate(spec.get("validation", {})),
         output=output_url(default_storage, namespace, name, spec.get("output", {})),
         max_attempts=spec.get("retries", {}).get("maxAttempts", 3),
+        format=spec.get("output", {}).get("format", "files"),
+        transform=Transform.model_validate(spec.get("transform", {})),
+        split=Split.model_validate(spec.get("split", {})),
+        classes=job_classes(spec),
     )
     if plan.total_items == 0:
         raise InvalidSpec("the sources hold no items (empty URL list?)")
@@ -171,4 +214,12 @@ def chunk_spec(plan: JobPlan, index: int, attempt: int = 1) -> ChunkSpec:
                                           start=start, count=count))
         offset += source.size
     return ChunkSpec(job=plan.job, job_uid=plan.uid, chunk=index, attempt=attempt, items=items, sources=slices,
-                     validation=plan.validation, output=plan.output)
+                     validation=plan.validation, output=plan.output, format=plan.format, transform=plan.transform,
+                     split=plan.split, classes=plan.classes)
+
+
+def finalize_spec(plan: JobPlan, sources: list[dict[str, Any]]) -> FinalizeSpec:
+    return FinalizeSpec(job=plan.job, output=plan.output, format=plan.format, chunks=plan.chunk_count,
+                        classes=plan.classes, split=plan.split, transform=plan.transform,
+                        licenses=plan.validation.licenses, dedup=plan.validation.dedup,
+                        sources=[describe_source(source) for source in sources])

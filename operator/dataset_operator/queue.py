@@ -19,6 +19,8 @@ from dataset_operator import priority
 from dataset_operator.plan import JobPlan
 
 ENQUEUE_BATCH = 5000
+FINALIZE_ATTEMPT = "finalize_attempt"  # fields of the job hash
+FINALIZE_NOT_BEFORE = "finalize_not_before"
 SCAN_BATCH = 1000
 
 # KEYS: queue, admitted, fence, enqueued.  ARGV: epoch, n, now, deadline, scan limit, chunk key prefix,
@@ -157,6 +159,15 @@ class ChunkQueue:
                 pipe.zadd(keys.queue, dict(members[start:start + ENQUEUE_BATCH]), nx=True)
             results = await pipe.execute()
         return sum(results[4:])
+
+    async def finalize_attempt(self, uid: str) -> tuple[int, float]:
+        """The finalize Job's current attempt (from 1) and the time before which it must not start."""
+        attempt, not_before = await self.client.hmget(self.keys.job(uid), [FINALIZE_ATTEMPT, FINALIZE_NOT_BEFORE])
+        return int(attempt or 1), float(not_before or 0)
+
+    async def retry_finalize(self, uid: str, attempt: int, not_before: float) -> None:
+        await self.client.hset(self.keys.job(uid), mapping={FINALIZE_ATTEMPT: attempt,
+                                                             FINALIZE_NOT_BEFORE: f"{not_before:.3f}"})
 
     async def has_job(self, uid: str) -> bool:
         return bool(await self.client.hexists(self.keys.job(uid), "plan"))

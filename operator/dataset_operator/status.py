@@ -12,6 +12,8 @@ from chunk_worker.contract import COUNTERS
 SUSPENDED = "Suspended"
 BACKOFF = "Backoff"
 INVALID_SPEC = "InvalidSpec"
+FINALIZING = "Finalizing"
+FINALIZE_FAILED = "FinalizeFailed"
 
 
 def now_iso() -> str:
@@ -61,8 +63,11 @@ class Facts:
     backoff: int = 0  # chunks waiting out a retry backoff
     generation: int | None = None
     extra_message: str = ""
-    index: str | None = None
     location: str | None = None
+    format: str | None = None
+    finalize_state: str | None = None  # running | backoff | succeeded | failed, once every chunk settled
+    finalize_message: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)  # index, card, attribution: set once finalized
     conditions: list[dict[str, Any]] = field(default_factory=list)
     start_time: str | None = None
     completion_time: str | None = None
@@ -94,6 +99,10 @@ def set_condition(conditions: list[dict[str, Any]], kind: str, status: bool, rea
 def phase_and_reason(facts: Facts) -> tuple[str, str | None, str]:
     finished = len(facts.done) + len(facts.failed)
     if facts.total and finished >= facts.total:
+        if facts.finalize_state == "failed":
+            return "Failed", FINALIZE_FAILED, facts.finalize_message
+        if facts.finalize_state != "succeeded":
+            return "Running", FINALIZING, facts.finalize_message or "every chunk settled; the dataset is being finalized"
         if facts.failed:
             return "Failed", "ChunksFailed", f"{len(facts.failed)} of {facts.total} chunks failed for good"
         return "Succeeded", None, f"all {facts.total} chunks succeeded"
@@ -127,7 +136,7 @@ def build_status(facts: Facts, now: str | None = None) -> dict[str, Any]:
     conditions = set_condition(conditions, "Complete", phase == "Succeeded", "AllChunksSucceeded"
                                if phase == "Succeeded" else phase, message if phase == "Succeeded" else "",
                                facts.generation, now)
-    conditions = set_condition(conditions, "Failed", phase == "Failed", "ChunksFailed" if phase == "Failed" else phase,
+    conditions = set_condition(conditions, "Failed", phase == "Failed", (reason or "Failed") if phase == "Failed" else phase,
                                message if phase == "Failed" else "", facts.generation, now)
     images = {name: int(facts.counters.get(name, 0)) for name in COUNTERS if name != "bytes_uploaded"}
     status: dict[str, Any] = {
@@ -151,7 +160,7 @@ def build_status(facts: Facts, now: str | None = None) -> dict[str, Any]:
         "startTime": facts.start_time or (now if admitted else None),
         "completionTime": facts.completion_time or (now if phase in ("Succeeded", "Failed") else None),
         "observedGeneration": facts.generation,
-        "output": {"location": facts.location, "index": facts.index},
+        "output": {"location": facts.location, "format": facts.format, **facts.outputs},
     }
     return status
 

@@ -13,8 +13,8 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import COUNTERS, ChunkField
-from chunk_worker.storage import open_storage
-from dataset_operator import index, jobs, metrics, status
+from dataset_operator import finalizing, jobs, metrics, status
+from dataset_operator.finalizing import Finalizer
 from dataset_operator.planner import Planner
 from dataset_operator.queue import ChunkQueue, split_chunk_id
 from dataset_operator.registry import JobRef, Registry
@@ -45,6 +45,7 @@ class StatusWriter:
         self.registry = registry
         self.scheduler = scheduler
         self.planner = planner
+        self.finalizer = Finalizer(settings, queue, api)
 
     async def run(self) -> None:
         while True:
@@ -97,6 +98,9 @@ class StatusWriter:
         counters = Counter({name: settled.get(name, 0) for name in COUNTERS})
         for values in results[3:]:
             counters.update({name: int(value or 0) for name, value in zip(COUNTERS, values)})
+        finalize = None
+        if len(done) + len(failed) >= plan.chunk_count:
+            finalize = await self.finalizer.step(ref, plan)
         facts = status.Facts(
             total=plan.chunk_count,
             done=done,
@@ -109,16 +113,17 @@ class StatusWriter:
             backoff=backoff.get(ref.uid, 0),
             generation=ref.generation,
             extra_message=ref.extra_message,
-            index=(ref.status.get("output") or {}).get("index"),
             location=plan.output,
+            format=plan.format,
+            finalize_state=finalize.state if finalize else None,
+            finalize_message=finalize.message if finalize else "",
+            outputs=finalizing.outputs(plan.output) if finalize and finalize.state == "succeeded" else {},
             conditions=list(ref.status.get("conditions") or []),
             start_time=ref.status.get("startTime"),
             completion_time=ref.status.get("completionTime"),
         )
         new = status.build_status(facts)
         new["imagesSettled"] = {name: settled.get(name, 0) for name in COUNTERS}
-        if new["phase"] in ("Succeeded", "Failed") and not facts.index:
-            new["output"]["index"] = await asyncio.to_thread(self.write_index, plan.output, sorted(done))
         if not status.differs(ref.status, new):
             return
         old_phase = ref.status.get("phase")
@@ -128,17 +133,6 @@ class StatusWriter:
         ref.status.update(new)
         if new["phase"] != old_phase:
             await self.event(ref, new)
-
-    def write_index(self, output: str, done: list[int]) -> str:
-        storage = open_storage(output, pool_size=4)
-        try:
-            count, missing = index.write_index(storage, done)
-        finally:
-            storage.close()
-        if missing:
-            log.warning("index written without %d missing manifests", len(missing))
-        log.info("dataset index written", extra={"fields": {"output": output, "images": count}})
-        return f"{output.rstrip('/')}/{index.INDEX_NAME}"
 
     async def event(self, ref: JobRef, new: dict[str, Any]) -> None:
         """One event per phase transition: rare by construction, so no further rate limit is needed."""

@@ -116,3 +116,26 @@ def test_worker_pod_labels_are_added_without_replacing_the_chunk_labels():
     labels = job["spec"]["template"]["metadata"]["labels"]
     assert labels["azure.workload.identity/use"] == "true"
     assert labels[jobs.LABEL_CHUNK] == "0"
+
+
+def finalize_job(**overrides) -> dict:
+    values = dict(dataset="cats", namespace="team", uid=UID, tier="free", attempt=1,
+                  spec_json='{"job":"team/cats"}', settings=OperatorSettings(worker_env_secret="storage"))
+    return jobs.build_finalize_job(**(values | overrides))
+
+
+def test_the_finalize_job_runs_finalize_with_its_spec_and_storage_but_no_redis():
+    manifest = finalize_job()
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:3] == ["finalize", "--spec-json", '{"job":"team/cats"}']
+    assert container["envFrom"] == [{"secretRef": {"name": "storage"}}]
+    assert not [e for e in container["env"] if e["name"].startswith("PIXCRAWLER_REDIS")]
+    assert manifest["metadata"]["labels"][jobs.LABEL_ROLE] == jobs.ROLE_FINALIZE
+    assert jobs.LABEL_CHUNK not in manifest["metadata"]["labels"]
+    assert manifest["metadata"]["ownerReferences"][0]["uid"] == UID
+
+
+@pytest.mark.parametrize("dataset", ["cats", LONG, "x" * 253])
+def test_finalize_job_names_are_valid_and_differ_per_attempt(dataset):
+    names = {jobs.finalize_job_name(dataset, UID, attempt) for attempt in (1, 2, 10)}
+    assert len(names) == 3 and all(len(n) <= 63 and DNS_LABEL.match(n) for n in names)

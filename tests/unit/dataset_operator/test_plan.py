@@ -121,3 +121,41 @@ def test_output_defaults_to_namespace_and_name_under_the_default_container():
 def test_output_without_any_container_is_invalid_spec():
     with pytest.raises(InvalidSpec, match="output.container"):
         output_url("azure://", "team", "cats", {})
+
+
+def test_classes_default_to_the_sorted_source_labels():
+    plan = plan_of({"sources": [inline("dog", 2), inline("cat", 2), url_list("dog", 3)]})
+    assert plan.classes == ["cat", "dog"]
+
+
+def test_spec_classes_keep_the_users_order():
+    plan = plan_of({"sources": [inline("dog", 2), inline("cat", 2)], "classes": ["dog", "cat", "bird"]})
+    assert plan.classes == ["dog", "cat", "bird"]
+
+
+def test_a_label_column_without_classes_records_no_class_index():
+    source = {"label": "x", "urlList": {"url": "https://lists.example/l.csv", "format": "csv",
+                                        "labelColumn": "kind", "count": 5}}
+    assert plan_of({"sources": [source]}).classes == []
+
+
+def test_chunks_carry_the_format_transform_split_classes_and_licences():
+    spec = {"sources": [inline("cat", 3)], "output": {"format": "webdataset"},
+            "transform": {"resize": {"mode": "center_crop", "size": 256}, "encode": {"format": "jpeg"}},
+            "split": {"val": 0.1, "test": 0.2}, "validation": {"licenses": ["cc0", "by"]}}
+    chunk = chunk_spec(plan_of(spec), 0)
+    assert chunk.format == "webdataset"
+    assert (chunk.transform.resize.mode, chunk.transform.resize.size, chunk.transform.encode.format) == (
+        "center_crop", 256, "jpeg")
+    assert (chunk.split.val, chunk.split.test) == (0.1, 0.2)
+    assert chunk.classes == ["cat"]
+    assert chunk.validation.licenses == ["cc0", "by"]
+
+
+def test_the_finalize_spec_describes_the_job_for_its_card():
+    from dataset_operator.plan import finalize_spec
+
+    spec = {"sources": [inline("cat", 3), search("bird", 40)], "output": {"format": "parquet"}, "chunkSize": 2}
+    final = finalize_spec(plan_of(spec), spec["sources"])
+    assert (final.job, final.format, final.chunks, final.classes) == ("team/cats", "parquet", 22, ["bird", "cat"])
+    assert final.sources == ["cat: 3 URLs given inline", "bird: openverse search for 'bird' (up to 40)"]

@@ -39,7 +39,7 @@ def test_compact_and_parse_ranges_round_trip():
 
 def test_complete_condition_true_only_when_all_chunks_succeeded():
     almost = build_status(facts(done={0, 1, 2}, running=1), T1)
-    done = build_status(facts(done={0, 1, 2, 3}), T1)
+    done = build_status(facts(done={0, 1, 2, 3}, finalize_state="succeeded"), T1)
     assert condition(almost, "Complete")["status"] == "False"
     assert (done["phase"], condition(done, "Complete")["status"], condition(done, "Failed")["status"]) == (
         "Succeeded", "True", "False")
@@ -47,7 +47,7 @@ def test_complete_condition_true_only_when_all_chunks_succeeded():
 
 
 def test_a_chunk_failed_for_good_ends_in_failed_not_complete():
-    status = build_status(facts(done={0, 1, 2}, failed={3}), T1)
+    status = build_status(facts(done={0, 1, 2}, failed={3}, finalize_state="succeeded"), T1)
     assert status["phase"] == "Failed"
     assert (condition(status, "Complete")["status"], condition(status, "Failed")["status"]) == ("False", "True")
     assert (status["finishedChunks"], status["failedChunks"]) == ("0-2", "3")
@@ -63,7 +63,7 @@ def test_last_transition_time_kept_when_status_unchanged():
 
 def test_last_transition_time_moves_when_status_flips():
     running = build_status(facts(running=1, done={0, 1, 2}), T1)
-    done = build_status(facts(done={0, 1, 2, 3}, conditions=running["conditions"]), T2)
+    done = build_status(facts(done={0, 1, 2, 3}, finalize_state="succeeded", conditions=running["conditions"]), T2)
     assert condition(done, "Complete")["lastTransitionTime"] == T2
     assert condition(done, "Progressing")["status"] == "False"
 
@@ -102,3 +102,23 @@ def test_set_condition_adds_a_missing_condition_with_generation():
     result = set_condition([], "Admitted", True, "ChunksAdmitted", "", 3, T1)
     assert result == [{"type": "Admitted", "status": "True", "reason": "ChunksAdmitted", "message": "",
                        "lastTransitionTime": T1, "observedGeneration": 3}]
+
+
+def test_settled_chunks_wait_for_the_finalize_job_before_complete():
+    status = build_status(facts(done={0, 1, 2, 3}, finalize_state="running", finalize_message="writing the card"), T1)
+    assert (status["phase"], status["reason"], status["message"]) == ("Running", "Finalizing", "writing the card")
+    assert condition(status, "Complete")["status"] == "False"
+    assert status["completionTime"] is None
+
+
+def test_a_finalize_job_failed_for_good_fails_the_job_with_its_reason():
+    status = build_status(facts(done={0, 1, 2, 3}, finalize_state="failed", finalize_message="exit 1 three times"), T1)
+    assert (status["phase"], status["reason"]) == ("Failed", "FinalizeFailed")
+    assert condition(status, "Failed")["reason"] == "FinalizeFailed"
+
+
+def test_output_names_the_index_and_card_once_finalized():
+    outputs = {"index": "file:///d/index.parquet", "card": "file:///d/README.md"}
+    status = build_status(facts(done={0, 1, 2, 3}, finalize_state="succeeded", location="file:///d",
+                                format="webdataset", outputs=outputs), T1)
+    assert status["output"] == {"location": "file:///d", "format": "webdataset", **outputs}

@@ -16,7 +16,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy
-from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401 (registers)
+from PIL import GifImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401
+# (the plugins are imported to register them)
 
 from chunk_worker.contract import Reason, Validation
 
@@ -26,8 +27,9 @@ from chunk_worker.contract import Reason, Validation
 # never toggled, so no thread sees a half-applied filter.
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
-_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError)
+PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError)
 HASH_SIDE = 32  # pHash works on a 32x32 greyscale image
+ORIENTATION = 0x0112  # the EXIF tag; 5..8 mean the stored image is sideways
 
 
 class Rejected(Exception):
@@ -41,12 +43,25 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class ImageInfo:
+    """What the downloaded bytes are. `width`/`height` are as displayed (EXIF orientation applied);
+    `original_width`/`original_height` as stored in the file (they default to the displayed size
+    turned back by `orientation`, so callers describing an upright image may leave them out)."""
+
     format: str  # JPEG | PNG | WEBP | GIF
     width: int
     height: int
     bytes: int
     sha256: str
-    phash: int  # 64-bit perceptual hash (pHash, 8x8 DCT frequencies)
+    phash: int  # 64-bit perceptual hash (pHash, 8x8 DCT frequencies) of the upright image
+    orientation: int = 1  # EXIF orientation 1..8 (1: upright as stored; anything invalid counts as 1)
+    original_width: int = 0
+    original_height: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.original_width or not self.original_height:
+            sideways = self.orientation >= 5
+            object.__setattr__(self, "original_width", self.height if sideways else self.width)
+            object.__setattr__(self, "original_height", self.width if sideways else self.height)
 
     @property
     def phash_hex(self) -> str:
@@ -127,7 +142,7 @@ def validate(data: bytes, rules: Validation) -> ImageInfo:
         image = Image.open(io.BytesIO(data), formats=[image_format])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Rejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
-    except _PILLOW_ERRORS as exc:  # the magic bytes lied: no readable header behind them
+    except PILLOW_ERRORS as exc:  # the magic bytes lied: no readable header behind them
         raise Rejected(Reason.NOT_AN_IMAGE, f"{type(exc).__name__}: {exc}") from None
     with image:
         check_dimensions(image.width, image.height, rules)
@@ -140,16 +155,33 @@ def validate(data: bytes, rules: Validation) -> ImageInfo:
             image.load()
             if image.width * image.height > pixel_limit(rules):  # a GIF frame may outgrow the header
                 raise Rejected(Reason.TOO_MANY_PIXELS, f"{image.width}x{image.height}")
+            orientation = exif_orientation(image)
+            if orientation != 1:  # the hash describes what a viewer shows, so a rotated copy matches
+                ImageOps.exif_transpose(image, in_place=True)
             phash = perceptual_hash(image)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise Rejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
-        except _PILLOW_ERRORS as exc:
+        except PILLOW_ERRORS as exc:
             raise Rejected(Reason.TRUNCATED, f"{type(exc).__name__}: {exc}") from None
+    sideways = orientation >= 5
     return ImageInfo(
         format=image_format,
-        width=width,
-        height=height,
+        width=height if sideways else width,
+        height=width if sideways else height,
         bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         phash=phash,
+        orientation=orientation,
+        original_width=width,
+        original_height=height,
     )
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation tag as Pillow's exif_transpose reads it; 1 when absent, out of range or
+    unreadable (broken metadata on good pixels is no reason to refuse the image)."""
+    try:
+        value = image.getexif().get(ORIENTATION, 1)
+    except PILLOW_ERRORS:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1

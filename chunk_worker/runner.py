@@ -9,25 +9,21 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from chunk_worker.contract import (
-    CONTENT_TYPES,
-    ChunkSpec,
-    Item,
-    ManifestLine,
-    Reason,
-    image_blob_name,
-    manifest_name,
-)
+from chunk_worker import licenses
+from chunk_worker.contract import Attribution, ChunkSpec, Item, ManifestLine, Reason, manifest_name, sample_key
 from chunk_worker.dedup import Deduper
 from chunk_worker.errors import ChunkError
 from chunk_worker.fetch import Fetcher
+from chunk_worker.layouts import Layout, open_layout
 from chunk_worker.logs import fields
 from chunk_worker.progress import Progress, Tally
+from chunk_worker.splits import class_index, split_of
 from chunk_worker.storage import Storage
+from chunk_worker.transform import transform_image
 from chunk_worker.validate import Rejected, validate
 
 log = logging.getLogger(__name__)
@@ -38,6 +34,8 @@ REFUSED_BY_POLICY = {
     Reason.BAD_URL.value,
     Reason.TOO_LARGE.value,
     Reason.OPT_OUT.value,
+    Reason.LICENSE_NOT_ALLOWED.value,
+    Reason.LABEL_NOT_IN_CLASSES.value,
 }
 
 
@@ -57,12 +55,14 @@ def planned_total(spec: ChunkSpec) -> int:
 
 @dataclass
 class Pipeline:
-    """The per-item work, shared by every thread of one chunk."""
+    """The per-item work, shared by every thread of one chunk. `layout` is opened by run_chunk in the
+    chunk's temp dir."""
 
     spec: ChunkSpec
     fetcher: Fetcher
     deduper: Deduper
     storage: Storage
+    layout: Layout | None = None
 
     def process(self, position: int, item: Item) -> ManifestLine:
         try:
@@ -74,24 +74,40 @@ class Pipeline:
             return ManifestLine(url=item.url, label=item.label, status="failed", reason="internal_error")
 
     def _process(self, position: int, item: Item) -> ManifestLine:
+        """Policy first (licence, class: no byte is fetched for an item the job cannot keep), then fetch,
+        validate, dedup, transform, store."""
+        known = dict(url=item.url, label=item.label, **item.model_dump(include=set(Attribution.model_fields)))
+        rules = self.spec.validation
+        if rules.licenses is not None and not licenses.is_allowed(item.license, rules.licenses):
+            return ManifestLine(status="rejected", reason=Reason.LICENSE_NOT_ALLOWED.value, **known)
+        cls = class_index(item.label, self.spec.classes) if self.spec.classes else None
+        if self.spec.classes and cls is None:
+            return ManifestLine(status="rejected", reason=Reason.LABEL_NOT_IN_CLASSES.value, **known)
         fetched = self.fetcher.fetch(item.url)
         if not fetched.ok or fetched.data is None:
             reason = fetched.reason or Reason.CONNECTION_ERROR.value
-            return ManifestLine(url=item.url, label=item.label, status=status_for_fetch_failure(reason), reason=reason)
+            return ManifestLine(status=status_for_fetch_failure(reason), reason=reason, **known)
         data = fetched.data
         try:
-            info = validate(data, self.spec.validation)
+            info = validate(data, rules)
         except Rejected as rejected:
-            return ManifestLine(url=item.url, label=item.label, status="rejected", reason=rejected.reason,
-                                bytes=len(data))
-        described = dict(url=item.url, label=item.label, sha256=info.sha256, phash=info.phash_hex,
-                         width=info.width, height=info.height, bytes=info.bytes, format=info.format)
+            return ManifestLine(status="rejected", reason=rejected.reason, bytes=len(data), **known)
+        described = dict(known, sha256=info.sha256, phash=info.phash_hex, width=info.width, height=info.height,
+                         original_width=info.original_width, original_height=info.original_height,
+                         bytes=info.bytes, format=info.format)
         duplicate = self.deduper.claim(info, item_owner(self.spec.chunk, position))
         if duplicate:
             return ManifestLine(status="duplicate", reason=str(getattr(duplicate, "value", duplicate)), **described)
-        blob = image_blob_name(info.sha256, info.format)
-        self.storage.put_image(blob, data, CONTENT_TYPES[info.format])
-        return ManifestLine(status="ok", blob=blob, **described)
+        try:
+            stored = transform_image(data, info, self.spec.transform)
+        except Rejected as rejected:
+            return ManifestLine(status="rejected", reason=rejected.reason, **described)
+        line = ManifestLine(status="ok", key=sample_key(self.spec.chunk, position),
+                            split=split_of(info.sha256, self.spec.split), cls=cls,
+                            **dict(described, width=stored.width, height=stored.height, bytes=len(stored.data),
+                                   format=stored.format))
+        assert self.layout is not None, "run_chunk opens the layout"
+        return self.layout.add(line, stored.data)
 
 
 @dataclass
@@ -163,6 +179,9 @@ def run_chunk(
     tmp = Path(tempfile.mkdtemp(prefix=f"pixcrawler-chunk-{spec.chunk:05d}-", dir=tmp_root))
     try:
         pipeline.storage.check()
+        samples = tmp / "samples"
+        samples.mkdir()
+        pipeline = replace(pipeline, layout=open_layout(spec, pipeline.storage, samples))
         for sink in progress:
             sink.started(planned_total(spec))
         results: dict[int, ManifestLine] = {}
@@ -171,6 +190,7 @@ def run_chunk(
             tally.add(line)
             for sink in progress:
                 sink.record(line)
+        pipeline.layout.commit()  # shards are whole under their final names before the manifest declares them
         manifest = "".join(results[position].model_dump_json(exclude_none=True) + "\n"
                            for position in sorted(results)).encode()
         (tmp / "manifest.jsonl").write_bytes(manifest)

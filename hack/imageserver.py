@@ -9,6 +9,7 @@ what a client did and did not request.
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
 import io
 import json
@@ -34,6 +35,37 @@ CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp",
 DEFAULT_SIZE = (320, 240)
 OPENVERSE_ANONYMOUS_PAGE_SIZE = 20
 LIST_SNDBUF = 32 * 1024  # small send buffer on list responses, so an early close is visible in bytes_sent
+
+OPENVERSE_LICENSES = ("cc0", "pdm", "by", "by-sa", "by-nc", "by-nd", "by-nc-sa", "by-nc-nd", "sampling+", "nc-sampling+")
+"""The codes Openverse's `license` parameter accepts (any other is a 400)."""
+OPENVERSE_CREDITS = [
+    # The first two are the API documentation's example results (search and related images);
+    # the rest take the same shape, so results cycle through public domain, CC and retired licences.
+    {"creator": "Tim Sullivan", "creator_url": "https://www.secretagencygroup.com", "license": "cc0",
+     "license_version": "1.0", "license_url": "https://creativecommons.org/publicdomain/zero/1.0/",
+     "provider": "stocksnap"},
+    {"creator": "Sean MacEntee", "creator_url": "https://www.flickr.com/photos/18090920@N07", "license": "by",
+     "license_version": "2.0", "license_url": "https://creativecommons.org/licenses/by/2.0/", "provider": "flickr"},
+    {"creator": "Jane Roe", "creator_url": None, "license": "by-sa", "license_version": "4.0",
+     "license_url": "https://creativecommons.org/licenses/by-sa/4.0/", "provider": "wikimedia"},
+    {"creator": None, "creator_url": None, "license": "pdm", "license_version": "1.0",
+     "license_url": "https://creativecommons.org/publicdomain/mark/1.0/", "provider": "smithsonian"},
+    {"creator": "Kim Lee", "creator_url": "https://www.flickr.com/photos/kimlee", "license": "by-nc-nd",
+     "license_version": "3.0", "license_url": "https://creativecommons.org/licenses/by-nc-nd/3.0/", "provider": "flickr"},
+    {"creator": "ccMixter user", "creator_url": None, "license": "sampling+", "license_version": "1.0",
+     "license_url": "https://creativecommons.org/licenses/sampling+/1.0/", "provider": "flickr"},
+]
+LIST_CREDITS = [
+    # What users' csv/jsonl lists carry under `meta=1`, spelled as they come: a name, a URL only,
+    # both, a licence nobody can read, nothing at all.
+    {"licence": "CC BY-SA 4.0", "licence_url": "", "author": "Jane Roe", "credit": "Photo: Jane Roe, CC BY-SA 4.0",
+     "title": "A cat, asleep"},
+    {"licence": "", "licence_url": "https://creativecommons.org/publicdomain/zero/1.0/", "author": "Tim Sullivan",
+     "credit": "", "title": "Tree bark"},
+    {"licence": "cc-by", "licence_url": "https://creativecommons.org/licenses/by/2.0/", "author": "Sean MacEntee",
+     "credit": '"exam tactics" by Sean MacEntee is licensed under CC BY 2.0.', "title": "exam tactics"},
+    {"licence": "all rights reserved", "licence_url": "", "author": "", "credit": "", "title": ""},
+]
 
 
 def _draw(n: int, w: int, h: int) -> Image.Image:
@@ -106,6 +138,7 @@ class _Stats:
         self.keys: Counter[str] = Counter()
         self.key_times: dict[str, list[float]] = {}
         self.user_agents: list[str] = []
+        self.queries: dict[str, list[dict[str, str]]] = {}
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -201,48 +234,84 @@ class ImageServer:
         with self.stats.lock:
             return list(self.stats.user_agents)
 
-    def list_lines(self, kind: str, start: int, n: int, noise: bool = False) -> Iterator[str]:
+    def queries(self, path: str) -> list[dict[str, str]]:
+        """The query parameters of every request for `path`, in arrival order."""
+        with self.stats.lock:
+            return [dict(query) for query in self.stats.queries.get(path, [])]
+
+    def list_lines(self, kind: str, start: int, n: int, noise: bool = False, meta: bool = False) -> Iterator[str]:
         """The lines of /list.<kind>: URLs of /img/ on this server, with comments, blanks and bad
-        lines mixed in when `noise` is set."""
+        lines mixed in when `noise` is set; csv and jsonl rows carry `list_credit`'s columns when
+        `meta` is set."""
+        columns = ["url", "label", *(["licence", "licence_url", "author", "credit", "page", "title"] if meta else [])]
         if kind == "csv":
-            yield "url,label"
+            yield ",".join(columns)
         if kind == "txt" and noise:
             yield "# a comment"
         for i in range(start, start + n):
             url = self.url(f"/img/{i}.jpg")
             if noise and i % 5 == 0:
                 yield {"txt": "", "csv": '"unterminated,', "jsonl": "{not json"}[kind]
-            label = f"label-{i % 3}"
+            row = {"url": url, "label": f"label-{i % 3}", **(self.list_credit(i) if meta else {})}
             if kind == "csv":
-                yield f"{url},{label}"
+                out = io.StringIO()
+                csv.writer(out, lineterminator="").writerow([row[column] for column in columns])
+                yield out.getvalue()
             elif kind == "jsonl":
-                yield json.dumps({"url": url, "label": label})
+                yield json.dumps({key: value or None for key, value in row.items()})
             else:
                 yield url
 
-    def openverse_page(self, query: str, page: int, page_size: int) -> dict:
+    def list_credit(self, n: int) -> dict[str, str]:
+        """The licence and credit columns of list row `n` (empty strings where the row has none;
+        jsonl carries those as null)."""
+        return {**LIST_CREDITS[n % len(LIST_CREDITS)], "page": self.url(f"/page.html?n={n}")}
+
+    def openverse_result(self, query: str, n: int) -> dict:
+        """Search result `n` in the Openverse API's documented format; `attribution` is worded the
+        way the API words it."""
+        credit = OPENVERSE_CREDITS[n % len(OPENVERSE_CREDITS)]
+        title = f"{query} {n}"
+        return {
+            "id": f"00000000-0000-4000-8000-{n:012d}",
+            "title": title,
+            "indexed_on": "2022-08-27T17:39:48Z",
+            "foreign_landing_url": self.url(f"/page.html?n={n}"),
+            "url": self.url(f"/img/{n}.jpg"),
+            "creator": credit["creator"],
+            "creator_url": credit["creator_url"],
+            "license": credit["license"],
+            "license_version": credit["license_version"],
+            "license_url": credit["license_url"],
+            "provider": credit["provider"],
+            "source": credit["provider"],
+            "category": "photograph",
+            "filesize": None,
+            "filetype": "jpg",
+            "tags": [],
+            "attribution": _openverse_attribution(title, credit),
+            "fields_matched": ["title"],
+            "mature": False,
+            "height": DEFAULT_SIZE[1],
+            "width": DEFAULT_SIZE[0],
+            "thumbnail": self.url(f"/img/{n}.jpg?w=64&h=48"),
+            "detail_url": self.url(f"/openverse/v1/images/{n}/"),
+            "related_url": self.url(f"/openverse/v1/images/{n}/related/"),
+            "unstable__sensitivity": [],
+        }
+
+    def openverse_matches(self, licenses: frozenset[str] | None = None) -> list[int]:
+        """The image numbers a search finds, in result order: all of them, or those under `licenses`."""
+        return [n for n in range(self.count)
+                if licenses is None or OPENVERSE_CREDITS[n % len(OPENVERSE_CREDITS)]["license"] in licenses]
+
+    def openverse_page(self, query: str, page: int, page_size: int, licenses: frozenset[str] | None = None) -> dict:
         """One page of the Openverse image search format, paging over /img/<n>.jpg."""
-        page_count = math.ceil(self.count / page_size)
+        matches = self.openverse_matches(licenses)
         first = (page - 1) * page_size
-        results = []
-        for n in range(first, min(first + page_size, self.count)):
-            results.append({
-                "id": f"00000000-0000-4000-8000-{n:012d}",
-                "title": f"{query} {n}",
-                "url": self.url(f"/img/{n}.jpg"),
-                "thumbnail": self.url(f"/img/{n}.jpg?w=64&h=48"),
-                "foreign_landing_url": self.url(f"/page.html?n={n}"),
-                "creator": "imageserver",
-                "license": "cc0",
-                "license_version": "1.0",
-                "provider": "imageserver",
-                "source": "imageserver",
-                "filetype": "jpg",
-                "width": DEFAULT_SIZE[0],
-                "height": DEFAULT_SIZE[1],
-            })
-        return {"result_count": self.count, "page_count": page_count, "page_size": page_size,
-                "page": page, "results": results}
+        return {"result_count": len(matches), "page_count": math.ceil(len(matches) / page_size),
+                "page_size": page_size, "page": page,
+                "results": [self.openverse_result(query, n) for n in matches[first:first + page_size]]}
 
 
 _IMG = re.compile(r"^/(img|dup|near|slow)/(\d+)\.(jpg|jpeg|png|webp|gif)$")
@@ -271,6 +340,7 @@ class _Handler(BaseHTTPRequestHandler):
         with stats.lock:
             stats.hits[parts.path] += 1
             stats.user_agents.append(self.headers.get("User-Agent", ""))
+            stats.queries.setdefault(parts.path, []).append(dict(self._query))
             stats.in_flight[route] += 1
             stats.peak[route] = max(stats.peak[route], stats.in_flight[route])
         try:
@@ -433,8 +503,9 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(self._query.get("n", self.app.count))
         start = int(self._query.get("start", 0))
         noise = self._query.get("noise") == "1"
+        meta = self._query.get("meta") == "1"
         content_type = {"txt": "text/plain", "csv": "text/csv", "jsonl": "application/x-ndjson"}[kind]
-        return self._stream(_batched(self.app.list_lines(kind, start, n, noise)), content_type, sndbuf=LIST_SNDBUF)
+        return self._stream(_batched(self.app.list_lines(kind, start, n, noise, meta)), content_type, sndbuf=LIST_SNDBUF)
 
     def _flaky_list(self, kind: str) -> None:
         """/list.<kind> that answers `status` (default 404) to the first `fails` requests of a client
@@ -456,12 +527,31 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(400, {"detail": "q is required"})
         if page_size > OPENVERSE_ANONYMOUS_PAGE_SIZE:
             return self._json(401, {"detail": "page_size above 20 needs authentication"})
-        if page < 1 or page > max(1, math.ceil(self.app.count / page_size)):
+        licenses = None
+        if "license" in self._query:
+            licenses = frozenset(self._query["license"].lower().split(","))
+            unknown = sorted(licenses - set(OPENVERSE_LICENSES))
+            if unknown:
+                return self._json(400, {"error": "InputError", "fields": ["license"], "detail":
+                                        f"Invalid input given for fields. 'license' -> License '{unknown[0]}' does not exist."})
+        if page < 1 or page > max(1, math.ceil(len(self.app.openverse_matches(licenses)) / page_size)):
             return self._json(400, {"detail": "Invalid page."})
-        return self._json(200, self.app.openverse_page(query, page, page_size))
+        return self._json(200, self.app.openverse_page(query, page, page_size, licenses))
 
     def _json(self, status: int, document: object) -> None:
         self._send(status, json.dumps(document).encode(), "application/json")
+
+
+def _openverse_attribution(title: str, credit: dict) -> str:
+    """The API's plain-text credit line: title, creator, "is marked with" for public domain and
+    "is licensed under" for licences, then where the terms are."""
+    public_domain = credit["license"] in ("cc0", "pdm")
+    name = "Public Domain Mark" if credit["license"] == "pdm" else credit["license"].upper().replace("SAMPLING", "Sampling")
+    name = f"{name} {credit['license_version']}" if public_domain else f"CC {name} {credit['license_version']}"
+    by = f" by {credit['creator']}" if credit["creator"] else ""
+    terms = "the terms" if public_domain else "a copy of this license"
+    verb = "is marked with" if public_domain else "is licensed under"
+    return f'"{title}"{by} {verb} {name}. To view {terms}, visit {credit["license_url"]}.'
 
 
 def _batched(lines: Iterator[str], size: int = 4096) -> Iterator[bytes]:

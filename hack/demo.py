@@ -2,8 +2,10 @@
 
 A local Kubernetes control plane (built from source by hack/control-plane.sh) with the node
 runner, Redis, Azurite and the sample image server start on loopback; the operator runs out of
-cluster; examples/cats-vs-dogs.yaml is applied with kubectl and followed until Complete; then
-the dataset is copied from Azurite to ./out/demo and everything is stopped again.
+cluster; examples/cats-vs-dogs.yaml (a resized WebDataset with train/validation/test splits) is
+applied with kubectl and followed until Complete; then the dataset is copied from Azurite to
+./out/demo, its card is shown, the shards are read back with the webdataset loader, and everything
+is stopped again.
 """
 
 from __future__ import annotations
@@ -60,6 +62,31 @@ def follow(cluster: LocalCluster, timeout: float = 600) -> dict:
     raise TimeoutError(f"{NAME} did not finish within {timeout:.0f} s")
 
 
+def load_with_webdataset(root: Path) -> None:
+    """The loader line from the README, run on what the demo just built."""
+    import webdataset
+
+    shards = sorted(str(path) for path in (root / "shards").glob("*.tar"))
+    print(f"  >>> webdataset.WebDataset({len(shards)} shards, shardshuffle=False).decode('pil')"
+          ".to_tuple('jpg', 'cls', 'json')", flush=True)
+    splits: dict[str, int] = {}
+    sizes = set()
+    for image, cls, meta in webdataset.WebDataset(shards, shardshuffle=False).decode("pil").to_tuple(
+            "jpg", "cls", "json"):
+        splits[meta["split"]] = splits.get(meta["split"], 0) + 1
+        sizes.add(min(image.size))
+    print(f"  {sum(splits.values())} samples {dict(sorted(splits.items()))}, shorter side {sorted(sizes)} px",
+          flush=True)
+
+
+def show_card(root: Path) -> None:
+    card = (root / "README.md").read_text()
+    body = card.split("---", 2)[-1].strip().splitlines()
+    print("\n".join(f"  | {line}" for line in body[:24]), flush=True)
+    if len(body) > 24:
+        print(f"  | ... ({len(body) - 24} more lines)", flush=True)
+
+
 def export(connection_string: str, location: str) -> int:
     """Copies the dataset (index, manifests, images) from Azurite to ./out/demo."""
     container, _, prefix = location.removeprefix("azure://").partition("/")
@@ -107,9 +134,14 @@ def main() -> int:
                                          check=False)
                 print(waited.stdout.strip() or waited.stderr.strip(), flush=True)
                 copied = export(azurite.connection_string, status["output"]["location"])
-                say(f"{copied} objects copied from {status['output']['location']} to {OUT} "
-                    f"(index: {OUT / 'index.jsonl'})")
-                return 0 if status["phase"] == "Succeeded" else 1
+                say(f"{copied} objects copied from {status['output']['location']} to {OUT}")
+                if status["phase"] != "Succeeded":
+                    return 1
+                say(f"dataset card: {status['output']['card']} (copied to {OUT / 'README.md'}); it begins:")
+                show_card(OUT)
+                say("loading the shards with webdataset:")
+                load_with_webdataset(OUT)
+                return 0
         finally:
             if operator is not None:
                 operator.terminate()

@@ -26,6 +26,7 @@ from ports import free_port
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "pixcrawler.io", "v1alpha1", "datasetjobs"
 STORAGE_SECRET = "pixcrawler-storage"
+CHUNK_JOBS = "app.kubernetes.io/managed-by=pixcrawler-operator,pixcrawler.io/chunk"  # not the finalize Jobs
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +126,7 @@ class OperatorHarness:
 
     def chunk_jobs(self) -> list[client.V1Job]:
         return self.batch.list_namespaced_job(self.namespace,
-                                              label_selector="app.kubernetes.io/managed-by=pixcrawler-operator").items
+                                              label_selector=CHUNK_JOBS).items
 
     def logs(self) -> str:
         return "\n".join(f"--- operator {i} ---\n{p.tail(200)}" for i, p in enumerate(self.processes))
@@ -259,7 +260,7 @@ class JobSampler:
 
     def sample(self) -> list[client.V1Job]:
         items = self._batch.list_namespaced_job(
-            self.harness.namespace, label_selector="app.kubernetes.io/managed-by=pixcrawler-operator").items
+            self.harness.namespace, label_selector=CHUNK_JOBS).items
         active = [job for job in items if is_active(job)]
         per_chunk = Counter(chunk_key(job) for job in active)
         self.doubled.update(key for key, count in per_chunk.items() if count > 1)

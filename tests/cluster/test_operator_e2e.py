@@ -1,4 +1,5 @@
-"""A DatasetJob from examples/ goes all the way: chunks, Jobs, workers, images in Azurite, Complete."""
+"""A DatasetJob from examples/ goes all the way: chunks, Jobs, workers, resized WebDataset shards in Azurite,
+the finalize Job's index and card, Complete."""
 
 from __future__ import annotations
 
@@ -29,11 +30,20 @@ def test_example_datasetjob_completes_with_exact_counts(operator, image_server, 
     assert status["images"]["uploaded"] == 121
     assert status["images"]["duplicates"] == 19
     assert status["progress"] == "6/6"
+    assert status["output"]["format"] == "webdataset"
     container, _, prefix = status["output"]["location"].removeprefix("azure://").partition("/")
+    assert status["output"]["card"] == f"{status['output']['location']}/README.md"
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(container)
-    images = [b.name for b in blobs.list_blobs(name_starts_with=f"{prefix}/images/")]
-    assert len(images) == 121
-    index = blobs.download_blob(f"{prefix}/index.jsonl").readall().decode().splitlines()
-    rows = [json.loads(line) for line in index]
+    names = {b.name.removeprefix(f"{prefix}/") for b in blobs.list_blobs(name_starts_with=f"{prefix}/")}
+    assert {f"shards/{i:05d}.tar" for i in range(6)} <= names
+    assert {f"shards/{i:05d}.parquet" for i in range(6)} <= names
+    assert not [name for name in names if name.startswith("images/")]
+    assert {"README.md", "index.parquet", "index.jsonl", "ATTRIBUTION.md"} <= names
+    rows = [json.loads(line) for line in blobs.download_blob(f"{prefix}/index.jsonl").readall().decode().splitlines()]
     assert len(rows) == 121
     assert {row["label"] for row in rows} == {"cat", "dog", "bird"}
+    assert {row["split"] for row in rows} == {"train", "validation", "test"}
+    assert {(row["width"], row["height"]) for row in rows} == {(256, 192)}  # 320x240 with the smaller side to 192
+    card = blobs.download_blob(f"{prefix}/README.md").readall().decode()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["configs"][0]["data_files"]

@@ -202,7 +202,7 @@ def _working_mode(image: Image.Image, image_format: ImageFormat) -> Image.Image:
 def _eight_bit(image: Image.Image) -> Image.Image:
     """16-bit greyscale to 8-bit by v * 255 / 65535, rounded (Pillow's convert('L') clips to 255)."""
     values = numpy.asarray(image).astype(numpy.uint32)
-    return Image.fromarray(((values * 255 + 32767) // 65535).astype(numpy.uint8), mode="L")
+    return Image.fromarray(((values * 255 + 32767) // 65535).astype(numpy.uint8))
 
 
 def _resample(image: Image.Image, plan: Geometry) -> Image.Image:

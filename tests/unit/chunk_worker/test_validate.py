@@ -183,3 +183,50 @@ def test_perceptual_hash_is_bit_for_bit_imagehash_phash():
         image = image.convert("RGB")
         thumbnail = image.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0).convert("L")
         assert perceptual_hash(image) == int(str(imagehash.phash(thumbnail)), 16)
+
+
+def sideways(image: Image.Image, image_format: str, orientation: int = 6) -> bytes:
+    """`image` as a phone stores it: turned a quarter, with the EXIF tag that turns it back."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = image.transpose(Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.ROTATE_270)
+    return encode(stored, image_format, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
+def test_a_sideways_image_is_described_as_displayed_and_as_stored(image_format):
+    info = validate(sideways(picture(160, 120), image_format), RULES)
+    assert (info.width, info.height, info.orientation) == (160, 120, 6)
+    assert (info.original_width, info.original_height) == (120, 160)
+
+
+def test_an_upright_image_is_stored_as_displayed():
+    info = validate(encode(picture(160, 120), "JPEG"), RULES)
+    assert (info.orientation, info.original_width, info.original_height) == (1, 160, 120)
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_the_phash_is_of_the_upright_picture(orientation):
+    upright = validate(encode(picture(160, 120), "PNG"), RULES)
+    assert validate(sideways(picture(160, 120), "PNG", orientation), RULES).phash == upright.phash
+
+
+def test_a_sideways_jpeg_is_a_near_duplicate_of_the_upright_one():
+    upright = validate(encode(picture(), "JPEG", quality=92), RULES)
+    assert hamming(validate(sideways(picture(), "JPEG"), RULES).phash, upright.phash) <= 3
+
+
+@pytest.mark.parametrize("value", [0, 9, 255])
+def test_an_orientation_outside_1_to_8_counts_as_upright(value):
+    exif = Image.Exif()
+    exif[0x0112] = value
+    info = validate(encode(picture(160, 120), "JPEG", exif=exif.tobytes()), RULES)
+    assert (info.orientation, info.width, info.height) == (1, 160, 120)
+
+
+def test_unreadable_exif_on_good_pixels_is_not_a_rejection():
+    data = encode(picture(160, 120), "JPEG")
+    broken = b"Exif\x00\x00MM\x00*\xff\xff\xff\xff" + b"\x00" * 20
+    segment = b"\xff\xe1" + struct.pack(">H", len(broken) + 2) + broken
+    info = validate(data[:2] + segment + data[2:], RULES)
+    assert (info.orientation, info.width, info.height) == (1, 160, 120)

@@ -84,6 +84,32 @@ def normalise(value: str | None) -> str | None:
     return parsed.id if parsed else None
 
 
+class Resolved(NamedTuple):
+    license: str | None
+    license_url: str | None
+
+
+def resolve(name: str | None, url: str | None = None, version: str | None = None) -> Resolved:
+    """The licence id and deed URL of an item from what its source states: a licence name or code,
+    a licence URL, a version, any of them missing.
+
+    The id comes from the name or, failing that, the URL; a name and a URL naming different
+    licences leave it unknown (the item could be under either). A stated URL is kept as given;
+    without one, the canonical deed is derived where the version is known."""
+    if url is None and name is not None and "://" in name:
+        url = name
+    stated_url = url.strip() if isinstance(url, str) and url.strip().lower().startswith(("http://", "https://")) else None
+    named = parse(name)
+    linked = parse(stated_url)
+    if named and linked and named.id != linked.id:
+        return Resolved(None, stated_url)
+    found = named or linked
+    if found is None:
+        return Resolved(None, stated_url)
+    version = version or found.version or (linked.version if linked else None)
+    return Resolved(found.id, stated_url or license_url(found.id, version))
+
+
 def requires_attribution(license_id: str | None) -> bool:
     """Every Creative Commons licence asks for credit; CC0 and the Public Domain Mark do not, and
     without a readable licence there is no term to honour (nor, usually, a creator to name)."""

@@ -17,6 +17,30 @@ def img(server, n: int) -> str:
     return server.url(f"/img/{n}.jpg")
 
 
+METADATA_COLUMNS = {"license": "licence", "licenseUrl": "licence_url", "creator": "author", "attribution": "credit",
+                    "landingUrl": "page", "caption": "title"}
+LICENCES = [  # what the image server's list rows (n % 4) state, normalised
+    ("by-sa", "https://creativecommons.org/licenses/by-sa/4.0/"),  # "CC BY-SA 4.0": the deed derived
+    ("cc0", "https://creativecommons.org/publicdomain/zero/1.0/"),  # the URL column alone
+    ("by", "https://creativecommons.org/licenses/by/2.0/"),  # "cc-by" and its URL
+    (None, None),  # "all rights reserved"
+]
+
+
+def meta_list(server, fmt: str, n: int, **overrides) -> dict:
+    return {"url": server.url(f"/list.{fmt}?n={n}&meta=1"), "format": fmt, "metadataColumns": METADATA_COLUMNS,
+            **overrides}
+
+
+def credit_of(item: Item) -> tuple:
+    return (item.license, item.license_url, item.creator, item.attribution, item.landing_url, item.caption)
+
+
+def expected_credit(server, n: int) -> tuple:
+    row = server.list_credit(n)
+    return (*LICENCES[n % 4], row["author"] or None, row["credit"] or None, row["page"], row["title"] or None)
+
+
 def test_inline_items_come_first_then_slices(fetcher, image_server):
     spec = spec_with(
         {"label": "dog", "urlList": {"url": image_server.url("/list.txt?n=10")}, "start": 2, "count": 2},
@@ -96,3 +120,69 @@ def test_a_list_behind_a_redirect_to_a_blocked_address_is_a_spec_error(fetcher, 
     spec = spec_with({"urlList": {"url": image_server.url("/redirect-imds")}, "count": 1})
     with pytest.raises(SpecError):
         list(resolve_items(spec, fetcher))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_metadata_columns_become_the_items_licence_and_credit(fetcher, image_server, fmt):
+    spec = spec_with({"label": "cat", "urlList": meta_list(image_server, fmt, 8), "start": 1, "count": 6})
+    items = list(resolve_items(spec, fetcher))
+    assert [item.url for item in items] == [img(image_server, n) for n in range(1, 7)]
+    assert [credit_of(item) for item in items] == [expected_credit(image_server, n) for n in range(1, 7)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_licence_url_in_the_licence_column_is_read_and_kept(fetcher, image_server, fmt):
+    source = meta_list(image_server, fmt, 4, metadataColumns={"license": "licence_url"})
+    items = list(resolve_items(spec_with({"urlList": source, "count": 4}), fetcher))
+    assert [(item.license, item.license_url) for item in items] == [
+        (None, None), ("cc0", "https://creativecommons.org/publicdomain/zero/1.0/"),
+        ("by", "https://creativecommons.org/licenses/by/2.0/"), (None, None)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_unmapped_columns_are_not_read(fetcher, image_server, fmt):
+    source = meta_list(image_server, fmt, 4, metadataColumns={"creator": "author"})
+    items = list(resolve_items(spec_with({"urlList": source, "count": 4}), fetcher))
+    assert [credit_of(item) for item in items] == [
+        (None, None, image_server.list_credit(n)["author"] or None, None, None, None) for n in range(4)]
+
+
+def test_a_list_without_metadata_columns_gives_items_without_credit(fetcher, image_server):
+    source = {"url": image_server.url("/list.csv?n=4&meta=1"), "format": "csv"}
+    items = list(resolve_items(spec_with({"urlList": source, "count": 4}), fetcher))
+    assert {credit_of(item) for item in items} == {(None,) * 6}
+
+
+def test_a_txt_list_has_no_metadata(fetcher, image_server):
+    source = {"url": image_server.url("/list.txt?n=3"), "metadataColumns": METADATA_COLUMNS}
+    items = list(resolve_items(spec_with({"urlList": source, "count": 3}), fetcher))
+    assert [item.url for item in items] == [img(image_server, n) for n in range(3)]
+    assert {credit_of(item) for item in items} == {(None,) * 6}
+
+
+def test_a_csv_list_without_a_mapped_column_is_a_spec_error_naming_it(fetcher, image_server):
+    source = meta_list(image_server, "csv", 3, metadataColumns={"license": "licence", "creator": "photographer"})
+    with pytest.raises(SpecError, match="creator='photographer'"):
+        list(resolve_items(spec_with({"urlList": source, "count": 3}), fetcher))
+
+
+def test_a_jsonl_record_without_a_mapped_field_has_that_field_empty(fetcher, image_server):
+    source = meta_list(image_server, "jsonl", 2, metadataColumns={"creator": "photographer", "caption": "title"})
+    items = list(resolve_items(spec_with({"urlList": source, "count": 2}), fetcher))
+    assert [(item.creator, item.caption) for item in items] == [(None, "A cat, asleep"), (None, "Tree bark")]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_metadata_columns_do_not_change_which_lines_are_skipped(fetcher, image_server, fmt):
+    source = meta_list(image_server, fmt, 12)
+    source["url"] += "&noise=1"
+    items = list(resolve_items(spec_with({"urlList": source, "start": 4, "count": 6}), fetcher))
+    assert [credit_of(item) for item in items] == [expected_credit(image_server, n) for n in range(4, 10)]
+
+
+def test_an_allow_list_naming_no_licence_is_a_spec_error_before_any_item(fetcher):
+    spec = ChunkSpec.model_validate({"job": "default/test", "chunk": 0, "items": [{"url": "https://example.org/a.jpg"}],
+                                     "validation": {"licenses": ["cc0", "cc-bye"]}})
+    items = resolve_items(spec, fetcher)
+    with pytest.raises(SpecError, match="cc-bye"):
+        next(items)

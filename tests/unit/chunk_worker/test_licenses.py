@@ -14,6 +14,7 @@ from chunk_worker.licenses import (
     normalise_allow_list,
     parse,
     requires_attribution,
+    resolve,
 )
 
 SPELLINGS = [
@@ -209,3 +210,31 @@ def test_an_empty_allow_list_accepts_nothing():
 def test_is_allowed_with_an_unknown_allow_list_entry_is_an_error():
     with pytest.raises(UnknownLicense):
         is_allowed("by", ["by", "bogus"])
+
+
+@pytest.mark.parametrize(("name", "url", "version", "resolved"), [
+    ("by-sa", None, "4.0", ("by-sa", "https://creativecommons.org/licenses/by-sa/4.0/")),
+    ("CC BY 2.0", None, None, ("by", "https://creativecommons.org/licenses/by/2.0/")),
+    ("cc0", None, None, ("cc0", "https://creativecommons.org/publicdomain/zero/1.0/")),
+    ("by-sa", None, None, ("by-sa", None)),
+    (None, "https://creativecommons.org/licenses/by-nc/3.0/", None, ("by-nc", "https://creativecommons.org/licenses/by-nc/3.0/")),
+    ("https://creativecommons.org/licenses/by-nd/2.5/", None, None, ("by-nd", "https://creativecommons.org/licenses/by-nd/2.5/")),
+    ("cc-by", "https://creativecommons.org/licenses/by/2.0/", None, ("by", "https://creativecommons.org/licenses/by/2.0/")),
+    ("CC BY 2.0", "https://www.flickr.com/creativecommons/", None, ("by", "https://www.flickr.com/creativecommons/")),
+    ("all rights reserved", None, None, (None, None)),
+    ("unknown", "https://example.org/terms", None, (None, "https://example.org/terms")),
+    (None, "see the page", None, (None, None)),
+    (None, None, None, (None, None)),
+])
+def test_resolve_gives_the_id_and_the_stated_or_canonical_url(name, url, version, resolved):
+    assert resolve(name, url, version) == resolved
+
+
+def test_resolve_refuses_to_choose_between_a_name_and_a_url_that_disagree():
+    url = "https://creativecommons.org/licenses/by-nc/4.0/"
+    assert resolve("CC BY 4.0", url) == (None, url)
+
+
+def test_resolve_keeps_the_stated_url_rather_than_the_canonical_one():
+    url = "https://creativecommons.org/licenses/by/2.0/legalcode"
+    assert resolve("by", url, "2.0").license_url == url

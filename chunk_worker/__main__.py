@@ -100,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="progress bar: auto = only on a terminal")
     run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto",
                      help="auto = JSON lines unless stderr is a terminal")
+    finalize = commands.add_parser(
+        "finalize",
+        help="write the index, split metadata, dataset card and attribution of an output",
+        description="Stream every chunk manifest of an output into index.parquet, index.jsonl, the split "
+        "metadata its format needs, README.md (a Hugging Face dataset card) and ATTRIBUTION.md. "
+        "Exit codes: 0 done, 1 retryable (storage), 2 unusable spec or damaged manifest, 143 SIGTERM.",
+    )
+    finalize.add_argument("--output", metavar="URL", help="file:///dir or azure://container/prefix; overrides the spec")
+    given = finalize.add_mutually_exclusive_group()
+    given.add_argument("--spec", type=Path, metavar="FILE", help="finalize spec JSON (every field optional)")
+    given.add_argument("--spec-json", metavar="JSON", help="finalize spec as a JSON string")
+    finalize.add_argument("--log-format", choices=["auto", "json", "text"], default="auto",
+                          help="auto = JSON lines unless stderr is a terminal")
     commands.add_parser("schema", help="print the chunk spec JSON Schema",
                         description="Print the JSON Schema of the chunk spec.")
     agent = commands.add_parser("node-agent", help="report this node's free disk and memory to Redis",
@@ -183,6 +196,21 @@ def _finish_quietly(sink: object, outcome: str, message: str) -> None:
         log.warning("could not record the chunk's end: %s", exc)
 
 
+def command_finalize(args: argparse.Namespace) -> int:
+    from chunk_worker.finalize import check_output, finalize, load_spec
+    from chunk_worker.storage import open_storage
+
+    spec = load_spec(args.spec, args.spec_json)
+    output = check_output(spec, args.output)
+    storage = open_storage(output)
+    try:
+        summary = finalize(storage, spec, output, WorkerSettings().tmp_dir)
+    finally:
+        storage.close()
+    print(json.dumps({"job": spec.job, "output": output, **summary.to_json()}))
+    return ExitCode.DONE
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "schema":
@@ -194,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(json_lines={"auto": None, "json": True, "text": False}[args.log_format])
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return command_run(args)
+        return command_finalize(args) if args.command == "finalize" else command_run(args)
     except ChunkError as exc:
         log.error("%s", exc, extra=logs.fields(exit_code=int(exc.exit_code), error=type(exc).__name__))
         return int(exc.exit_code)

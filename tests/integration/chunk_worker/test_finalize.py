@@ -1,0 +1,247 @@
+"""`python -m chunk_worker finalize` over outputs the real layouts wrote (real images, real manifests),
+on file:// and on Azurite, read back with the real loaders: pyarrow, Hugging Face datasets, webdataset."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from azure.storage.blob import BlobServiceClient
+from PIL import Image
+
+from chunk_worker import licenses
+from chunk_worker.contract import ManifestLine, Split, manifest_name, sample_key
+from chunk_worker.layouts.files import FilesLayout
+from chunk_worker.layouts.records import record_of
+from chunk_worker.layouts.webdataset import WebDatasetLayout
+from chunk_worker.splits import class_index, split_of
+from chunk_worker.storage import Storage, open_storage
+
+CLASSES = ["cat", "dog"]
+SPLIT = Split(val=0.25, test=0.25)
+LICENCES = [("by", "https://creativecommons.org/licenses/by/4.0/"), ("cc0", None),
+            ("by-sa", "https://creativecommons.org/licenses/by-sa/3.0/"), (None, None)]
+OUTPUTS = ["index.parquet", "index.jsonl", "ATTRIBUTION.md", "README.md"]
+
+
+def image_bytes(seed: int) -> bytes:
+    image = Image.new("RGB", (40 + seed % 7, 32 + seed % 5), ((seed * 37) % 256, (seed * 91) % 256, seed % 256))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def chunk_lines(chunk: int, size: int) -> list[tuple[ManifestLine, bytes | None]]:
+    """Accepted samples with labels, splits, classes and licences, plus a rejected and a duplicate line."""
+    lines: list[tuple[ManifestLine, bytes | None]] = []
+    for position in range(size):
+        seed = chunk * 1000 + position
+        data = image_bytes(seed)
+        sha = hashlib.sha256(data).hexdigest()
+        label = CLASSES[seed % 2]
+        licence, url = LICENCES[seed % len(LICENCES)]
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+        lines.append((ManifestLine(
+            url=f"http://127.0.0.1/{seed}.jpg", label=label, status="ok", key=sample_key(chunk, position),
+            split=split_of(sha, SPLIT), cls=class_index(label, CLASSES), sha256=sha, phash="0" * 16, width=width,
+            height=height, original_width=width, original_height=height, bytes=len(data), format="JPEG",
+            license=licence, license_url=url, creator=f"Creator {seed}" if licence else None,
+            landing_url=f"https://example.org/photo/{seed}" if licence else None,
+            caption=f"photo {seed}" if seed % 3 else None), data))
+    lines.append((ManifestLine(url=f"http://127.0.0.1/small-{chunk}.jpg", label="cat", status="rejected",
+                               reason="too_small"), None))
+    lines.append((ManifestLine(url=f"http://127.0.0.1/dup-{chunk}.jpg", label="dog", status="duplicate",
+                               reason="duplicate"), None))
+    return lines
+
+
+def write_output(storage: Storage, fmt: str, chunks: list[int], size: int, tmp_path: Path) -> list[ManifestLine]:
+    """What chunks leave behind: samples through the format's layout, then each chunk's manifest."""
+    written = []
+    for chunk in chunks:
+        layout = FilesLayout(storage) if fmt == "files" else WebDatasetLayout(chunk, storage, tmp_path / f"c{chunk}")
+        manifest = []
+        for line, data in chunk_lines(chunk, size):
+            manifest.append(layout.add(line, data) if data is not None else line)
+        layout.commit()
+        storage.put_manifest(manifest_name(chunk), b"".join(line.model_dump_json().encode() + b"\n"
+                                                            for line in manifest))
+        written += manifest
+    return written
+
+
+def finalize(output: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chunk_worker", "finalize", "--output", output, *args,
+                           "--log-format", "text"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def spec_json(**extra: object) -> str:
+    return json.dumps({"job": "default/pets", "classes": CLASSES, "split": {"val": 0.25, "test": 0.25},
+                       "dedup": "near", "sources": ["cat: 12 inline URLs", "dog: search openverse 'dog'"], **extra})
+
+
+def front_matter(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n", 2)[1])
+
+
+def snippet(card: str, library: str) -> str:
+    """The card's loading lines for one library, as a reader would paste them."""
+    return card.split(f"**{library}**\n\n```python\n", 1)[1].split("```", 1)[0]
+
+
+def accepted(lines: list[ManifestLine]) -> list[ManifestLine]:
+    return [line for line in lines if line.status == "ok"]
+
+
+@pytest.fixture
+def files_output(tmp_path) -> tuple[Path, list[ManifestLine]]:
+    out = tmp_path / "out"
+    storage = open_storage(out.as_uri())
+    return out, write_output(storage, "files", [0, 1], 12, tmp_path)
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def test_imagefolder_loads_a_files_output_with_labels_and_the_split_column(files_output, hf_cache):
+    import datasets
+
+    out, lines = files_output
+    assert finalize(out.as_uri(), "--spec-json", spec_json()).returncode == 0
+    dataset = datasets.load_dataset("imagefolder", data_dir=str(out))["train"]
+    expected = Counter((line.label, line.split) for line in accepted(lines))
+    assert Counter(zip(dataset["label"], dataset["split"])) == expected
+    assert all(image.size[0] >= 40 for image in dataset["image"])  # every image decodes
+
+
+def test_the_cards_configs_load_each_split_with_its_images(files_output, hf_cache):
+    import datasets
+
+    out, lines = files_output
+    assert finalize(out.as_uri(), "--spec-json", spec_json()).returncode == 0
+    dataset = datasets.load_dataset(str(out))
+    expected = Counter(line.split for line in accepted(lines))
+    assert {split: dataset[split].num_rows for split in dataset} == dict(expected)
+    for split in dataset:
+        assert set(dataset[split]["split"]) == {split}
+        assert {row["sha256"] for row in dataset[split]} == {line.sha256 for line in accepted(lines)
+                                                            if line.split == split}
+
+
+def test_index_parquet_and_jsonl_hold_the_accepted_records_in_manifest_order(files_output):
+    out, lines = files_output
+    result = finalize(out.as_uri())
+    assert result.returncode == 0, result.stderr
+    records = [record_of(line) for line in accepted(lines)]
+    assert pq.read_table(out / "index.parquet").to_pylist() == records
+    assert [json.loads(row) for row in (out / "index.jsonl").read_text().splitlines()] == records
+
+
+def test_the_cards_yaml_parses_and_its_configs_name_existing_files(files_output):
+    out, lines = files_output
+    assert finalize(out.as_uri(), "--spec-json", spec_json()).returncode == 0
+    meta = front_matter((out / "README.md").read_text())
+    assert meta["task_categories"] == ["image-classification"]
+    assert meta["size_categories"] == ["n<1K"]
+    assert meta["license"] == "other" and meta["license_link"] == "ATTRIBUTION.md"
+    names = [str(path.relative_to(out)) for path in out.rglob("*") if path.is_file()]
+    for entry in meta["configs"][0]["data_files"]:
+        for pattern in [entry["path"]] if isinstance(entry["path"], str) else entry["path"]:
+            assert fnmatch.filter(names, pattern), f"{pattern} matches no file"
+
+
+def test_attribution_lists_exactly_the_images_whose_licence_asks_for_credit(files_output):
+    out, lines = files_output
+    assert finalize(out.as_uri()).returncode == 0
+    rows = [row for row in (out / "ATTRIBUTION.md").read_text().splitlines() if row.startswith("| 0")]
+    credited = [line for line in accepted(lines) if licenses.requires_attribution(line.license)]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [line.key for line in credited]
+    assert all(line.landing_url in row and line.creator in row for row, line in zip(rows, credited))
+
+
+def test_a_rerun_writes_identical_bytes(files_output):
+    out, _ = files_output
+    produced = OUTPUTS + ["metadata.jsonl", "metadata-split=train.jsonl"]
+    assert finalize(out.as_uri(), "--spec-json", spec_json()).returncode == 0
+    first = {name: (out / name).read_bytes() for name in produced}
+    assert finalize(out.as_uri(), "--spec-json", spec_json()).returncode == 0
+    assert {name: (out / name).read_bytes() for name in produced} == first
+
+
+def test_missing_chunks_are_reported_in_the_summary_and_the_card(tmp_path):
+    out = tmp_path / "out"
+    write_output(open_storage(out.as_uri()), "files", [0, 2], 4, tmp_path)
+    result = finalize(out.as_uri(), "--spec-json", spec_json(chunks=4))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["missingChunks"] == [1, 3]
+    assert "manifests of 2 chunk(s) are missing: 1, 3" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize(("spec", "field"), [('{"split": {"val": 1.5}}', "split.val"),
+                                             ('{"chunks": 0}', "chunks"), ('{"format": "zip"}', "format"),
+                                             ('{"colour": "red"}', "colour")])
+def test_a_bad_spec_exits_2_naming_the_field(tmp_path, spec, field):
+    result = finalize((tmp_path / "out").as_uri(), "--spec-json", spec)
+    assert result.returncode == 2
+    assert f"{field}:" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_manifest_exits_2_naming_file_and_line(files_output):
+    out, _ = files_output
+    with open(out / "manifests" / "chunk-00001.jsonl", "a") as manifest:
+        manifest.write('{"url": "http://x/1.jpg", "status": "maybe"}\n')
+    result = finalize(out.as_uri())
+    assert result.returncode == 2
+    assert "manifests/chunk-00001.jsonl line 15: status" in result.stderr
+    assert not (out / "README.md").exists()
+
+
+def test_a_webdataset_output_loads_with_the_cards_own_snippets(tmp_path, hf_cache):
+    out = tmp_path / "out"
+    lines = write_output(open_storage(out.as_uri()), "webdataset", [0, 1], 6, tmp_path)
+    result = finalize(out.as_uri(), "--spec-json", spec_json())
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["format"] == "webdataset"
+    card = (out / "README.md").read_text()
+    assert front_matter(card)["configs"][0]["data_files"] == [{"split": "train", "path": "shards/*.tar"}]
+    scope: dict = {}
+    exec(snippet(card, "webdataset"), scope)  # the card's three lines, as a reader would paste them
+    assert scope["image"].size[0] >= 40 and scope["target"] in (0, 1)
+    exec(snippet(card, "Hugging Face datasets"), scope)
+    assert scope["dataset"]["train"].num_rows == len(accepted(lines))
+
+
+def test_finalize_on_azurite_writes_the_same_index_as_on_files(azure_container, tmp_path):
+    azure = f"azure://{azure_container}/jobs/pets"
+    storage = open_storage(azure)
+    storage.check()
+    write_output(storage, "files", [0, 1], 8, tmp_path)
+    local = tmp_path / "local"
+    write_output(open_storage(local.as_uri()), "files", [0, 1], 8, tmp_path)
+    result = finalize(azure, "--spec-json", spec_json())
+    assert result.returncode == 0, result.stderr
+    assert finalize(local.as_uri(), "--spec-json", spec_json()).returncode == 0
+    with BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"]) as service:
+        container = service.get_container_client(azure_container)
+        for name in ["index.parquet", "index.jsonl", "ATTRIBUTION.md", "metadata.jsonl"]:
+            assert container.download_blob(f"jobs/pets/{name}").readall() == (local / name).read_bytes()
+        card = container.download_blob("jobs/pets/README.md").readall().decode()
+    assert front_matter(card)["configs"] == front_matter((local / "README.md").read_text())["configs"]
+    assert json.loads(result.stdout)["images"] == 16

@@ -1,0 +1,68 @@
+"""The metadata record of one accepted sample: which ManifestLine fields, in which order, with which
+Arrow types. The one definition behind a WebDataset sample's .json, the Parquet beside each shard,
+the parquet layout's columns and the dataset's index.parquet, so they can never disagree."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from chunk_worker.contract import ManifestLine
+
+_STRING = pa.string()
+_INT = pa.int64()
+
+RECORD_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("key", _STRING),
+    ("blob", _STRING),
+    ("url", _STRING),
+    ("label", _STRING),
+    ("cls", _INT),
+    ("split", _STRING),
+    ("sha256", _STRING),
+    ("phash", _STRING),
+    ("width", _INT),
+    ("height", _INT),
+    ("original_width", _INT),
+    ("original_height", _INT),
+    ("bytes", _INT),
+    ("format", _STRING),
+    ("license", _STRING),
+    ("license_url", _STRING),
+    ("creator", _STRING),
+    ("attribution", _STRING),
+    ("landing_url", _STRING),
+    ("caption", _STRING),
+)
+"""status and reason are left out: every record is an accepted ("ok") sample."""
+
+RECORD_FIELDS: tuple[str, ...] = tuple(name for name, _ in RECORD_COLUMNS)
+
+_HF_DTYPES = {_STRING: "string", _INT: "int64"}
+
+
+def record_of(line: ManifestLine) -> dict[str, Any]:
+    """The record of an accepted manifest line, fields in RECORD_FIELDS order (missing ones None)."""
+    if line.status != "ok":
+        raise ValueError(f"only accepted samples have a record; {line.url} is {line.status}")
+    return {name: getattr(line, name) for name in RECORD_FIELDS}
+
+
+def record_json(record: dict[str, Any]) -> bytes:
+    """A WebDataset sample's .json member: compact, fields in record order, UTF-8."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def record_schema() -> pa.Schema:
+    return pa.schema([pa.field(name, kind) for name, kind in RECORD_COLUMNS])
+
+
+def records_table(records: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(records, schema=record_schema())
+
+
+def hf_value_features() -> dict[str, dict[str, str]]:
+    """The record columns as Hugging Face `datasets` features (Value types), for schema metadata."""
+    return {name: {"dtype": _HF_DTYPES[kind], "_type": "Value"} for name, kind in RECORD_COLUMNS}

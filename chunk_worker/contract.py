@@ -11,7 +11,7 @@ import enum
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 ImageFormat = Literal["JPEG", "PNG", "WEBP", "GIF"]
@@ -49,6 +49,19 @@ class Validation(_Model):
     licenses: list[str] | None = Field(
         None, description="Allow-list of normalised licence ids (cc0, pdm, by, by-sa, ...); unset accepts any, "
         "set rejects items without an allowed licence (license_not_allowed).")
+
+    @field_validator("licenses")
+    @classmethod
+    def _licence_ids(cls, value: list[str] | None) -> list[str] | None:
+        """Stored as ids, so every chunk compares like with like; an entry that names no licence is an
+        error here, not a silently empty allow-list later."""
+        from chunk_worker import licenses  # pure, and it imports nothing from here
+
+        try:
+            allowed = licenses.normalise_allow_list(value)
+        except licenses.UnknownLicense as exc:
+            raise ValueError(str(exc)) from None
+        return None if allowed is None else sorted(allowed)
 
 
 class Resize(_Model):

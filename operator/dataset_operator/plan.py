@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from chunk_worker.contract import (
     ChunkSpec,
@@ -97,6 +97,16 @@ def capped(sizes: list[int], max_images: int | None) -> list[int]:
     return result
 
 
+def parsed(model: type[BaseModel], value: Any, where: str) -> Any:
+    """What the CRD schema let through but the contract refuses (an allow-list entry that names no
+    licence, say) is an invalid spec naming the field, not an error retried forever."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join([where, *map(str, e['loc'])])}: {e['msg']}" for e in exc.errors())
+        raise InvalidSpec(problems) from None
+
+
 def job_classes(spec: dict[str, Any]) -> list[str]:
     """The class list the .cls index refers to: the spec's, else the sources' labels sorted. A source
     whose URL list brings its own labels (labelColumn) makes the set unknowable up front: then no
@@ -178,12 +188,12 @@ def make_plan(
         tier=spec.get("tier", "free"),
         chunk_size=spec.get("chunkSize", 500),
         sources=sources,
-        validation=Validation.model_validate(spec.get("validation", {})),
+        validation=parsed(Validation, spec.get("validation", {}), "spec.validation"),
         output=output_url(default_storage, namespace, name, spec.get("output", {})),
         max_attempts=spec.get("retries", {}).get("maxAttempts", 3),
         format=spec.get("output", {}).get("format", "files"),
-        transform=Transform.model_validate(spec.get("transform", {})),
-        split=Split.model_validate(spec.get("split", {})),
+        transform=parsed(Transform, spec.get("transform", {}), "spec.transform"),
+        split=parsed(Split, spec.get("split", {}), "spec.split"),
         classes=job_classes(spec),
     )
     if plan.total_items == 0:

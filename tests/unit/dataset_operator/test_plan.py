@@ -149,7 +149,7 @@ def test_chunks_carry_the_format_transform_split_classes_and_licences():
         "center_crop", 256, "jpeg")
     assert (chunk.split.val, chunk.split.test) == (0.1, 0.2)
     assert chunk.classes == ["cat"]
-    assert chunk.validation.licenses == ["cc0", "by"]
+    assert chunk.validation.licenses == ["by", "cc0"]
 
 
 def test_the_finalize_spec_describes_the_job_for_its_card():
@@ -159,3 +159,13 @@ def test_the_finalize_spec_describes_the_job_for_its_card():
     final = finalize_spec(plan_of(spec), spec["sources"])
     assert (final.job, final.format, final.chunks, final.classes) == ("team/cats", "parquet", 22, ["bird", "cat"])
     assert final.sources == ["cat: 3 URLs given inline", "bird: openverse search for 'bird' (up to 40)"]
+
+
+def test_licence_allow_lists_are_stored_as_ids():
+    plan = plan_of({"sources": [inline("cat", 1)], "validation": {"licenses": ["CC BY-SA 4.0", "cc0", "by"]}})
+    assert plan.validation.licenses == ["by", "by-sa", "cc0"]
+
+
+def test_an_allow_list_entry_that_names_no_licence_is_an_invalid_spec():
+    with pytest.raises(InvalidSpec, match="spec.validation.licenses.*no-such-licence"):
+        plan_of({"sources": [inline("cat", 1)], "validation": {"licenses": ["cc0", "no-such-licence"]}})

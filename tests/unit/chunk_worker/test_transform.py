@@ -248,7 +248,7 @@ def test_center_crop_keeps_the_middle():
     _, out = run(encode(stripes, "PNG"), transform("center_crop", 256, fmt="png"))
     assert out.size == (256, 256)
     assert out.getpixel((128, 128)) == GREEN
-    assert all(close(out.getpixel((x, y)), GREEN, 16) for x in (0, 255) for y in (0, 255))  # red/blue only bleed in
+    assert all(close(out.getpixel((x, y)), GREEN, 20) for x in (0, 255) for y in (0, 255))  # the filter reaches across
 
 
 def test_border_pads_with_white_around_the_centred_picture():

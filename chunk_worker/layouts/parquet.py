@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from chunk_worker.contract import ManifestLine, Split, SplitName, parquet_name
 from chunk_worker.layouts.records import hf_value_features, record_schema
-from chunk_worker.layouts.staged import StagedSample, StagedSamples
+from chunk_worker.layouts.staged import StagedSample, StagedSamples, scratch_unavailable
 from chunk_worker.layouts.webdataset import PARQUET_CONTENT_TYPE
 from chunk_worker.storage import Storage
 
@@ -85,6 +85,9 @@ class ParquetLayout:
         samples = self.samples.sorted()
         for split in self.splits:
             path = self.tmp_dir / f"{split}.parquet"
-            write_parquet(path, [sample for sample in samples if sample.record["split"] == split])
+            try:
+                write_parquet(path, [sample for sample in samples if sample.record["split"] == split])
+            except OSError as exc:
+                raise scratch_unavailable(exc) from exc
             self.storage.put_file(parquet_name(split, self.chunk), path, PARQUET_CONTENT_TYPE)
             path.unlink()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chunk_worker import errors
 from chunk_worker.contract import EXTENSIONS, ManifestLine
 from chunk_worker.layouts.records import record_of
 
@@ -28,6 +29,10 @@ def check_key(line: ManifestLine) -> str:
     if line.key is None or not _KEY.match(line.key):
         raise ValueError(f"{line.url}: sample key {line.key!r} must be 1-64 letters, digits, '-' or '_' (no dots)")
     return line.key
+
+
+def scratch_unavailable(exc: OSError) -> errors.StorageUnavailable:
+    return errors.StorageUnavailable(f"cannot write the chunk's scratch files: {exc}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,9 @@ class StagedSamples:
                 handle.write(data)
         except FileExistsError:
             raise ValueError(f"{line.url}: sample key {key} was already added to this chunk") from None
+        except OSError as exc:  # a full scratch disk ends the chunk (retried elsewhere), not just this item
+            path.unlink(missing_ok=True)
+            raise scratch_unavailable(exc) from exc
         with self._lock:
             self._samples[key] = StagedSample(key, extension, record_of(stored), path)
         return stored

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from chunk_worker.contract import ManifestLine, shard_metadata_name, shard_name
 from chunk_worker.layouts.records import record_json, records_table
-from chunk_worker.layouts.staged import StagedSample, StagedSamples
+from chunk_worker.layouts.staged import StagedSample, StagedSamples, scratch_unavailable
 from chunk_worker.storage import Storage
 
 TAR_CONTENT_TYPE = "application/x-tar"
@@ -82,8 +82,11 @@ class WebDatasetLayout:
         its final name always has its metadata beside it."""
         samples = self.samples.sorted()
         metadata = self.tmp_dir / "shard.parquet"
-        pq.write_table(records_table([sample.record for sample in samples]), metadata)
         shard = self.tmp_dir / "shard.tar"
-        write_tar(shard, samples)
+        try:
+            pq.write_table(records_table([sample.record for sample in samples]), metadata)
+            write_tar(shard, samples)
+        except OSError as exc:
+            raise scratch_unavailable(exc) from exc
         self.storage.put_file(shard_metadata_name(self.chunk), metadata, PARQUET_CONTENT_TYPE)
         self.storage.put_file(shard_name(self.chunk), shard, TAR_CONTENT_TYPE)

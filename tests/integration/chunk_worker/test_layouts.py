@@ -66,8 +66,8 @@ def accepted_sample(position: int) -> tuple[ManifestLine, bytes]:
 SAMPLES = [accepted_sample(position) for position in range(24)]
 
 
-def chunk_spec(output_format: str) -> ChunkSpec:
-    return ChunkSpec(job="default/cats", chunk=CHUNK, items=[{"url": "https://example.org/0"}],
+def chunk_spec(output_format: str, chunk: int = CHUNK) -> ChunkSpec:
+    return ChunkSpec(job="default/cats", chunk=chunk, items=[{"url": "https://example.org/0"}],
                      format=output_format, split=SPLIT, classes=CLASSES)
 
 
@@ -86,12 +86,13 @@ def storage(output_url):
     opened.close()
 
 
-def write_chunk(storage, tmp_dir: Path, output_format: str, samples, order_seed: int = 0) -> list[ManifestLine]:
+def write_chunk(storage, tmp_dir: Path, output_format: str, samples, order_seed: int = 0,
+                chunk: int = CHUNK) -> list[ManifestLine]:
     """Adds from 8 threads at once, in an order that differs by seed, as the runner's item threads do."""
     shuffled = list(samples)
     random.Random(order_seed).shuffle(shuffled)
     tmp_dir.mkdir(parents=True)
-    layout = open_layout(chunk_spec(output_format), storage, tmp_dir)
+    layout = open_layout(chunk_spec(output_format, chunk), storage, tmp_dir)
     with ThreadPoolExecutor(max_workers=8) as pool:
         stored = list(pool.map(lambda sample: layout.add(*sample), shuffled))
     layout.commit()
@@ -122,10 +123,15 @@ def by_key(lines):
     return {line.key: line for line in lines}
 
 
-def load_parquet_split(path: Path, split: str, cache: Path):
+def load_split(builder: str, files, split: str, cache: Path):
     import datasets
 
-    return datasets.load_dataset("parquet", data_files={split: str(path)}, split=split, cache_dir=str(cache))
+    return datasets.load_dataset(builder, data_files={split: files}, split=split, cache_dir=str(cache))
+
+
+def other_chunk(samples, chunk: int):
+    """The same images as if another chunk had accepted them: keys renumbered into that chunk."""
+    return [(line.model_copy(update={"key": sample_key(chunk, int(line.key[5:]))}), data) for line, data in samples]
 
 
 def test_webdataset_iterates_every_sample_with_its_members(storage, tmp_path):
@@ -187,6 +193,22 @@ def test_a_retried_chunk_writes_byte_identical_objects(output_url, output_format
     assert written[0] and written[0] == written[1]
 
 
+def test_webdataset_shards_of_one_image_format_load_with_datasets(storage, tmp_path):
+    """Hugging Face's webdataset builder wants every sample to have the same members (one image
+    format: what encode.format gives), and infers them from the first shard; later empty shards are fine."""
+    jpeg = [sample for sample in SAMPLES if sample[0].format == "JPEG" and sample[0].cls is not None]
+    write_chunk(storage, tmp_path / "work-3", "webdataset", jpeg)
+    write_chunk(storage, tmp_path / "work-4", "webdataset", [], chunk=4)
+    local = download(storage, tmp_path)
+    files = [str(local[shard_name(chunk)]) for chunk in (CHUNK, 4)]
+    loaded = load_split("webdataset", files, "train", tmp_path / "hf-cache")
+    assert sorted(row["__key__"] for row in loaded) == sorted(line.key for line, _ in jpeg)
+    for row in loaded:
+        line = next(line for line, _ in jpeg if line.key == row["__key__"])
+        assert row["jpg"].size == (line.width, line.height)
+        assert (row["json"]["label"], row["cls"]) == (line.label, line.cls)
+
+
 def test_webdataset_empty_chunk_is_an_empty_shard_and_sidecar(storage, tmp_path):
     write_chunk(storage, tmp_path / "work", "webdataset", [])
     local = download(storage, tmp_path)
@@ -201,7 +223,7 @@ def test_parquet_layout_loads_images_and_labels_with_datasets(storage, tmp_path)
     for split in ("train", "validation", "test"):
         expected = sorted((line for line in stored if line.split == split), key=lambda line: line.key)
         assert expected, f"the fixture should put samples in {split}"
-        loaded = load_parquet_split(local[parquet_name(split, CHUNK)], split, tmp_path / "hf-cache")
+        loaded = load_split("parquet", str(local[parquet_name(split, CHUNK)]), split, tmp_path / "hf-cache")
         assert [row["key"] for row in loaded] == [line.key for line in expected]
         for row, line in zip(loaded, expected):
             assert isinstance(row["image"], Image.Image)
@@ -228,6 +250,16 @@ def test_parquet_layout_writes_every_possible_split_even_when_empty(storage, tmp
     assert pq.read_table(local[parquet_name("test", CHUNK)]).num_rows == 0
     assert pq.read_table(local[parquet_name("validation", CHUNK)]).num_rows == 0
     assert pq.read_table(local[parquet_name("train", CHUNK)]).num_rows == len(only_train)
+
+
+def test_parquet_split_with_an_empty_file_from_one_chunk_loads_the_others(storage, tmp_path):
+    """How the dataset card's `data/<split>-*.parquet` pattern meets a chunk with nothing in that split."""
+    write_chunk(storage, tmp_path / "work-3", "parquet", [s for s in SAMPLES if s[0].split == "train"])
+    write_chunk(storage, tmp_path / "work-4", "parquet", other_chunk(SAMPLES, 4), chunk=4)
+    local = download(storage, tmp_path)
+    files = [str(local[parquet_name("validation", chunk)]) for chunk in (CHUNK, 4)]
+    loaded = load_split("parquet", files, "validation", tmp_path / "hf-cache")
+    assert len(loaded) == sum(1 for line, _ in SAMPLES if line.split == "validation")
 
 
 def test_parquet_row_groups_stay_small(storage, tmp_path, monkeypatch):
@@ -338,3 +370,30 @@ def test_a_writer_killed_while_committing_leaves_no_final_name_half_written(stor
         assert name == shard_metadata_name(CHUNK)
         with storage.open(name) as reader:
             assert pq.read_table(io.BytesIO(reader.read())).num_rows == 48
+
+
+FULL_SCRATCH_DISK = """
+import os, resource, signal, sys
+from pathlib import Path
+from chunk_worker import errors
+from chunk_worker.contract import ChunkSpec, ManifestLine
+from chunk_worker.layouts import open_layout
+from chunk_worker.storage import open_storage
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, writes fail with EFBIG: a disk that is full
+resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, resource.RLIM_INFINITY))
+spec = ChunkSpec(job="default/cats", chunk=3, items=[{"url": "https://example.org/0"}], format="webdataset")
+layout = open_layout(spec, open_storage(sys.argv[1]), Path(sys.argv[2]))
+line = ManifestLine(url="https://example.org/0", status="ok", key="000030000", split="train",
+                    sha256="0" * 64, format="JPEG")
+try:
+    layout.add(line, os.urandom(2 * 1024 * 1024))
+except errors.StorageUnavailable:
+    print("StorageUnavailable", sorted(os.listdir(Path(sys.argv[2]) / "samples")))
+"""
+
+
+def test_a_full_scratch_disk_ends_the_chunk_and_leaves_no_partial_sample(tmp_path):
+    result = subprocess.run([sys.executable, "-c", FULL_SCRATCH_DISK, f"file://{tmp_path}/out", str(tmp_path / "work")],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["StorageUnavailable", "[]"]

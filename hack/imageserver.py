@@ -99,6 +99,17 @@ def make_image(n: int, fmt: str = "JPEG", w: int = DEFAULT_SIZE[0], h: int = DEF
     return out.getvalue()
 
 
+@functools.lru_cache(maxsize=64)
+def make_oriented(n: int, orientation: int, w: int = DEFAULT_SIZE[0], h: int = DEFAULT_SIZE[1]) -> bytes:
+    """A JPEG stored as w x h whose EXIF orientation tells viewers to turn it (6: 90 degrees clockwise,
+    shown h x w), as phone cameras write them."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    out = io.BytesIO()
+    _draw(n, w, h).save(out, "JPEG", quality=90, exif=exif.tobytes())
+    return out.getvalue()
+
+
 def make_near_duplicate(n: int, w: int = DEFAULT_SIZE[0], h: int = DEFAULT_SIZE[1]) -> bytes:
     """Picture `n` re-encoded at a lower JPEG quality: different bytes, the same picture."""
     return make_image(n, "JPEG", w, h, quality=55)
@@ -314,7 +325,7 @@ class ImageServer:
                 "results": [self.openverse_result(query, n) for n in matches[first:first + page_size]]}
 
 
-_IMG = re.compile(r"^/(img|dup|near|slow)/(\d+)\.(jpg|jpeg|png|webp|gif)$")
+_IMG = re.compile(r"^/(img|dup|near|slow|exif)/(\d+)\.(jpg|jpeg|png|webp|gif)$")
 _REDIRECT = re.compile(r"^/redirect/(\d+)$")
 _CHAIN = re.compile(r"^/redirect-chain/(\d+)$")
 
@@ -422,6 +433,9 @@ class _Handler(BaseHTTPRequestHandler):
             fmt = FORMATS[ext]
             if kind == "near":
                 body = make_near_duplicate(n)
+            elif kind == "exif":
+                body = make_oriented(n, int(self._query.get("orientation", 6)),
+                                     int(self._query.get("w", DEFAULT_SIZE[0])), int(self._query.get("h", DEFAULT_SIZE[1])))
             elif kind == "slow":
                 time.sleep(float(self._query.get("delay", 0.3)))
                 body = self._image(n, fmt)

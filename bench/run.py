@@ -16,6 +16,7 @@ BENCHMARKS = {
     "queue": "chunkqueue",              # enqueue 10M images, admission cycle at 100k chunks, Redis bytes per chunk
     "apiserver": "apiserver",           # Jobs created per second against the real API server
     "operator": "operator_rss",         # operator RSS with 1,000 DatasetJobs
+    "finalize": "finalize_memory",      # finalize's peak RSS at 100,000 and 1,000,000 index rows
 }
 
 

@@ -109,7 +109,8 @@ def geometry(mode: ResizeMode, width: int, height: int, size: int, only_if_bigge
         left, top = (resized[0] - size) // 2, (resized[1] - size) // 2
         return Geometry(source, resized, crop=(left, top, left + size, top + size))
     if mode == "border" and resized != (size, size):
-        return Geometry(source, resized, canvas=(size, size), offset=((size - resized[0]) // 2, (size - resized[1]) // 2))
+        offset = ((size - resized[0]) // 2, (size - resized[1]) // 2)
+        return Geometry(source, resized, canvas=(size, size), offset=offset)
     return Geometry(source, resized)
 
 
@@ -155,7 +156,7 @@ def transform_image(data: bytes, info: ImageInfo, transform: Transform) -> Trans
             if _colour_space(pixels.mode) != source_space or image_format == "GIF":
                 icc_profile = None
             encoded = _encode(pixels, image_format, transform.encode.quality, icc_profile)
-    except PILLOW_ERRORS as exc:
+    except (*PILLOW_ERRORS, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Rejected(Reason.TRANSFORM_FAILED, f"{type(exc).__name__}: {exc}") from None
     width, height = plan.size
     return Transformed(encoded, image_format, width, height)

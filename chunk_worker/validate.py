@@ -16,8 +16,8 @@ import warnings
 from dataclasses import dataclass
 
 import numpy
-from PIL import GifImagePlugin, Image, ImageOps, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401
-# (the plugins are imported to register them)
+from PIL import ImageOps
+from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401 (registers)
 
 from chunk_worker.contract import Reason, Validation
 

@@ -315,7 +315,8 @@ def test_grey_with_alpha_keeps_it_in_png_and_webp():
     _, png = run(grey_with_alpha(), transform(fmt="png"))
     assert png.mode == "LA" and png.getpixel((16, 32))[1] == 0 and png.getpixel((100, 32)) == (80, 255)
     _, webp = run(grey_with_alpha(), transform(fmt="webp"))
-    assert webp.mode == "RGBA" and webp.getpixel((16, 32))[3] == 0 and close(webp.getpixel((100, 32)), (80, 80, 80, 255))
+    assert webp.mode == "RGBA" and webp.getpixel((16, 32))[3] == 0
+    assert close(webp.getpixel((100, 32)), (80, 80, 80, 255))
 
 
 def rgba_picture() -> bytes:

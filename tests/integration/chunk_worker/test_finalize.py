@@ -22,6 +22,7 @@ from PIL import Image
 from chunk_worker import licenses
 from chunk_worker.contract import ManifestLine, Split, manifest_name, sample_key
 from chunk_worker.layouts.files import FilesLayout
+from chunk_worker.layouts.parquet import ParquetLayout
 from chunk_worker.layouts.records import record_of
 from chunk_worker.layouts.webdataset import WebDatasetLayout
 from chunk_worker.splits import class_index, split_of
@@ -70,7 +71,9 @@ def write_output(storage: Storage, fmt: str, chunks: list[int], size: int, tmp_p
     """What chunks leave behind: samples through the format's layout, then each chunk's manifest."""
     written = []
     for chunk in chunks:
-        layout = FilesLayout(storage) if fmt == "files" else WebDatasetLayout(chunk, storage, tmp_path / f"c{chunk}")
+        layout = {"files": lambda: FilesLayout(storage),
+                  "webdataset": lambda: WebDatasetLayout(chunk, storage, tmp_path / f"w{chunk}"),
+                  "parquet": lambda: ParquetLayout(chunk, SPLIT, storage, tmp_path / f"p{chunk}")}[fmt]()
         manifest = []
         for line, data in chunk_lines(chunk, size):
             manifest.append(layout.add(line, data) if data is not None else line)
@@ -226,6 +229,19 @@ def test_a_webdataset_output_loads_with_the_cards_own_snippets(tmp_path, hf_cach
     assert scope["image"].size[0] >= 40 and scope["target"] in (0, 1)
     exec(snippet(card, "Hugging Face datasets"), scope)
     assert scope["dataset"]["train"].num_rows == len(accepted(lines))
+
+
+def test_a_parquet_output_loads_by_split_with_the_cards_snippet(tmp_path, hf_cache):
+    out = tmp_path / "out"
+    lines = write_output(open_storage(out.as_uri()), "parquet", [0, 1], 8, tmp_path)
+    result = finalize(out.as_uri(), "--spec-json", spec_json())
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["format"] == "parquet"
+    scope: dict = {}
+    exec(snippet((out / "README.md").read_text(), "Hugging Face datasets"), scope)
+    dataset = scope["dataset"]
+    assert {split: dataset[split].num_rows for split in dataset} == dict(Counter(l.split for l in accepted(lines)))
+    assert dataset["train"][0]["image"].size == (dataset["train"][0]["width"], dataset["train"][0]["height"])
 
 
 def test_finalize_on_azurite_writes_the_same_index_as_on_files(azure_container, tmp_path):

@@ -434,3 +434,20 @@ def test_a_resize_that_would_make_gigapixels_is_refused_before_allocating():
     with pytest.raises(Rejected) as caught:
         transform_image(data, validate(data, ANY_SIZE), transform("keep_ratio", 8192))
     assert caught.value.reason is Reason.TRANSFORM_FAILED and "8192x1048576" in caught.value.detail
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_an_rgb_colour_profile_travels_with_the_pixels(fmt):
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    _, out = run(encode(quadrants(), "PNG", icc_profile=profile), transform("keep_ratio", 32, fmt=fmt))
+    assert out.info.get("icc_profile") == profile
+
+
+def test_a_cmyk_profile_is_not_attached_to_rgb_pixels():
+    source_profile = b"a CMYK profile as far as the file is concerned"
+    data = encode(Image.new("CMYK", (128, 96), (255, 0, 0, 0)), "JPEG", icc_profile=source_profile)
+    assert Image.open(io.BytesIO(data)).info["icc_profile"] == source_profile
+    _, out = run(data, transform(fmt="jpeg"))
+    assert out.mode == "RGB" and "icc_profile" not in out.info

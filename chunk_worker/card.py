@@ -83,13 +83,14 @@ def hub_license(licence: str | None, url: str | None) -> str | None:
 
 
 def license_front_matter(licences: Counter) -> dict[str, object]:
-    """One Hub id when every image has the same listed licence; else `other`, named after the mix, with
-    the attribution file as its link (the Hub's convention for a licence it does not list)."""
+    """The Hub's ids when it lists every licence present (one id, or a list for a mix); else `other`,
+    named after the mix, with the attribution file as its link (the Hub's convention for a licence it
+    does not list: an image without a stated licence, pdm, a CC licence of unknown version)."""
     ids = {hub_license(licence, url) for licence, url in licences}
     if not licences:
         return {"license": "unknown"}
-    if len(ids) == 1 and None not in ids:
-        return {"license": ids.pop()}
+    if None not in ids:
+        return {"license": ids.pop() if len(ids) == 1 else sorted(ids)}
     names = sorted({licence or "unknown" for licence, _ in licences})
     return {"license": "other", "license_name": "mixed-" + "-".join(names) if len(names) > 1 else names[0],
             "license_link": ATTRIBUTION_NAME}

@@ -206,6 +206,15 @@ def test_a_bad_spec_exits_2_naming_the_field(tmp_path, spec, field):
     assert not (tmp_path / "out").exists()
 
 
+def test_storage_trouble_exits_1_and_leaves_no_temp_file(files_output, tmp_path):
+    out, _ = files_output
+    (out / "README.md").mkdir()  # the card cannot be written under its name
+    result = finalize(out.as_uri())
+    assert result.returncode == 1
+    assert "README.md" in result.stderr
+    assert not [path for path in out.rglob(".*") if path.is_file()]  # no temp file left behind
+
+
 def test_a_damaged_manifest_exits_2_naming_file_and_line(files_output):
     out, _ = files_output
     with open(out / "manifests" / "chunk-00001.jsonl", "a") as manifest:

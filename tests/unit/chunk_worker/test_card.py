@@ -51,7 +51,12 @@ def test_one_listed_licence_is_named_by_its_hub_id():
     assert card.license_front_matter(Counter({("by", BY4): 5})) == {"license": "cc-by-4.0"}
 
 
-def test_a_mix_of_licences_is_other_named_after_the_mix_and_linked_to_the_attribution():
+def test_a_mix_of_listed_licences_is_a_list_of_hub_ids():
+    mix = card.license_front_matter(Counter({("by", BY4): 5, ("cc0", None): 2}))
+    assert mix == {"license": ["cc-by-4.0", "cc0-1.0"]}
+
+
+def test_a_mix_with_an_unlisted_licence_is_other_named_after_the_mix_and_linked_to_the_attribution():
     mix = card.license_front_matter(Counter({("by", BY4): 5, ("cc0", None): 2, (None, None): 1}))
     assert mix == {"license": "other", "license_name": "mixed-by-cc0-unknown", "license_link": "ATTRIBUTION.md"}
 

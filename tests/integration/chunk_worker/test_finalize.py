@@ -8,8 +8,10 @@ import hashlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -213,6 +215,27 @@ def test_storage_trouble_exits_1_and_leaves_no_temp_file(files_output, tmp_path)
     assert result.returncode == 1
     assert "README.md" in result.stderr
     assert not [path for path in out.rglob(".*") if path.is_file()]  # no temp file left behind
+
+
+def test_sigterm_mid_finalize_exits_143_and_leaves_no_temp_files(tmp_path):
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    scratch.mkdir()
+    lines = [line for line, _ in chunk_lines(0, 500) if line.status == "ok"]
+    manifest = b"".join(line.model_dump_json().encode() + b"\n" for line in lines)
+    (out / "manifests").mkdir(parents=True)
+    for chunk in range(400):  # 200,000 rows: seconds of work, far longer than the wait below
+        (out / manifest_name(chunk)).write_bytes(manifest)
+    process = subprocess.Popen([sys.executable, "-m", "chunk_worker", "finalize", "--output", out.as_uri(),
+                                "--log-format", "text"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "PIXCRAWLER_TMP_DIR": str(scratch)})
+    while not list(scratch.iterdir()):  # its temp dir exists: it is reading manifests
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert list(scratch.iterdir()) == []
+    assert sorted(path.name for path in out.iterdir()) == ["manifests"]
 
 
 def test_a_damaged_manifest_exits_2_naming_file_and_line(files_output):

@@ -199,7 +199,7 @@ class _Outputs:
     def __init__(self, workdir: Path, fmt: OutputFormat, spec: FinalizeSpec) -> None:
         self.workdir = workdir
         self.fmt = fmt
-        self.with_cls = bool(spec.classes)
+        self.with_cls: bool | None = True if spec.classes else None  # else: as the first record says
         self.index = _ParquetSink(workdir / INDEX_PARQUET)
         self.handles: dict[str, BinaryIO] = {}
         self._open(INDEX_JSONL)
@@ -222,6 +222,8 @@ class _Outputs:
             self.handles[ATTRIBUTION_NAME].write(row.encode())
             counts.attributed += 1
         if self.fmt == "files":
+            if self.with_cls is None:  # classes are job-wide: every record has a class index or none does
+                self.with_cls = record["cls"] is not None
             meta = json.dumps(metadata_row(record, self.with_cls), ensure_ascii=False, separators=(",", ":")).encode()
             self.handles[card.METADATA_ALL].write(meta + b"\n")
             self.handles[card.split_metadata_name(record["split"] or "train")].write(meta + b"\n")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -41,8 +42,10 @@ measured 28 MiB less, 20,000 rows 31 MiB more; bench/finalize_memory.py)."""
 
 JSONL_TYPE = "application/x-ndjson"
 METADATA_COLUMNS = ("key", "label", "split", "sha256", "width", "height", "bytes", "format", "url")
-"""imagefolder metadata besides file_name (and cls when the job has classes): columns every accepted
-record fills, so datasets infers the same type from the first rows as from the last."""
+"""imagefolder metadata besides file_name (and cls when the records have one): columns every accepted
+record fills. datasets takes a metadata file's types from its first 10 MB and requires every split's
+file to agree, so a column that may be null (licence, creator: those are in the index) would break
+loading as soon as its first rows are null in one file and set in another."""
 
 
 class ManifestInvalid(ChunkError):
@@ -258,8 +261,6 @@ def local_location(output: str) -> str:
     """What the card's loading snippets open: the directory of a file:// output, else the dataset's
     name for a local copy of it."""
     if output.startswith("file://"):
-        from urllib.parse import unquote, urlsplit
-
         return unquote(urlsplit(output).path).rstrip("/") or "/"
     return output.rstrip("/").rsplit("/", 1)[-1]
 

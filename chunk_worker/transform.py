@@ -133,14 +133,15 @@ def target_format(info: ImageInfo, transform: Transform) -> ImageFormat:
 def transform_image(data: bytes, info: ImageInfo, transform: Transform) -> Transformed:
     """Resize, orient and encode `data` (already validated into `info`) as `transform` says.
 
-    The original bytes come back untouched when `encode.format` is keep, no resize applies and
-    the image is upright as stored. Any explicit format re-encodes every image, so a dataset asked
+    The original bytes come back untouched when `encode.format` is keep and no resize applies,
+    EXIF orientation tag and all (viewers and `ImageOps.exif_transpose` still show them upright):
+    asking for nothing changes nothing. Any explicit format re-encodes every image, so a dataset asked
     for as JPEG quality 90 holds nothing else (and no camera metadata). Pixels that are re-encoded
     are always upright (EXIF orientation applied, the tag not written). An animated GIF that is
     re-encoded keeps its first frame only. Same bytes and transform give the same output bytes."""
     resize = transform.resize
     plan = geometry(resize.mode, info.width, info.height, resize.size, resize.only_if_bigger)
-    if transform.encode.format == "keep" and not plan.changes_pixels and info.orientation == 1:
+    if transform.encode.format == "keep" and not plan.changes_pixels:
         return Transformed(data, info.format, info.width, info.height)
     if plan.resized[0] * plan.resized[1] > MAX_OUTPUT_PIXELS and plan.crop is None:
         width, height = plan.resized

@@ -73,12 +73,12 @@ class Finalizer:
 
     async def _read(self, name: str, namespace: str) -> dict[str, Any] | None:
         try:
-            response = await self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+            job = await self.batch.read_namespaced_job(name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        return await response.json()
+        return self.batch.api_client.sanitize_for_serialization(job)
 
     async def _create(self, ref: JobRef, plan: JobPlan, attempt: int) -> None:
         manifest = jobs.build_finalize_job(

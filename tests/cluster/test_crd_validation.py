@@ -57,9 +57,25 @@ def rejection(admin, namespace: str, manifest: dict) -> str:
         ({"tier": "gold"}, "spec.tier", "Unsupported value"),
         ({"sources": [{"label": "x", "urls": ["http://127.0.0.1:9/a.jpg"], "search": {"query": "cat"}}]},
          "spec.sources[0]", "exactly one of urls, urlList or search"),
+        ({"transform": {"resize": {"mode": "keep_ratio", "size": 8}}}, "spec.transform.resize.size",
+         "greater than or equal to 16"),
+        ({"transform": {"resize": {"mode": "keep_ratio", "size": 9000}}}, "spec.transform.resize.size",
+         "less than or equal to 8192"),
+        ({"transform": {"resize": {"mode": "stretch"}}}, "spec.transform.resize.mode", "Unsupported value"),
+        ({"transform": {"encode": {"format": "jpeg", "quality": 0}}}, "spec.transform.encode.quality",
+         "greater than or equal to 1"),
+        ({"transform": {"encode": {"format": "jpeg", "quality": 101}}}, "spec.transform.encode.quality",
+         "less than or equal to 100"),
+        ({"split": {"val": 0.5, "test": 0.5}}, "spec.split", "split.val + split.test must be below 1"),
+        ({"split": {"val": 1}}, "spec.split.val", "less than 1"),
+        ({"output": {"format": "tfrecord"}}, "spec.output.format", "Unsupported value"),
+        ({"output": {"format": "webdataset"}, "sources": [{"label": "x", "urlList": {
+            "url": "http://127.0.0.1:9/l.csv", "format": "csv", "labelColumn": "kind"}}]},
+         "spec", "classes must list every label"),
     ],
     ids=["no-sources-field", "empty-sources", "maxImages-0", "chunkSize-0", "chunkSize-20000", "tier-gold",
-         "urls-and-search"],
+         "urls-and-search", "resize-size-8", "resize-size-9000", "resize-mode-stretch", "quality-0", "quality-101",
+         "split-sums-to-1", "split-val-1", "format-tfrecord", "label-column-without-classes"],
 )
 def test_the_api_server_rejects_an_invalid_manifest_naming_the_field(crd, admin, namespace, changes, field, words):
     message = rejection(admin, namespace, with_spec(**changes))
@@ -80,6 +96,39 @@ def test_sources_are_immutable_but_suspend_may_change(crd, admin, namespace):
                                                     {"spec": {"suspend": True}})
     assert patched["spec"]["suspend"] is True
     assert patched["spec"]["sources"] == VALID["spec"]["sources"]
+
+
+def test_transform_split_and_classes_are_immutable_after_creation(crd, admin, namespace):
+    custom = client.CustomObjectsApi(admin)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, with_spec(
+        transform={"resize": {"mode": "keep_ratio", "size": 256}}, split={"val": 0.1}, classes=["cat"]))
+    for change, words in [({"transform": {"resize": {"mode": "keep_ratio", "size": 512}}}, "transform is immutable"),
+                          ({"split": {"val": 0.2}}, "split is immutable"),
+                          ({"classes": ["cat", "dog"]}, "classes is immutable")]:
+        with pytest.raises(client.ApiException) as refused:
+            custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "valid", {"spec": change})
+        assert words in json.loads(refused.value.body)["message"]
+
+
+def test_new_fields_default_to_todays_behaviour(crd, admin, namespace):
+    custom = client.CustomObjectsApi(admin)
+    created = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, copy.deepcopy(VALID))
+    spec = created["spec"]
+    assert spec["output"]["format"] == "files"
+    assert spec["transform"] == {"resize": {"mode": "none", "size": 512, "onlyIfBigger": False},
+                                 "encode": {"format": "keep", "quality": 90}}
+    assert spec["split"] == {"val": 0, "test": 0}
+
+
+def test_an_unknown_licence_in_the_allow_list_fails_once_as_invalid_spec(operator):
+    manifest = with_spec(validation={"licenses": ["cc0", "cc-by-sa", "no-such-licence"]})
+    manifest["metadata"]["name"] = "unknown-licence"
+    operator.start()
+    operator.apply(manifest)
+    failed = operator.wait_for("unknown-licence", lambda b: phase(b) == "Failed", timeout=60, what="Failed")
+    assert failed["status"]["reason"] == "InvalidSpec"
+    assert "spec.validation.licenses" in failed["status"]["message"]
+    assert "no-such-licence" in failed["status"]["message"]
 
 
 def test_an_unknown_search_provider_fails_once_as_invalid_spec(operator):

@@ -1,0 +1,54 @@
+"""The floor under any tool's resize configuration: Pillow alone, one core, nothing but the pixels.
+
+Per image: a full decode, a resize to the geometry the configuration asks for (the worker's pure
+`geometry`, which follows img2dataset's rules) and a JPEG encode. No download, no checks, no
+hashing, no storage: what neither tool can go below per image on one core with Pillow's
+libjpeg and resampler. CPU time is the process's, so a busy machine changes it little.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from chunk_worker.transform import RESAMPLE, geometry
+
+
+@dataclass(frozen=True)
+class Floor:
+    images: int
+    cpu_seconds: float
+
+    @property
+    def ms_per_image(self) -> float:
+        return self.cpu_seconds * 1000 / self.images
+
+    @property
+    def images_per_core_second(self) -> float:
+        return self.images / self.cpu_seconds
+
+
+def decode_resize_encode(data: bytes, size: int, quality: int, only_if_bigger: bool = True) -> bytes:
+    """keep_ratio `size`: full decode (no shrink-on-load), one resample, baseline JPEG at `quality`."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        plan = geometry("keep_ratio", image.width, image.height, size, only_if_bigger)
+        pixels = image.convert("RGB") if image.mode != "RGB" else image
+        if plan.resized != plan.source:
+            pixels = pixels.resize(plan.resized, RESAMPLE)
+        out = io.BytesIO()
+        pixels.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def measure(paths: list[Path], size: int = 512, quality: int = 90) -> Floor:
+    """Files are read before the clock starts; only decode + resize + encode are timed."""
+    blobs = [path.read_bytes() for path in paths]
+    started = time.process_time()
+    for data in blobs:
+        decode_resize_encode(data, size, quality)
+    return Floor(len(blobs), time.process_time() - started)

@@ -237,6 +237,11 @@ class _Outputs:
         for handle in self.handles.values():
             handle.close()
 
+    def abandon(self) -> None:
+        self.index.writer.close()
+        for handle in self.handles.values():
+            handle.close()
+
     def commit(self, storage: Storage, counts: DatasetCounts) -> list[str]:
         """Index first, the card last. Per-split metadata of empty splits is not written: the card's
         configs name only splits that have images."""
@@ -278,8 +283,10 @@ def finalize(storage: Storage, spec: FinalizeSpec, output: str, tmp_dir: str | N
                     count_line(counts, line)
                     if line.status == "ok":
                         outputs.add(line, counts)
-        finally:
-            outputs.close()
+        except BaseException:  # SIGTERM may land mid-row: drop the partial row group, commit nothing
+            outputs.abandon()
+            raise
+        outputs.close()
         counts.missing_chunks = missing_chunks(counts.chunks, spec.chunks)
         written = outputs.commit(storage, counts)
         card_path = Path(workdir) / CARD_NAME

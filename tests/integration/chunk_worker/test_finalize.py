@@ -120,8 +120,11 @@ def files_output(tmp_path) -> tuple[Path, list[ManifestLine]]:
 
 @pytest.fixture
 def hf_cache(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    """A cache per test: datasets reads HF_DATASETS_CACHE once, at import, so its config is set too."""
+    import datasets
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
 
 
 def test_imagefolder_loads_a_files_output_with_labels_and_the_split_column(files_output, hf_cache):

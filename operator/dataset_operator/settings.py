@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -81,6 +82,9 @@ class OperatorSettings(BaseSettings):
     @field_validator("allow_networks", "worker_command", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
+        """Comma- or space-separated; a JSON list keeps arguments that hold spaces (a `sh -c` script)."""
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)
         if isinstance(value, str):
             return [part for part in value.replace(",", " ").split() if part]
         return value

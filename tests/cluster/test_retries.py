@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 
-from tests.cluster.conftest import attempt_of, chunk_key, phase, redis_client, prefix_of
+from tests.cluster.conftest import attempt_of, chunk_key, image_urls, inline_job, phase, prefix_of, redis_client
 
 pytestmark = pytest.mark.cluster
 
@@ -63,3 +64,38 @@ def test_exit_code_2_fails_the_job_without_retries(operator):
     with redis_client(operator) as client:
         uid = done["metadata"]["uid"]
         assert client.hget(f"{prefix_of(operator)}chunk:{uid}-00000", "attempt") == "1"
+
+
+def failing_finalize(attempts: str) -> str:
+    """A worker command whose finalize pods named by `attempts` (a shell pattern on the attempt number) exit 1
+    before doing anything; everything else runs the real worker. The pod name carries the finalize Job's
+    attempt (`<job>-<uid>-final-a<attempt>-<suffix>`), so the failure needs no state between pods."""
+    script = f'case "$HOSTNAME" in *-final-a{attempts}-*) echo "finalize refused by the test" >&2; exit 1;; esac; ' \
+             'exec python -m chunk_worker "$@"'
+    return json.dumps(["sh", "-c", script, "worker"])
+
+
+def finalize_jobs(operator) -> list:
+    return operator.batch.list_namespaced_job(operator.namespace, label_selector="pixcrawler.io/role=finalize").items
+
+
+def test_a_finalize_job_failing_once_is_retried_and_the_job_completes(operator, image_server):
+    operator.start(PIXCRAWLER_WORKER_COMMAND=failing_finalize("1"))
+    operator.apply(inline_job("refinal", image_urls(image_server.base_url, 4100, 4), 2))
+    done = operator.wait_for("refinal", lambda b: phase(b) in ("Succeeded", "Failed"), timeout=120, what="the end")
+    assert phase(done) == "Succeeded", done["status"]
+    assert done["status"]["output"]["card"].endswith("/README.md")
+    outcomes = sorted((attempt_of(job), next(c.type for c in job.status.conditions
+                                             if c.status == "True" and c.type in ("Complete", "Failed")))
+                      for job in finalize_jobs(operator))
+    assert outcomes == [(1, "Failed"), (2, "Complete")]
+
+
+def test_a_finalize_job_failing_every_attempt_fails_the_job_with_its_reason(operator, image_server):
+    operator.start(PIXCRAWLER_WORKER_COMMAND=failing_finalize("*"))
+    operator.apply(inline_job("nofinal", image_urls(image_server.base_url, 4200, 2), 2, retries={"maxAttempts": 2}))
+    done = operator.wait_for("nofinal", lambda b: phase(b) in ("Succeeded", "Failed"), timeout=120, what="the end")
+    assert (phase(done), done["status"]["reason"]) == ("Failed", "FinalizeFailed"), done["status"]
+    assert done["status"]["chunks"]["succeeded"] == 1
+    assert "failed 2 times" in done["status"]["message"]
+    assert sorted(attempt_of(job) for job in finalize_jobs(operator)) == [1, 2]

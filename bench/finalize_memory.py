@@ -28,7 +28,8 @@ LINES_PER_MANIFEST = 500
 SIZES = (100_000, 1_000_000)
 CLASSES = [f"class-{n:02d}" for n in range(20)]
 SPLIT = Split(val=0.05, test=0.05)
-LICENCES = [("by", "https://creativecommons.org/licenses/by/2.0/"), ("cc0", "https://creativecommons.org/publicdomain/zero/1.0/"),
+LICENCES = [("by", "https://creativecommons.org/licenses/by/2.0/"),
+            ("cc0", "https://creativecommons.org/publicdomain/zero/1.0/"),
             ("by-sa", "https://creativecommons.org/licenses/by-sa/4.0/"), ("pdm", None)]
 MIB = 1024 * 1024
 

@@ -201,8 +201,10 @@ def _settings(spec: FinalizeSpec) -> list[str]:
         resized = f"`{resize.mode}` to {resize.size} px" + (", only if bigger" if resize.only_if_bigger else "")
     encoded = "kept as downloaded unless pixels change" if encode.format == "keep" else \
         f"{encode.format} (quality {encode.quality})"
-    lines = [f"- Resize: {resized}", f"- Encoding: {encoded}", "- EXIF orientation applied whenever pixels are re-encoded",
-             f"- De-duplication: {spec.dedup or 'not recorded'} (job-wide; `near` keeps near-duplicate pairs in one split)",
+    lines = [f"- Resize: {resized}", f"- Encoding: {encoded}",
+             "- EXIF orientation applied whenever pixels are re-encoded",
+             f"- De-duplication: {spec.dedup or 'not recorded'} (job-wide; with `near` only one image of a "
+             "near-duplicate pair is kept, so no pair straddles two splits)",
              f"- Split: validation {spec.split.val:g}, test {spec.split.test:g}, the rest train "
              "(from each image's sha256, so a re-run gives the same split)"]
     if spec.licenses is not None:

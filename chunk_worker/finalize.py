@@ -64,7 +64,8 @@ class FinalizeSummary:
     def to_json(self) -> dict[str, Any]:
         counts = self.counts
         return {"format": self.format, "images": counts.accepted, "splits": counts.split_totals(),
-                "labels": dict(sorted(_label_totals(counts).items())), "statuses": dict(sorted(counts.statuses.items())),
+                "labels": dict(sorted(_label_totals(counts).items())),
+                "statuses": dict(sorted(counts.statuses.items())),
                 "reasons": dict(sorted(counts.reasons.items())), "attributed": counts.attributed,
                 "chunks": len(counts.chunks), "missingChunks": counts.missing_chunks, "outputs": self.outputs,
                 "seconds": round(self.seconds, 3)}

@@ -21,3 +21,17 @@ def test_every_setting_is_in_the_readme(settings):
 def test_the_readme_names_no_setting_the_code_lacks():
     known = {f"PIXCRAWLER_{name.upper()}" for cls in (WorkerSettings, OperatorSettings) for name in cls.model_fields}
     assert DOCUMENTED - known - {"PIXCRAWLER_CACHE"} == set()
+
+
+def test_every_manifest_reason_is_in_the_readme():
+    from chunk_worker.contract import Reason
+
+    missing = {reason.value for reason in Reason} - set(re.findall(r"`([a-z_]+)`", README))
+    assert not missing, f"reasons missing from README.md: {sorted(missing)}"
+
+
+def test_every_status_reason_the_operator_sets_is_in_the_readme():
+    from dataset_operator import status
+
+    for reason in (status.SUSPENDED, status.BACKOFF, status.INVALID_SPEC, status.FINALIZING, status.FINALIZE_FAILED):
+        assert f"`{reason}`" in README, reason

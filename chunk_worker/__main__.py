@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import redis
-from pydantic import ValidationError
 
-from chunk_worker import logs
+from chunk_worker import logs, specs
 from chunk_worker.contract import ChunkField, ChunkSpec, ExitCode, Keys, chunk_json_schema
 from chunk_worker.errors import ChunkError, ProgressUnavailable, SpecError
 from chunk_worker.settings import WorkerSettings
@@ -31,34 +30,6 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated(f"stopped by signal {signum}")
 
 
-def describe_validation_error(error: ValidationError, source: str) -> str:
-    """One line per problem, each naming the field, e.g. `items.0.url: Field required`."""
-    problems = []
-    for issue in error.errors():
-        where = ".".join(str(part) for part in issue["loc"]) or "(top level)"
-        problems.append(f"{where}: {issue['msg']}")
-    return f"invalid chunk spec in {source}: " + "; ".join(problems)
-
-
-def parse_spec(text: str, source: str) -> ChunkSpec:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{source} is not JSON: {exc}") from exc
-    try:
-        return ChunkSpec.model_validate(document)
-    except ValidationError as exc:
-        raise SpecError(describe_validation_error(exc, source)) from exc
-
-
-def load_spec_file(path: Path) -> ChunkSpec:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read chunk spec {path}: {exc.strerror}") from exc
-    return parse_spec(text, str(path))
-
-
 def load_spec_redis(client: redis.Redis, keys: Keys, chunk_id: str) -> ChunkSpec:
     try:
         text = client.hget(keys.chunk(chunk_id), ChunkField.SPEC)
@@ -66,7 +37,7 @@ def load_spec_redis(client: redis.Redis, keys: Keys, chunk_id: str) -> ChunkSpec
         raise ProgressUnavailable(f"cannot load chunk {chunk_id} from Redis: {exc}") from exc
     if text is None:
         raise SpecError(f"chunk {chunk_id} not found in Redis (key {keys.chunk(chunk_id)})")
-    return parse_spec(text.decode() if isinstance(text, bytes) else text, f"chunk {chunk_id}")
+    return specs.parse(ChunkSpec, text.decode() if isinstance(text, bytes) else text, f"chunk {chunk_id}", "chunk spec")
 
 
 def parse_network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -155,7 +126,7 @@ def command_run(args: argparse.Namespace) -> int:
                                       socket_connect_timeout=5, health_check_interval=30)
         spec = load_spec_redis(client, keys, args.chunk_id)
     else:
-        spec = load_spec_file(args.spec)
+        spec = specs.read(ChunkSpec, args.spec, "chunk spec")
     output = args.output or spec.output
     if not output:
         raise SpecError("no output: give --output or set `output` in the spec")

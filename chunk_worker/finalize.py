@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from chunk_worker import card, licenses
+from chunk_worker import card, licenses, specs
 from chunk_worker.card import DatasetCounts
 from chunk_worker.contract import (
     ATTRIBUTION_NAME, CARD_NAME, INDEX_JSONL, INDEX_PARQUET, MANIFESTS_PREFIX, SPLITS, ExitCode, FinalizeSpec,
@@ -303,27 +303,10 @@ def check_output(spec: FinalizeSpec, override: str | None) -> str:
     return output
 
 
-def parse_spec(text: str, source: str) -> FinalizeSpec:
-    """A finalize spec from JSON; every problem named by its field, e.g. `split.val: ...`."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"{source} is not JSON: {exc}") from exc
-    try:
-        return FinalizeSpec.model_validate(document)
-    except ValidationError as exc:
-        problems = [f"{'.'.join(str(part) for part in issue['loc']) or '(top level)'}: {issue['msg']}"
-                    for issue in exc.errors()]
-        raise SpecError(f"invalid finalize spec in {source}: " + "; ".join(problems)) from exc
-
-
 def load_spec(path: Path | None, text: str | None) -> FinalizeSpec:
     """From --spec FILE or --spec-json; neither gives the defaults (a hand run needs only --output)."""
     if text is not None:
-        return parse_spec(text, "--spec-json")
+        return specs.parse(FinalizeSpec, text, "--spec-json", "finalize spec")
     if path is not None:
-        try:
-            return parse_spec(path.read_text(), str(path))
-        except OSError as exc:
-            raise SpecError(f"cannot read finalize spec {path}: {exc.strerror}") from exc
+        return specs.read(FinalizeSpec, path, "finalize spec")
     return FinalizeSpec()

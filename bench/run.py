@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 BENCHMARKS = {
-    "worker": "worker_vs_img2dataset",  # chunk worker vs img2dataset on one local workload
+    "worker": "worker_vs_img2dataset",  # chunk worker vs img2dataset: files and home (resize + webdataset) configs
     "queue": "chunkqueue",              # enqueue 10M images, admission cycle at 100k chunks, Redis bytes per chunk
     "apiserver": "apiserver",           # Jobs created per second against the real API server
     "operator": "operator_rss",         # operator RSS with 1,000 DatasetJobs

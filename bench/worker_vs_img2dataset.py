@@ -329,7 +329,8 @@ def ratios(results: list[Result]) -> list[str]:
         speed_verdict = (f" ({'meets' if speed >= speed_goal else 'misses'} the {speed_goal}x goal)"
                          if speed_goal else "")
         memory_verdict = "meets" if memory <= config.rss_goal else "misses"
-        lines.append(f"{config.name}, {processes} process(es): images/s worker/img2dataset {speed:.2f}x{speed_verdict}; "
+        lines.append(f"{config.name}, {processes} process(es): "
+                     f"images/s worker/img2dataset {speed:.2f}x{speed_verdict}; "
                      f"peak RSS {memory:.2f}x ({memory_verdict} the <= {config.rss_goal:.2f}x goal); "
                      f"CPU ms/image {worker.cpu_seconds / max(worker.ok, 1) * 1000:.1f} vs "
                      f"{other.cpu_seconds / max(other.ok, 1) * 1000:.1f}; "
@@ -420,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in agreement(results):
         print(line)
     if floor is not None:
-        print(f"floor (Pillow alone, one core: full decode, keep_ratio {HOME_SIZE} only-if-bigger, JPEG q{HOME_QUALITY}; "
+        print(f"floor (Pillow alone, one core: full decode, keep_ratio {HOME_SIZE} only-if-bigger, "
+              f"JPEG q{HOME_QUALITY}; "
               f"{floor.images} images): {floor.ms_per_image:.2f} ms/image = "
               f"{floor.images_per_core_second:.0f} images/s per core")
     if args.json:

@@ -220,6 +220,7 @@ class Reason(str, enum.Enum):
     LICENSE_NOT_ALLOWED = "license_not_allowed"
     LABEL_NOT_IN_CLASSES = "label_not_in_classes"
     TRANSFORM_FAILED = "transform_failed"
+    ENCODED_BODY = "encoded_body"
 
 
 def http_reason(status: int) -> str:

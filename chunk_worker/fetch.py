@@ -9,7 +9,10 @@ Why it is more than `urllib3.request` (urllib3 directly: requests' session machi
 - one deadline per item covers DNS, connect, redirects, retries and body: a watchdog shuts the
   socket down when it passes, so a server that drips a byte a second cannot hold a thread;
 - the byte cap is counted while streaming, never taken from Content-Length;
-- no proxy from the environment (it would bypass the address check), no cookies, `identity` encoding.
+- no proxy from the environment (it would bypass the address check), no cookies;
+- bodies are read raw (never decoded): `identity` is asked for, and a body in any other content or
+  transfer coding is refused (`encoded_body`), so no server can make a worker inflate a bomb;
+- a certificate that does not verify is final: retrying cannot make it verify.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, LocationValueError, NameResolutionError, NewConnectionError
 from urllib3.util.ssl_ import create_urllib3_context
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from chunk_worker import USER_AGENT
 from chunk_worker.contract import Reason, http_reason
@@ -52,7 +56,8 @@ READ_CHUNK = 64 * 1024
 MAX_LINE = 64 * 1024
 JSON_MAX_BYTES = 8 * 1024 * 1024
 
-# `identity` only: no compressed body to inflate (the cap counts inflated bytes, but why inflate at all).
+# `identity` only, and bodies are read with decode_content=False: what the cap counts is what came over
+# the wire, and a server that sends a coding anyway is refused (body_codings), never inflated.
 BASE_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
 IMAGE_HEADERS = {**BASE_HEADERS, "Accept": "image/*,*/*;q=0.5"}
 LIST_HEADERS = {**BASE_HEADERS, "Accept": "text/plain,text/csv,application/x-ndjson,application/json,*/*;q=0.5"}
@@ -141,6 +146,30 @@ def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[s
             start = newline + 1
     if pending and not dropping:
         yield _decode_line(pending, first)
+
+
+def body_codings(headers: Mapping[str, str]) -> list[str]:
+    """The codings a body is wrapped in besides identity (Content-Encoding, and Transfer-Encoding
+    other than the chunked framing http.client undoes); any at all means the body is refused."""
+    content = [c.strip().lower() for c in headers.get("Content-Encoding", "").split(",")]
+    transfer = [c.strip().lower() for c in headers.get("Transfer-Encoding", "").split(",")]
+    return [c for c in content if c not in ("", "identity")] + [c for c in transfer if c not in ("", "identity", "chunked")]
+
+
+def certificate_refused(exc: BaseException) -> bool:
+    """True when a transport error is, at its root, a certificate that did not verify (wrong name,
+    untrusted, expired): urllib3 wraps the ssl error once or twice, in args or as the cause."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, (ssl.SSLCertVerificationError, CertificateError)):
+            return True
+        pending.extend([current.__cause__, current.__context__, *current.args])
+    return False
 
 
 def with_query(url: str, params: Mapping[str, object] | None) -> str:
@@ -342,11 +371,13 @@ class _HostSlots:
 
 
 class _Failure(Exception):
-    def __init__(self, reason: str, status: int | None = None, final_url: str | None = None) -> None:
+    def __init__(self, reason: str, status: int | None = None, final_url: str | None = None,
+                 retryable: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.final_url = final_url
+        self.retryable = retryable
 
 
 @dataclass
@@ -442,7 +473,7 @@ class Fetcher:
         try:
             with self._open_source(url, watch, LIST_HEADERS) as opened:
                 try:
-                    yield from split_lines(opened.response.stream(READ_CHUNK))
+                    yield from split_lines(opened.response.stream(READ_CHUNK, decode_content=False))
                 except _TRANSPORT_ERRORS as exc:
                     raise SourceUnavailable(f"URL list {url}: {self._stream_reason(watch)} ({exc})") from None
                 if watch.expired:
@@ -497,6 +528,11 @@ class Fetcher:
             status = opened.response.status
             opened.close()
             raise SourceHTTPError(f"source {url}: {http_reason(status)}", status)
+        codings = body_codings(opened.response.headers)
+        if codings:
+            opened.close()
+            raise SpecError(f"source {url} is refused: its body is {', '.join(codings)}-encoded "
+                            f"({Reason.ENCODED_BODY.value}); only identity is accepted")
         return opened
 
     def _open(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
@@ -506,7 +542,7 @@ class Fetcher:
             try:
                 opened = self._follow(url, watch, headers)
             except _Failure as exc:
-                if exc.reason != Reason.CONNECTION_ERROR.value or attempt == attempts:
+                if exc.reason != Reason.CONNECTION_ERROR.value or not exc.retryable or attempt == attempts:
                     raise
                 if not self._pause(backoff_delay(attempt, None, self._rng), watch):
                     raise
@@ -563,6 +599,7 @@ class Fetcher:
                 retries=False,
                 redirect=False,
                 preload_content=False,
+                decode_content=False,
                 timeout=urllib3.Timeout(connect=remaining, read=remaining),
             )
         except PolicyError:
@@ -571,9 +608,9 @@ class Fetcher:
         except _BAD_URL_ERRORS:
             slot.release()
             raise _Failure(Reason.BAD_URL.value, final_url=url) from None
-        except _TRANSPORT_ERRORS:
+        except _TRANSPORT_ERRORS as exc:
             slot.release()
-            raise _Failure(self._stream_reason(watch), final_url=url) from None
+            raise _Failure(self._stream_reason(watch), final_url=url, retryable=not certificate_refused(exc)) from None
         finally:
             _current.watch = None
         return _Opened(response, url, slot)
@@ -589,7 +626,7 @@ class Fetcher:
             raise _Failure(Reason.TOO_LARGE.value, status=response.status)
         body = bytearray()
         try:
-            for chunk in response.stream(READ_CHUNK):
+            for chunk in response.stream(READ_CHUNK, decode_content=False):
                 body += chunk
                 if len(body) > cap:
                     raise _Failure(Reason.TOO_LARGE.value, status=response.status)
@@ -608,6 +645,8 @@ class Fetcher:
             return _with_reason(failed, http_reason(status))
         if robots_opt_out(response.headers.get("X-Robots-Tag")):
             return _with_reason(failed, Reason.OPT_OUT.value)
+        if body_codings(response.headers):
+            return _with_reason(failed, Reason.ENCODED_BODY.value)
         try:
             data = self._read_capped(response, self.max_bytes, watch)
         except _Failure as exc:

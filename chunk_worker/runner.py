@@ -34,6 +34,7 @@ REFUSED_BY_POLICY = {
     Reason.BAD_URL.value,
     Reason.TOO_LARGE.value,
     Reason.OPT_OUT.value,
+    Reason.ENCODED_BODY.value,
     Reason.LICENSE_NOT_ALLOWED.value,
     Reason.LABEL_NOT_IN_CLASSES.value,
 }

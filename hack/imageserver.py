@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import gzip
 import io
 import json
 import math
@@ -118,6 +119,33 @@ def make_near_duplicate(n: int, w: int = DEFAULT_SIZE[0], h: int = DEFAULT_SIZE[
 def make_truncated(n: int = 1) -> bytes:
     data = make_image(n, "JPEG")
     return data[: len(data) // 2]
+
+
+CODINGS = ("gzip", "deflate", "br", "zstd", "gzip-gzip", "gzip+gzip", "x-gzip", "te-gzip", "identity")
+"""The /encoded/<coding>.png variants: one coding each, "gzip-gzip" stacked in one header, "gzip+gzip"
+stacked over two headers, "te-gzip" as a transfer coding, "identity" as it should be."""
+
+
+def encode_body(data: bytes, coding: str) -> bytes:
+    """`data` in an HTTP content coding, as a server would send it (br and zstd need the test extras)."""
+    if coding in ("gzip", "x-gzip"):
+        return gzip.compress(data, mtime=0)
+    if coding == "deflate":
+        return zlib.compress(data)  # HTTP's "deflate" is the zlib format
+    if coding == "br":
+        import brotli
+
+        return brotli.compress(data)
+    if coding == "zstd":
+        try:
+            from compression import zstd
+        except ImportError:
+            from backports import zstd
+
+        return zstd.compress(data)
+    if coding == "identity":
+        return data
+    raise ValueError(f"no such coding: {coding}")
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -372,11 +400,13 @@ class _Handler(BaseHTTPRequestHandler):
         with self.app.stats.lock:
             self.app.stats.completed[self._route_path] += 1
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, body: bytes, content_type: str,
+              headers: dict[str, str] | list[tuple[str, str]] | None = None) -> None:
+        """`headers` as a list may repeat a name."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
+        for name, value in (headers.items() if isinstance(headers, dict) else headers or []):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
@@ -455,6 +485,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._flaky_list(path.rsplit(".", 1)[1])
         if path == "/openverse/v1/images/":
             return self._openverse()
+        if path.startswith("/encoded/") and path.endswith(".png"):
+            return self._encoded(path[len("/encoded/"):-len(".png")])
         routes: dict[str, Callable[[], None]] = {
             "/truncated.jpg": lambda: self._send(200, make_truncated(), "image/jpeg"),
             "/bomb.png": lambda: self._send(200, make_bomb(), "image/png"),
@@ -476,11 +508,44 @@ class _Handler(BaseHTTPRequestHandler):
             "/redirect-imds": lambda: self._redirect("http://169.254.169.254/latest/meta-data"),
             "/redirect-loopback2": lambda: self._redirect(f"http://127.0.0.2:{app.port}/img/1.jpg"),
             "/redirect-to": lambda: self._redirect(self._query.get("url", "/img/1.jpg")),
+            "/length/longer.png": lambda: self._lying_length(+1000),
+            "/length/shorter.png": lambda: self._lying_length(-len(make_image(1, "PNG")) // 2),
         }
         handler = routes.get(path)
         if handler is None:
             return self._send(404, b"no such route", "text/plain")
         return handler()
+
+    def _encoded(self, coding: str) -> None:
+        """Picture 1 as a PNG wrapped in `coding` (see CODINGS), though every client asks for identity."""
+        if coding not in CODINGS:
+            return self._send(404, b"no such coding", "text/plain")
+        image = make_image(1, "PNG")
+        if coding in ("gzip-gzip", "gzip+gzip"):
+            body = encode_body(encode_body(image, "gzip"), "gzip")
+        else:
+            body = encode_body(image, coding.removeprefix("te-"))
+        if coding == "gzip+gzip":
+            return self._send(200, body, "image/png", [("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")])
+        if coding == "te-gzip":
+            return self._stream(iter([body]), "image/png", {"Transfer-Encoding": "gzip"})
+        headers = {} if coding == "identity" else {"Content-Encoding": coding.replace("-", ", ")}
+        return self._send(200, body, "image/png", headers)
+
+    def _lying_length(self, error: int) -> None:
+        """Picture 1 as a PNG under a Content-Length `error` bytes off: longer than the body (the
+        connection then closes), or shorter (the rest follows anyway, on a kept-alive connection)."""
+        body = make_image(1, "PNG")
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(body) + error))
+        if error > 0:
+            self.close_connection = True
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self._count(len(body))
+        self._done()
 
     def _endless(self, limit: int = 1 << 30) -> Iterator[bytes]:
         block = b"\xff" * 65536

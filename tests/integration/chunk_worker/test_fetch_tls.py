@@ -4,7 +4,9 @@ verifies the certificate against the URL's hostname."""
 from __future__ import annotations
 
 import datetime
+import socket
 import ssl
+import threading
 
 import imageserver
 import pytest
@@ -55,17 +57,24 @@ def tls_files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def https_server(tls_files):
+def handshakes():
+    """Every TLS handshake the server has begun (a client hello), certificate accepted or not."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def https_server(tls_files, handshakes):
     _, server_pem = tls_files
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(server_pem)
+    context.sni_callback = lambda sock, name, ctx: handshakes.append(name)
     server = imageserver.ImageServer(count=10, tls=context, public_host="localhost").start()
     yield server
     server.stop()
 
 
-def tls_fetcher(ca_file, allow=("127.0.0.1/32", "::1/128")) -> Fetcher:
-    settings = WorkerSettings(item_deadline_seconds=10, fetch_attempts=1)
+def tls_fetcher(ca_file, allow=("127.0.0.1/32", "::1/128"), attempts: int = 1) -> Fetcher:
+    settings = WorkerSettings(item_deadline_seconds=10, fetch_attempts=attempts)
     return Fetcher(NetworkPolicy(list(allow)), settings, max_bytes=1 << 20, verify=str(ca_file))
 
 
@@ -95,3 +104,43 @@ def test_https_names_are_checked_on_their_resolved_address(tls_files, https_serv
     with tls_fetcher(ca_file, allow=()) as fetcher:
         assert fetcher.fetch(https_server.url("/img/4.png")).reason == "blocked_address"
     assert https_server.hits("/img/4.png") == before
+
+
+def test_a_certificate_for_another_name_is_tried_once(tls_files, https_server, handshakes):
+    ca_file, _ = tls_files
+    with tls_fetcher(ca_file, attempts=3) as fetcher:
+        before = len(handshakes)
+        assert fetcher.fetch(f"https://127.0.0.1:{https_server.port}/img/3.png").reason == "connection_error"
+    assert len(handshakes) - before == 1
+
+
+def test_an_untrusted_certificate_is_tried_once(https_server, handshakes):
+    settings = WorkerSettings(item_deadline_seconds=10, fetch_attempts=3)
+    with Fetcher(NetworkPolicy(["127.0.0.1/32", "::1/128"]), settings, max_bytes=1 << 20) as fetcher:
+        before = len(handshakes)
+        assert fetcher.fetch(https_server.url("/img/5.png")).reason == "connection_error"
+    assert len(handshakes) - before == 1
+
+
+def test_a_server_that_hangs_up_in_the_handshake_is_retried(tls_files):
+    """Not every TLS failure is final: a dropped handshake may pass on the next try."""
+    ca_file, _ = tls_files
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def hang_up() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn.recv(1))
+            conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        with tls_fetcher(ca_file, attempts=3) as fetcher:
+            assert fetcher.fetch(f"https://localhost:{listener.getsockname()[1]}/img/1.png").reason == "connection_error"
+    finally:
+        listener.close()
+    assert len(accepted) == 3

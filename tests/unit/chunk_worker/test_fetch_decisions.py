@@ -1,11 +1,15 @@
-"""Pure pieces of the fetcher: Retry-After, backoff, X-Robots-Tag, line splitting and query encoding."""
+"""Pure pieces of the fetcher: Retry-After, backoff, X-Robots-Tag, line splitting, query encoding, body
+codings and which transport errors are certificate failures."""
 
 import random
+import ssl
 from email.utils import formatdate
 
 import pytest
+import urllib3
 
-from chunk_worker.fetch import backoff_delay, parse_retry_after, robots_opt_out, split_lines, with_query
+from chunk_worker.fetch import (backoff_delay, body_codings, certificate_refused, parse_retry_after, robots_opt_out,
+                                split_lines, with_query)
 
 
 def test_retry_after_in_seconds():
@@ -80,3 +84,27 @@ def test_a_list_parameter_repeats_its_key():
 
 def test_no_parameters_leave_the_url_alone():
     assert with_query("http://example.org/s?x=1#top", None) == "http://example.org/s?x=1#top"
+
+
+@pytest.mark.parametrize(("headers", "codings"), [
+    ({}, []),
+    ({"Content-Encoding": "identity"}, []),
+    ({"Content-Encoding": " Identity , "}, []),
+    ({"Content-Encoding": "GZIP"}, ["gzip"]),
+    ({"Content-Encoding": "gzip, br"}, ["gzip", "br"]),
+    ({"Transfer-Encoding": "chunked"}, []),
+    ({"Transfer-Encoding": "gzip, chunked"}, ["gzip"]),
+])
+def test_body_codings_names_every_coding_but_identity(headers, codings):
+    assert body_codings(headers) == codings
+
+
+def test_a_certificate_failure_is_found_under_urllib3s_wrapping():
+    root = ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local issuer certificate")
+    wrapped = urllib3.exceptions.SSLError(urllib3.exceptions.SSLError(root))
+    assert certificate_refused(wrapped)
+
+
+def test_other_ssl_and_transport_errors_are_not_certificate_failures():
+    assert not certificate_refused(urllib3.exceptions.SSLError(ssl.SSLEOFError(8, "EOF occurred in violation of protocol")))
+    assert not certificate_refused(urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()))

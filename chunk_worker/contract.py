@@ -150,7 +150,7 @@ class SourceSlice(_Model):
     url_list: UrlList | None = None
     search: Search | None = None
     start: int = Field(0, ge=0)
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=10_000, description="At most the largest chunkSize.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceSlice:
@@ -220,6 +220,7 @@ class Reason(str, enum.Enum):
     LICENSE_NOT_ALLOWED = "license_not_allowed"
     LABEL_NOT_IN_CLASSES = "label_not_in_classes"
     TRANSFORM_FAILED = "transform_failed"
+    BAD_LIST_LINE = "bad_list_line"  # a URL-list line that gives no item; its url is <list>#L<line>
     ENCODED_BODY = "encoded_body"
 
 

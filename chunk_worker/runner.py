@@ -21,6 +21,8 @@ from chunk_worker.fetch import Fetcher
 from chunk_worker.layouts import Layout, open_layout
 from chunk_worker.logs import fields
 from chunk_worker.progress import Progress, Tally
+from chunk_worker.redaction import redact_url
+from chunk_worker.sources import RejectedLine
 from chunk_worker.splits import class_index, split_of
 from chunk_worker.storage import Storage
 from chunk_worker.transform import transform_image
@@ -71,13 +73,16 @@ class Pipeline:
         except ChunkError:
             raise
         except Exception:  # a storage outage ends the chunk (above); anything else is one bad item
-            log.exception("item failed unexpectedly", extra=fields(url=item.url))
-            return ManifestLine(url=item.url, label=item.label, status="failed", reason="internal_error")
+            log.exception("item failed unexpectedly", extra=fields(url=redact_url(item.url)))
+            return ManifestLine(url=redact_url(item.url), label=item.label, status="failed", reason="internal_error")
 
     def _process(self, position: int, item: Item) -> ManifestLine:
         """Policy first (licence, class: no byte is fetched for an item the job cannot keep), then fetch,
         validate, dedup, transform, store."""
-        known = dict(url=item.url, label=item.label, **item.model_dump(include=set(Attribution.model_fields)))
+        known = dict(url=redact_url(item.url), label=item.label,
+                     **item.model_dump(include=set(Attribution.model_fields)))
+        if isinstance(item, RejectedLine):  # a URL-list line that gave no item: nothing to fetch
+            return ManifestLine(status="rejected", reason=Reason.BAD_LIST_LINE.value, **known)
         rules = self.spec.validation
         if rules.licenses is not None and not licenses.is_allowed(item.license, rules.licenses):
             return ManifestLine(status="rejected", reason=Reason.LICENSE_NOT_ALLOWED.value, **known)

@@ -1,12 +1,23 @@
-"""Where a chunk's items come from: the spec's inline items, then its slices of URL lists and searches."""
+"""Where a chunk's items come from: the spec's inline items, then its slices of URL lists and searches.
+
+How a URL list is indexed (`start`/`count` of a slice, and the operator's count of a list, which
+uses this same parser): every line that is not blank, not a txt comment (`#`) and not the csv
+header takes the next index, from 0. A line that gives a usable record is an `Item`; any other
+(not UTF-8, a NUL byte, overlong, not CSV or JSON, wrong field count, no URL) is a `RejectedLine`
+that names its line number and reaches the manifest as rejected (`bad_list_line`), so one bad
+line costs one item and the counts stay exact. Only a csv header lacking a named column makes
+the whole list unusable (SpecError).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import IO
 
 from pydantic import ValidationError
 
@@ -14,19 +25,26 @@ from chunk_worker import licenses
 from chunk_worker.contract import ChunkSpec, Item, MetadataColumns, SourceSlice, UrlList
 from chunk_worker.errors import SpecError
 from chunk_worker.fetch import Fetcher
+from chunk_worker.listlines import Line, split_lines
+from chunk_worker.redaction import redact_url
 from chunk_worker.search import get_provider
 
 log = logging.getLogger(__name__)
 
 
-def resolve_items(spec: ChunkSpec, fetcher: Fetcher) -> Iterator[Item]:
-    """Inline items first, then each source slice in order.
+class RejectedLine(Item):
+    """A list line that gives no item. It keeps its index; the runner writes it to the manifest as
+    rejected without fetching anything. `url` is `<list URL>#L<line>` (1-based, as editors count)."""
 
-    A remote slice is read whole before its first item is yielded: it is one chunk's worth, and
-    reading it up front closes the list's connection (and stops its deadline) before the
-    downloads that consume the items begin. An allow-list naming something that is no licence
-    makes the spec unusable (before any item is yielded); a search that can filter by licence is
-    asked for allowed ones only."""
+    url: str  # the list's own URL may be longer than an image URL may be
+    line: int
+    problem: str
+
+
+def resolve_items(spec: ChunkSpec, fetcher: Fetcher) -> Iterator[Item]:
+    """Inline items first, then each source slice in order. An allow-list naming something that
+    is no licence makes the spec unusable (before any item is yielded); a search that can filter
+    by licence is asked for allowed ones only."""
     try:
         allowed = licenses.normalise_allow_list(spec.validation.licenses)
     except licenses.UnknownLicense as exc:
@@ -36,96 +54,164 @@ def resolve_items(spec: ChunkSpec, fetcher: Fetcher) -> Iterator[Item]:
         yield from slice_items(source, fetcher, allowed)
 
 
-def slice_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None = None) -> list[Item]:
+def slice_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None = None) -> Iterator[Item]:
+    """The slice's items, spooled to an unnamed temp file before the first is yielded: the list's
+    connection is closed (and its deadline stopped) before the downloads that consume the items
+    begin, yet the slice is never held in memory (a parsed item costs about 2 KB)."""
+    with tempfile.TemporaryFile(dir=fetcher.settings.tmp_dir) as spool:
+        _spool(_remote_items(source, fetcher, allowed), spool)
+        spool.seek(0)
+        yield from _unspool(spool)
+
+
+def _remote_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None) -> Iterator[Item]:
     if source.url_list is not None:
-        lines = fetcher.open_lines(source.url_list.url)
+        stream = fetcher.open_lines(source.url_list.url)
         try:
-            return list(islice(list_items(lines, source.url_list, source.label), source.start, source.start + source.count))
+            items = list_items(stream, source.url_list, source.label)
+            yield from islice(items, source.start, source.start + source.count)
         finally:
-            lines.close()  # stop reading: the rest of a huge list is never transferred
+            stream.close()  # stop reading: the rest of a huge list is never transferred
+        return
     assert source.search is not None
     search = source.search
     count = min(source.count, search.limit - source.start)
     if count <= 0:
-        return []
+        return
     provider = get_provider(search.provider, fetcher, search.endpoint)
-    return [item.model_copy(update={"label": source.label})
-            for item in provider.search(search.query, source.start, count, allowed)]
+    for item in provider.search(search.query, source.start, count, allowed):
+        yield item.model_copy(update={"label": source.label})
 
 
-def list_items(lines: Iterable[str], url_list: UrlList, label: str) -> Iterator[Item]:
-    """Items of a URL list, one record per line; malformed records are skipped and counted, and
-    do not take an index (so `start` counts usable items). csv/jsonl records carry the licence and
-    credit their `metadata_columns` name; txt lists have none."""
+def _spool(items: Iterable[Item], spool: IO[bytes]) -> None:
+    for item in items:
+        kind = b"R" if isinstance(item, RejectedLine) else b"I"
+        spool.write(kind + item.model_dump_json(exclude_none=True).encode() + b"\n")
+
+
+def _unspool(spool: IO[bytes]) -> Iterator[Item]:
+    for record in spool:
+        model = RejectedLine if record[:1] == b"R" else Item
+        yield model.model_validate_json(record[1:])
+
+
+def list_items(stream: Iterable[bytes | str], url_list: UrlList, label: str) -> Iterator[Item]:
+    """Items of a URL list, one per indexed line (see the module's docstring). csv/jsonl records
+    carry the licence and credit their `metadata_columns` name; txt lists have none."""
     parse = {"txt": _txt, "csv": _csv, "jsonl": _jsonl}[url_list.format]
-    skipped = 0
+    marker = redact_url(url_list.url.split("#", 1)[0])
+    rejected: list[tuple[int, str]] = []
     try:
-        for record in parse(lines, url_list):
-            if record is None:
-                skipped += 1
-                continue
-            url, record_label, credit = record
-            try:
-                yield Item(url=url, label=record_label or label, **credit)
-            except ValidationError:
-                skipped += 1
+        for number, record in parse(split_lines(_as_bytes(stream)), url_list):
+            if isinstance(record, tuple):
+                url, record_label, credit = record
+                try:
+                    yield Item(url=url, label=record_label or label, **credit)
+                    continue
+                except ValidationError as exc:
+                    record = "unusable record: " + "; ".join(error["msg"] for error in exc.errors())
+            rejected.append((number, record))
+            yield RejectedLine(url=f"{marker}#L{number}", label=label, line=number, problem=record)
     finally:
-        if skipped:
-            log.warning("skipped %d malformed lines of %s", skipped, url_list.url)
+        if rejected:
+            first = ", ".join(f"line {number}: {problem}" for number, problem in rejected[:3])
+            log.warning("rejected %d lines of %s (%s)", len(rejected), marker, first)
 
 
-Record = tuple[str, str | None, dict[str, str | None]] | None
+def _as_bytes(stream: Iterable[bytes | str]) -> Iterator[bytes]:
+    """The list's raw bytes. A fetcher that hands decoded lines instead has already dropped overlong
+    ones and replaced invalid UTF-8 (which then reads as U+FFFD, never part of a usable URL)."""
+    for piece in stream:
+        yield piece if isinstance(piece, bytes) else piece.encode("utf-8", "surrogatepass") + b"\n"
 
 
-def _txt(lines: Iterable[str], _: UrlList) -> Iterator[Record]:
-    for line in lines:
-        text = line.strip()
-        if text and not text.startswith("#"):
-            yield text, None, {}
+Record = tuple[str, str | None, dict[str, str | None]]
+Parsed = tuple[int, Record | str]
+"""(line number, the record or what is wrong with the line)."""
 
 
-def _csv(lines: Iterable[str], url_list: UrlList) -> Iterator[Record]:
-    """Each line parsed on its own, so one stray quote cannot swallow the rest of the list."""
+def _txt(lines: Iterable[Line], _: UrlList) -> Iterator[Parsed]:
+    for number, text, problem in lines:
+        if text is None:
+            yield number, problem or "unreadable"
+            continue
+        url = text.strip()
+        if url and not url.startswith("#"):
+            yield number, _checked_url(url) or (url, None, {})
+
+
+def _csv(lines: Iterable[Line], url_list: UrlList) -> Iterator[Parsed]:
+    """Each line parsed on its own, so one stray quote cannot swallow the rest of the list; a quoted
+    field left open at the end of its line (a line break inside it) makes that line unusable."""
     header: list[str] | None = None
-    for line in lines:
-        if not line.strip():
+    for number, text, problem in lines:
+        if text is not None and not text.strip():
             continue
-        row = next(csv.reader([line]), [])
         if header is None:
-            header = [name.strip() for name in row]
-            if url_list.column not in header:
-                raise SpecError(f"URL list {url_list.url} has no column {url_list.column!r} (header: {header})")
-            missing = [f"{name}={column!r}" for name, column in _metadata(url_list.metadata_columns)
-                       if column not in header]
-            if missing:
-                raise SpecError(f"URL list {url_list.url} has no column for metadataColumns "
-                                f"{', '.join(missing)} (header: {header})")
+            header = _header(number, text, problem, url_list)
             continue
-        if len(row) != len(header):
-            yield None
-            continue
-        fields = dict(zip(header, row))
-        yield _record(fields, url_list)
-
-
-def _jsonl(lines: Iterable[str], url_list: UrlList) -> Iterator[Record]:
-    for line in lines:
-        if not line.strip():
+        if text is None:
+            yield number, problem or "unreadable"
             continue
         try:
-            fields = json.loads(line)
-        except ValueError:
-            yield None
+            row = next(csv.reader([text], strict=True), [])
+        except csv.Error as exc:
+            yield number, f"not CSV ({exc})"
             continue
-        yield _record(fields, url_list) if isinstance(fields, dict) else None
+        if len(row) != len(header):
+            yield number, f"{len(row)} fields, the header has {len(header)}"
+            continue
+        yield number, _record(dict(zip(header, row)), url_list)
 
 
-def _record(fields: dict, url_list: UrlList) -> Record:
+def _header(number: int, text: str | None, problem: str | None, url_list: UrlList) -> list[str]:
+    where = f"URL list {redact_url(url_list.url)}"
+    if text is None:
+        raise SpecError(f"{where}: its header (line {number}) is {problem}")
+    try:
+        header = [name.strip() for name in next(csv.reader([text]), [])]
+    except csv.Error as exc:
+        raise SpecError(f"{where}: its header (line {number}) is not CSV ({exc})") from None
+    if url_list.column not in header:
+        raise SpecError(f"{where} has no column {url_list.column!r} (header: {header})")
+    missing = [f"{name}={column!r}" for name, column in _metadata(url_list.metadata_columns) if column not in header]
+    if missing:
+        raise SpecError(f"{where} has no column for metadataColumns {', '.join(missing)} (header: {header})")
+    return header
+
+
+def _jsonl(lines: Iterable[Line], url_list: UrlList) -> Iterator[Parsed]:
+    for number, text, problem in lines:
+        if text is None:
+            yield number, problem or "unreadable"
+            continue
+        if not text.strip():
+            continue
+        try:
+            fields = json.loads(text)
+        except RecursionError:
+            yield number, "JSON nested too deep"
+            continue
+        except ValueError as exc:
+            yield number, f"not JSON ({exc})"
+            continue
+        yield number, _record(fields, url_list) if isinstance(fields, dict) else "not a JSON object"
+
+
+def _record(fields: dict, url_list: UrlList) -> Record | str:
     url = fields.get(url_list.column)
     if not isinstance(url, str) or not url.strip():
-        return None
+        return f"no URL in {url_list.column!r}"
+    rejected = _checked_url(url.strip())
+    if rejected:
+        return rejected
     label = fields.get(url_list.label_column) if url_list.label_column else None
     return url.strip(), label.strip() if isinstance(label, str) and label.strip() else None, _credit(fields, url_list)
+
+
+def _checked_url(url: str) -> str | None:
+    """What makes a URL unusable before any policy looks at it: text that was never valid UTF-8."""
+    return "not UTF-8 (U+FFFD in the URL)" if "\ufffd" in url else None
 
 
 def _metadata(columns: MetadataColumns) -> list[tuple[str, str]]:
@@ -146,4 +232,3 @@ def _credit(fields: dict, url_list: UrlList) -> dict[str, str | None]:
 
 def _text(value: object) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
-

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chunk_worker.contract import ChunkSpec, Item
+from chunk_worker.contract import ChunkSpec, Item, Validation
 from chunk_worker.errors import SourceUnavailable, SpecError
-from chunk_worker.sources import resolve_items
+from chunk_worker.sources import RejectedLine, resolve_items
 
 
 def spec_with(*sources: dict, items: list[dict] | None = None) -> ChunkSpec:
@@ -75,11 +75,20 @@ def test_csv_list_without_the_named_column_is_a_spec_error(fetcher, image_server
         list(resolve_items(spec_with({"urlList": source, "count": 3}), fetcher))
 
 
+def noisy_outcome(server, fmt: str, url: str, rows: range) -> list[str]:
+    """What /list.<fmt>?n=12&noise=1 gives for `rows` and the bad line the server puts just before
+    row 5: that line is named by its line number in the list."""
+    bad_line = next(n for n, line in enumerate(server.list_lines(fmt, 0, 12, noise=True), 1) if "/img/5.jpg" in line) - 1
+    return [img(server, n) for n in rows if n < 5] + [f"{url}#L{bad_line}"] + [img(server, n) for n in rows if n >= 5]
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_malformed_lines_are_skipped_and_take_no_index(fetcher, image_server, fmt):
+def test_a_malformed_line_is_a_rejected_item_that_takes_an_index(fetcher, image_server, fmt):
     source = {"url": image_server.url(f"/list.{fmt}?n=12&noise=1"), "format": fmt}
     spec = spec_with({"urlList": source, "start": 4, "count": 6})
-    assert [item.url for item in resolve_items(spec, fetcher)] == [img(image_server, n) for n in range(4, 10)]
+    items = list(resolve_items(spec, fetcher))
+    assert [item.url for item in items] == noisy_outcome(image_server, fmt, source["url"], range(3, 8))
+    assert [isinstance(item, RejectedLine) for item in items] == [False, False, True, False, False, False]
 
 
 def test_jsonl_list_reads_labels(fetcher, image_server):
@@ -173,16 +182,19 @@ def test_a_jsonl_record_without_a_mapped_field_has_that_field_empty(fetcher, ima
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_metadata_columns_do_not_change_which_lines_are_skipped(fetcher, image_server, fmt):
+def test_metadata_columns_do_not_change_which_lines_are_rejected(fetcher, image_server, fmt):
     source = meta_list(image_server, fmt, 12)
     source["url"] += "&noise=1"
     items = list(resolve_items(spec_with({"urlList": source, "start": 4, "count": 6}), fetcher))
-    assert [credit_of(item) for item in items] == [expected_credit(image_server, n) for n in range(4, 10)]
+    assert [credit_of(item) for item in items] == [
+        *(expected_credit(image_server, n) for n in (3, 4)), (None,) * 6,
+        *(expected_credit(image_server, n) for n in (5, 6, 7))]
 
 
 def test_an_allow_list_naming_no_licence_is_a_spec_error_before_any_item(fetcher):
-    spec = ChunkSpec.model_validate({"job": "default/test", "chunk": 0, "items": [{"url": "https://example.org/a.jpg"}],
-                                     "validation": {"licenses": ["cc0", "cc-bye"]}})
+    """The spec model refuses such a list; a spec built in code without validation is caught here."""
+    spec = ChunkSpec.model_validate({"job": "default/test", "chunk": 0, "items": [{"url": "https://example.org/a.jpg"}]})
+    spec.validation = Validation.model_construct(licenses=["cc0", "cc-bye"])
     items = resolve_items(spec, fetcher)
     with pytest.raises(SpecError, match="cc-bye"):
         next(items)

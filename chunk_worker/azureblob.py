@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +23,7 @@ MANIFEST_CONTENT_TYPE = "application/x-ndjson"
 TRANSFER_CHUNK = 4 * 1024 * 1024
 """Largest single upload, block size and download range: what one transfer holds in memory."""
 UPLOAD_CONCURRENCY = 4
+PROBE_NAME = ".probe"
 
 
 class AzureStorage:
@@ -95,7 +95,8 @@ class AzureStorage:
         return errors.StorageUnavailable(f"azure container {self.container!r}: {action}: {message.splitlines()[0]}")
 
     def check(self) -> None:
-
+        """Writes and deletes a probe blob. Its name is fixed, so a worker killed in between leaves at most
+        one, which the next check overwrites and deletes (a concurrent check's delete may find it gone)."""
         try:
             try:
                 self.client.create_container()
@@ -104,7 +105,7 @@ class AzureStorage:
             except HttpResponseError as exc:
                 if exc.status_code != 403:  # may write blobs without the right to create containers
                     raise
-            probe = self._blob(f".probe-{uuid.uuid4().hex}")
+            probe = self._blob(PROBE_NAME)
             probe.upload_blob(b"", overwrite=True)
         except AzureError as exc:
             raise self._unavailable("cannot write", exc) from exc

@@ -11,11 +11,15 @@ errors.StorageUnavailable; an output URL that can never work raises errors.SpecE
 from __future__ import annotations
 
 import errno
+import fcntl
+import itertools
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
@@ -25,6 +29,15 @@ from chunk_worker import errors
 
 DEFAULT_POOL_SIZE = 32
 COPY_BUFFER = 1024 * 1024
+STAGING_DIR = ".staging"
+"""FileStorage's temp files: `<root>/.staging/<host>.<pid>.<random>/`, one directory per open storage
+(so per chunk), on the output's own file system (a rename or hard link into place never copies) and
+hidden from listings. It holds a lock file its owner keeps locked for its lifetime."""
+FOREIGN_GRACE_SECONDS = 600.0
+"""Another host's unlocked staging dir is swept only once this old: its lock might not be visible here."""
+UNLOCKED_STALE_SECONDS = 24 * 3600.0
+"""A staging dir whose lock cannot be tested (no lock file, or a file system without locks) is swept
+once this old: longer than any chunk runs."""
 
 _CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -88,6 +101,23 @@ def is_listed(name: str) -> bool:
     return not any(part.startswith(".") for part in name.split("/"))
 
 
+def owner_host(staging_name: str) -> str:
+    """The host part of a staging dir's name, `<host>.<pid>.<random>` (a host name may have dots)."""
+    return staging_name.rsplit(".", 2)[0]
+
+
+def staging_is_stale(owner: str, this_host: str, age_seconds: float, lock: str) -> bool:
+    """Whether a staging dir's writer is gone. `lock`: "held" (its owner lives), "free" (we could take
+    it: the owner exited or was killed), "unknown" (no lock file yet, or locks unsupported).
+    A free lock on this host is proof; on another host (a network file system) it is trusted only
+    after a grace period, and an untestable one only after a day."""
+    if lock == "held":
+        return False
+    if lock == "free":
+        return owner == this_host or age_seconds > FOREIGN_GRACE_SECONDS
+    return age_seconds > UNLOCKED_STALE_SECONDS
+
+
 def open_storage(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Storage:
     """`file:///dir` or `azure://<container>/<prefix>`."""
     parts = urlsplit(url)
@@ -111,31 +141,51 @@ def open_storage(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Storage:
 
 
 class FileStorage:
-    """A local (or mounted) directory. Writes go to a temp name first, so a crash never leaves
-    a half-written file under a final name."""
+    """A local (or mounted) directory. Writes go to a temp file in this storage's staging dir first
+    (STAGING_DIR), then are renamed or linked into place, so a crash never leaves a half-written file
+    under a final name. close() removes the staging dir, and the first write of the next storage on
+    the output (check() at a chunk's start) sweeps those whose writer was killed: no signal leaves a
+    temp file behind for longer than it takes the retry to start."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._made: set[Path] = set()
         self._unsynced = False
+        self._guard = threading.Lock()
+        self._staging: Path | None = None
+        self._lock_fd: int | None = None
+        self._closed = False
+        self._serial = itertools.count()
 
     def check(self) -> None:
+        """Making the staging dir is the write probe, and sweeps what killed writers left."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-"):
-                pass
+            self._stage()
         except OSError as exc:
             raise errors.StorageUnavailable(f"cannot write to {self.root}: {exc}") from exc
 
     def _path(self, name: str) -> Path:
         return self.root / object_name(name)
 
+    def _stage(self) -> Path:
+        with self._guard:
+            if self._closed:  # a thread still running after close() (SIGTERM) must not make a new one
+                raise errors.StorageUnavailable(f"{self.root}: storage closed")
+            if self._staging is None:
+                self._staging, self._lock_fd = _open_staging(self.root / STAGING_DIR)
+                sweep_staging(self.root / STAGING_DIR, keep=self._staging.name)
+            return self._staging
+
+    def _temp_for(self, final: Path) -> Path:
+        return self._stage() / f"{next(self._serial)}.{final.name}"
+
     def _write_temp(self, final: Path, data: bytes, durable: bool) -> str:
         if final.parent not in self._made:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(final.parent)
-        temp = str(final.parent / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        temp = str(self._temp_for(final))
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -143,7 +193,7 @@ class FileStorage:
                     handle.flush()
                     os.fsync(handle.fileno())
         except BaseException:
-            os.unlink(temp)
+            Path(temp).unlink(missing_ok=True)
             raise
         return temp
 
@@ -189,15 +239,15 @@ class FileStorage:
             raise errors.StorageUnavailable(f"cannot write {final}: {exc}") from exc
 
     def put_file(self, name: str, path: Path, content_type: str) -> None:
-        """Copied to a temp name beside the final one, fsynced, then renamed over it: a reader sees
-        the old file or the new one, never part of one. The temp file is removed on any error."""
+        """Copied to a temp file in the staging dir, fsynced, then renamed over the final name: a reader
+        sees the old file or the new one, never part of one. The temp file is removed on any error."""
         final = self._path(name)
         with open(path, "rb") as source:  # a missing source is the caller's bug, not an outage
             try:
                 if final.parent not in self._made:
                     final.parent.mkdir(parents=True, exist_ok=True)
                     self._made.add(final.parent)
-                temp = final.parent / f".{final.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+                temp = self._temp_for(final)
                 try:
                     with open(temp, "wb") as handle:
                         shutil.copyfileobj(source, handle, COPY_BUFFER)
@@ -262,4 +312,81 @@ class FileStorage:
         return count
 
     def close(self) -> None:
+        """Removes the staging dir. It is renamed first, so a thread still writing (the chunk was
+        stopped) cannot add a file to it while it is being removed; later writes fail."""
+        with self._guard:
+            self._closed = True
+            staging, lock_fd, self._staging, self._lock_fd = self._staging, self._lock_fd, None, None
+        if staging is None:
+            return
+        doomed = staging.with_name(staging.name + "-closed")
+        try:
+            os.rename(staging, doomed)
+        except OSError:
+            doomed = staging
+        shutil.rmtree(doomed, ignore_errors=True)
+        if lock_fd is not None:
+            os.close(lock_fd)
+        try:
+            os.rmdir(staging.parent)  # only when no other writer has a staging dir there
+        except OSError:
+            pass
+
+
+def _open_staging(parent: Path) -> tuple[Path, int | None]:
+    """A new staging dir with its lock taken. The lock file is locked before it gets its name, so a
+    sweeper that finds `lock` unlocked knows the owner is gone, never that it has not locked yet."""
+    for attempt in range(3):
+        parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f"{socket.gethostname()}.{os.getpid()}.", dir=parent))
+            break
+        except FileNotFoundError:  # another storage's close() removed the empty parent just now
+            if attempt == 2:
+                raise
+    fd = os.open(staging / "lock.new", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # no locks on this file system: sweepers fall back to the dir's age
         pass
+    os.rename(staging / "lock.new", staging / "lock")
+    return staging, fd
+
+
+def sweep_staging(parent: Path, keep: str) -> int:
+    """Removes the staging dirs under `parent` whose writers are gone (see staging_is_stale), all but
+    `keep`; returns how many. Each is removed while its lock is held, so two sweepers never race."""
+    this_host = socket.gethostname()
+    removed = 0
+    try:
+        entries = [entry for entry in os.scandir(parent) if entry.name != keep and entry.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:  # gone already
+            continue
+        try:
+            fd: int | None = os.open(os.path.join(entry.path, "lock"), os.O_RDWR)
+        except FileNotFoundError:
+            fd = None
+        except OSError:
+            continue
+        lock = "unknown"
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock = "free"
+            except BlockingIOError:
+                lock = "held"
+            except OSError:
+                pass
+        try:
+            if os.path.isdir(entry.path) and staging_is_stale(owner_host(entry.name), this_host, age, lock):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return removed

@@ -12,7 +12,7 @@ from azure.storage.blob import BlobServiceClient
 
 from chunk_worker import errors
 from chunk_worker.contract import image_blob_name, manifest_name
-from chunk_worker.storage import FileStorage, open_storage
+from chunk_worker.storage import STAGING_DIR, FileStorage, open_storage
 from ports import free_port
 
 NAME = image_blob_name("ab" * 32, "PNG")
@@ -28,6 +28,18 @@ from pathlib import Path
 from chunk_worker.storage import FileStorage, open_storage
 storage = open_storage(sys.argv[1], pool_size=2)
 storage.put_file(sys.argv[2], Path(sys.argv[3]), "application/x-tar")
+"""
+
+KILLED_WRITER = """
+import sys
+from chunk_worker.storage import open_storage
+storage = open_storage(sys.argv[1])
+storage.check()
+temp = storage._temp_for(storage._path("images/ab/x.png"))
+temp.write_bytes(b"half an image")
+print("staged", flush=True)
+import time
+time.sleep(600)
 """
 
 MEASURED_UPLOADER = """
@@ -120,11 +132,64 @@ def test_file_image_a_crash_left_short_is_completed(file_storage, tmp_path):
     assert leftover.read_bytes() == b"first"
 
 
+def every_file(root):
+    """Every file under `root`, hidden ones included, as relative names."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def staged_files(root):
+    return [p for p in (root / STAGING_DIR).rglob("*") if p.is_file() and p.name != "lock"]
+
+
 def test_file_writes_leave_no_temp_files(file_storage, tmp_path):
     file_storage.put_image(NAME, b"data", "image/png")
     file_storage.put_manifest(manifest_name(0), b"{}\n")
-    names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
-    assert names == [NAME, manifest_name(0)]
+    file_storage.close()
+    assert every_file(tmp_path / "out") == [NAME, manifest_name(0)]
+    assert sorted(os.listdir(tmp_path / "out")) == ["images", "manifests"]
+
+
+def test_file_temp_files_live_only_in_the_staging_dir(file_storage, tmp_path):
+    file_storage.put_image(NAME, b"data", "image/png")
+    hidden = [name for name in every_file(tmp_path / "out") if name not in (NAME,)]
+    assert hidden and all(name.startswith(f"{STAGING_DIR}/") for name in hidden)
+    assert list(file_storage.list()) == [NAME]
+
+
+def test_file_writes_after_close_fail_and_leave_nothing(file_storage, tmp_path):
+    """A download thread still running when the chunk is stopped must not leave a temp file."""
+    file_storage.check()
+    file_storage.close()
+    with pytest.raises(errors.StorageUnavailable, match="closed"):
+        file_storage.put_image(NAME, b"late", "image/png")
+    assert every_file(tmp_path / "out") == []
+
+
+def test_file_a_killed_writers_staging_dir_goes_at_the_next_start(tmp_path):
+    out = tmp_path / "out"
+    killed = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, out.as_uri()], stdout=subprocess.PIPE, text=True)
+    assert killed.stdout.readline().strip() == "staged"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert staged_files(out), "the killed writer left its temp file"
+    retry = open_storage(out.as_uri())
+    retry.check()
+    retry.close()
+    assert every_file(out) == []
+
+
+def test_file_a_live_writers_staging_dir_is_kept(tmp_path):
+    out = tmp_path / "out"
+    live = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, out.as_uri()], stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout.readline().strip() == "staged"
+        other = open_storage(out.as_uri())
+        other.check()
+        other.close()
+        assert staged_files(out), "another writer's temp file was swept while it was alive"
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_file_manifest_is_replaced_by_a_retry(file_storage, tmp_path):
@@ -187,6 +252,12 @@ def test_azure_manifest_is_replaced_by_a_retry(azure_storage, blobs):
 def test_azure_check_leaves_only_the_outputs_behind(azure_storage, blobs):
     azure_storage.put_image(NAME, b"x", "image/png")
     assert [b.name for b in blobs.list_blobs()] == [f"default/cats/{NAME}"]
+
+
+def test_azure_a_probe_a_killed_check_left_goes_at_the_next_check(azure_storage, blobs):
+    blobs.upload_blob("default/cats/.probe", b"", overwrite=True)
+    azure_storage.check()
+    assert [b.name for b in blobs.list_blobs()] == []
 
 
 def test_azure_without_a_prefix_writes_at_the_container_root(azure_container, blobs):
@@ -277,8 +348,7 @@ def test_file_writer_killed_mid_copy_leaves_nothing_under_the_final_name(file_st
         with open(fifo, "wb") as feed:
             feed.write(os.urandom(BIG))
             feed.flush()
-            shards = tmp_path / "out" / "shards"
-            wait_for(lambda: shards.is_dir() and any(p.stat().st_size for p in shards.iterdir()), uploader,
+            wait_for(lambda: any(p.stat().st_size for p in staged_files(tmp_path / "out")), uploader,
                      "the temp file grow")
             uploader.send_signal(signal.SIGKILL)
             uploader.wait()

@@ -130,7 +130,19 @@ def target_format(info: ImageInfo, transform: Transform) -> ImageFormat:
     return info.format if chosen == "keep" else {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG"}[chosen]
 
 
-def transform_image(data: bytes, info: ImageInfo, transform: Transform) -> Transformed:
+def pixels_for(transform: Transform, width: int, height: int) -> tuple[int, int] | None:
+    """The upright size `transform_image` works from for an upright width x height source (the
+    resize target, else the source itself), or None when it returns the bytes untouched. Handed to
+    `validate.validate_decoded`, so validation decodes once at the scale the transform needs."""
+    resize = transform.resize
+    plan = geometry(resize.mode, width, height, resize.size, resize.only_if_bigger)
+    if transform.encode.format == "keep" and not plan.changes_pixels:
+        return None
+    return plan.resized
+
+
+def transform_image(data: bytes, info: ImageInfo, transform: Transform,
+                    decoded: Image.Image | None = None) -> Transformed:
     """Resize, orient and encode `data` (already validated into `info`) as `transform` says.
 
     The original bytes come back untouched when `encode.format` is keep and no resize applies,
@@ -138,7 +150,9 @@ def transform_image(data: bytes, info: ImageInfo, transform: Transform) -> Trans
     asking for nothing changes nothing. Any explicit format re-encodes every image, so a dataset asked
     for as JPEG quality 90 holds nothing else (and no camera metadata). Pixels that are re-encoded
     are always upright (EXIF orientation applied, the tag not written). An animated GIF that is
-    re-encoded keeps its first frame only. Same bytes and transform give the same output bytes."""
+    re-encoded keeps its first frame only. Same bytes and transform give the same output bytes.
+    `decoded`, when given, is the upright image `validate_decoded` made of `data` with `pixels_for`
+    (at least the target size): it is used instead of decoding `data` again, and may be changed."""
     resize = transform.resize
     plan = geometry(resize.mode, info.width, info.height, resize.size, resize.only_if_bigger)
     if transform.encode.format == "keep" and not plan.changes_pixels:
@@ -148,19 +162,30 @@ def transform_image(data: bytes, info: ImageInfo, transform: Transform) -> Trans
         raise Rejected(Reason.TRANSFORM_FAILED, f"{resize.mode} {resize.size} would make {width}x{height}")
     image_format = target_format(info, transform)
     try:
-        with Image.open(io.BytesIO(data), formats=[info.format]) as image:
-            icc_profile = image.info.get("icc_profile")
-            source_space = _colour_space(image.mode)
-            pixels = _decode_upright(image, info, plan)
-            pixels = _resample(_working_mode(pixels, image_format), plan)
-            pixels = _target_mode(pixels, image_format)
-            if _colour_space(pixels.mode) != source_space or image_format == "GIF":
-                icc_profile = None
-            encoded = _encode(pixels, image_format, transform.encode.quality, icc_profile)
+        if decoded is not None:
+            encoded = _convert(decoded, decoded.mode, decoded.info.get("icc_profile"), image_format, plan,
+                               transform.encode.quality)
+        else:
+            with Image.open(io.BytesIO(data), formats=[info.format]) as image:
+                source_mode, icc_profile = image.mode, image.info.get("icc_profile")
+                encoded = _convert(_decode_upright(image, info, plan), source_mode, icc_profile, image_format, plan,
+                                   transform.encode.quality)
     except (*PILLOW_ERRORS, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Rejected(Reason.TRANSFORM_FAILED, f"{type(exc).__name__}: {exc}") from None
     width, height = plan.size
     return Transformed(encoded, image_format, width, height)
+
+
+def _convert(upright: Image.Image, source_mode: str, icc_profile: bytes | None, image_format: ImageFormat,
+             plan: Geometry, quality: int) -> bytes:
+    """Resample the decoded pixels and encode them, with the source's ICC profile while the pixels
+    are still in its colour space."""
+    source_space = _colour_space(source_mode)
+    pixels = _resample(_working_mode(upright, image_format), plan)
+    pixels = _target_mode(pixels, image_format)
+    if _colour_space(pixels.mode) != source_space or image_format == "GIF":
+        icc_profile = None
+    return _encode(pixels, image_format, quality, icc_profile)
 
 
 def _decode_upright(image: Image.Image, info: ImageInfo, plan: Geometry) -> Image.Image:

@@ -14,6 +14,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy
 from PIL import ImageOps
@@ -30,6 +31,11 @@ warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError)
 HASH_SIDE = 32  # pHash works on a 32x32 greyscale image
 ORIENTATION = 0x0112  # the EXIF tag; 5..8 mean the stored image is sideways
+
+
+PixelsFor = Callable[[int, int], "tuple[int, int] | None"]
+"""Given an image's upright width and height, the upright size a caller will work from (None: it
+needs no pixels). A JPEG is then decoded at the smallest DCT scale still at least that large."""
 
 
 class Rejected(Exception):
@@ -131,6 +137,19 @@ def perceptual_hash(image: Image.Image) -> int:
 
 def validate(data: bytes, rules: Validation) -> ImageInfo:
     """Return what the image is, or raise Rejected(reason)."""
+    info, _ = _inspect(data, rules, None)
+    return info
+
+
+def validate_decoded(data: bytes, rules: Validation, pixels_for: PixelsFor) -> tuple[ImageInfo, Image.Image | None]:
+    """As `validate`, and also the upright decoded image when `pixels_for` asks for pixels, so a
+    transform re-encoding the image does not decode it a second time. The caller owns the image
+    (one per item in flight): close it once used. The pHash does not depend on the decode scale:
+    a JPEG's hash pixels are box-reduced to the 1/8 DCT scale `validate` decodes at."""
+    return _inspect(data, rules, pixels_for)
+
+
+def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None) -> tuple[ImageInfo, Image.Image | None]:
     if len(data) > rules.max_bytes:
         raise Rejected(Reason.TOO_LARGE, f"{len(data)} bytes > {rules.max_bytes}")
     image_format = sniff(data)
@@ -144,27 +163,49 @@ def validate(data: bytes, rules: Validation) -> ImageInfo:
         raise Rejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
     except PILLOW_ERRORS as exc:  # the magic bytes lied: no readable header behind them
         raise Rejected(Reason.NOT_AN_IMAGE, f"{type(exc).__name__}: {exc}") from None
-    with image:
+    kept = False
+    try:
         check_dimensions(image.width, image.height, rules)
         width, height = image.width, image.height
         try:
+            keep = pixels_for is not None
+            reduce_by = 1
             if image_format == "JPEG":
                 # libjpeg's DCT scaling: every byte of the stream is still decoded (truncation and
-                # corruption are caught), but pixels come out at 1/8 scale, all the hash looks at.
-                image.draft("RGB", (max(width // 8, HASH_SIDE), max(height // 8, HASH_SIDE)))
+                # corruption are caught), but pixels come out at 1/8 scale, all the hash looks at,
+                # or at the larger scale the caller's pixels need; the hash's are then box-reduced.
+                hash_size = (max(width // 8, HASH_SIDE), max(height // 8, HASH_SIDE))
+                request = hash_size
+                if pixels_for is not None:  # EXIF sits in the JPEG header: the orientation is known here
+                    sideways = exif_orientation(image) >= 5
+                    wanted = pixels_for(height if sideways else width, width if sideways else height)
+                    keep = wanted is not None
+                    if wanted is not None:
+                        stored = (wanted[1], wanted[0]) if sideways else wanted
+                        request = (max(hash_size[0], stored[0]), max(hash_size[1], stored[1]))
+                drafted = image.draft("RGB", request)
+                if keep and drafted is not None:
+                    reduce_by = max(1, dct_scale((width, height), hash_size) // round(width / drafted[1][2]))
             image.load()
             if image.width * image.height > pixel_limit(rules):  # a GIF frame may outgrow the header
                 raise Rejected(Reason.TOO_MANY_PIXELS, f"{image.width}x{image.height}")
             orientation = exif_orientation(image)
             if orientation != 1:  # the hash describes what a viewer shows, so a rotated copy matches
                 ImageOps.exif_transpose(image, in_place=True)
-            phash = perceptual_hash(image)
+            phash = perceptual_hash(image.reduce(reduce_by) if reduce_by > 1 else image)
+            if keep and image_format != "JPEG":  # decoded whole: only whether to keep it is asked
+                sideways = orientation >= 5
+                keep = pixels_for(height if sideways else width, width if sideways else height) is not None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise Rejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
         except PILLOW_ERRORS as exc:
             raise Rejected(Reason.TRUNCATED, f"{type(exc).__name__}: {exc}") from None
+        kept = keep
+    finally:
+        if not kept:
+            image.close()
     sideways = orientation >= 5
-    return ImageInfo(
+    info = ImageInfo(
         format=image_format,
         width=height if sideways else width,
         height=width if sideways else height,
@@ -175,6 +216,14 @@ def validate(data: bytes, rules: Validation) -> ImageInfo:
         original_width=width,
         original_height=height,
     )
+    return info, image if kept else None
+
+
+def dct_scale(size: tuple[int, int], request: tuple[int, int]) -> int:
+    """The JPEG DCT scale (1, 2, 4 or 8) Pillow's `draft` picks for `request`: the largest not
+    above the smaller of the two whole ratios."""
+    ratio = min(size[0] // request[0], size[1] // request[1])
+    return next(scale for scale in (8, 4, 2, 1) if ratio >= scale or scale == 1)
 
 
 def exif_orientation(image: Image.Image) -> int:

@@ -3,14 +3,15 @@ format can hold, byte-identical on a retry, and the downloaded bytes themselves 
 
 import io
 from fractions import Fraction
+from functools import partial
 
 import numpy
 import pytest
 from PIL import Image, ImageOps
 
 from chunk_worker.contract import Reason, Transform, Validation
-from chunk_worker.transform import Geometry, geometry, transform_image
-from chunk_worker.validate import Rejected, validate
+from chunk_worker.transform import Geometry, geometry, pixels_for, transform_image
+from chunk_worker.validate import Rejected, validate, validate_decoded
 
 ANY_SIZE = Validation(min_width=1, min_height=1, max_bytes=64 * 1024 * 1024)
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
@@ -452,3 +453,33 @@ def test_a_cmyk_profile_is_not_attached_to_rgb_pixels():
     assert Image.open(io.BytesIO(data)).info["icc_profile"] == source_profile
     _, out = run(data, transform(fmt="jpeg"))
     assert out.mode == "RGB" and "icc_profile" not in out.info
+
+
+# --- pixels decoded once, by validation ------------------------------------------------------
+
+@pytest.mark.parametrize("source, spec", [
+    (lambda: encode(quadrants(1600, 1200), "JPEG"), transform("keep_ratio", 512, True, "jpeg")),
+    (lambda: encode(quadrants(700, 600), "JPEG"), transform("keep_ratio", 512, True, "jpeg")),
+    (lambda: encode(quadrants(640, 480), "JPEG"), transform("keep_ratio", 512, True, "jpeg")),
+    (lambda: stored_with_orientation(quadrants(1200, 900), 6), transform("keep_ratio", 300, True, "jpeg")),
+    (lambda: stored_with_orientation(quadrants(96, 64), 3, "PNG"), transform(fmt="webp")),
+    (lambda: encode(quadrants(900, 600), "JPEG"), transform("center_crop", 256, fmt="png")),
+    (lambda: encode(quadrants(900, 600), "JPEG"), transform("border", 256)),
+    (cmyk_cyan, transform("keep_ratio", 48, fmt="webp")),
+    (palette_with_transparency, transform(fmt="jpeg")),
+    (grey_with_alpha, transform("keep_ratio_largest", 40, fmt="png")),
+    (rgba_picture, transform(fmt="jpeg")),
+    (lambda: sixteen_bit_ramp()[0], transform(fmt="jpeg")),
+    (lambda: encode(quadrants(), "GIF"), transform("keep_ratio", 32)),
+])
+def test_pixels_validation_decoded_give_the_same_bytes_as_decoding_again(source, spec):
+    data = source()
+    info, decoded = validate_decoded(data, ANY_SIZE, partial(pixels_for, spec))
+    assert decoded is not None
+    assert transform_image(data, info, spec, decoded) == transform_image(data, validate(data, ANY_SIZE), spec)
+
+
+@pytest.mark.parametrize("mode", ["none", "keep_ratio", "center_crop", "border"])
+def test_no_pixels_are_wanted_when_the_downloaded_bytes_are_stored_as_they_are(mode):
+    assert pixels_for(transform(mode, 512, True), 400, 300) is None
+    assert pixels_for(transform(mode, 512, True, "jpeg"), 400, 300) == (400, 300)

@@ -6,12 +6,13 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy
 import pytest
-from PIL import Image, ImageDraw, ImageFile
+from PIL import Image, ImageDraw, ImageFile, ImageOps
 
 from chunk_worker.contract import Reason, Validation
-from chunk_worker.dedup import hamming
-from chunk_worker.validate import ImageInfo, Rejected, validate
+from chunk_worker.dedup import NEAR_DISTANCE, hamming
+from chunk_worker.validate import ImageInfo, Rejected, validate, validate_decoded
 
 RULES = Validation(min_width=32, min_height=32, max_bytes=1024 * 1024)
 
@@ -230,3 +231,70 @@ def test_unreadable_exif_on_good_pixels_is_not_a_rejection():
     segment = b"\xff\xe1" + struct.pack(">H", len(broken) + 2) + broken
     info = validate(data[:2] + segment + data[2:], RULES)
     assert (info.orientation, info.width, info.height) == (1, 160, 120)
+
+
+# --- decoded once: validation hands its pixels to the transform ---------------------------------
+
+def whole(width: int, height: int) -> tuple[int, int]:
+    """A transform that re-encodes at the source size (no resize)."""
+    return width, height
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP", "GIF"])
+def test_pixels_kept_for_the_transform_are_the_upright_picture(image_format):
+    """GIF has no EXIF orientation: it is stored upright."""
+    data = encode(picture(160, 120), "GIF") if image_format == "GIF" else sideways(picture(160, 120), image_format)
+    info, image = validate_decoded(data, RULES, whole)
+    assert image.size == (info.width, info.height) == (160, 120)
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    assert numpy.array_equal(numpy.asarray(image.convert("RGB")), numpy.asarray(upright.convert("RGB")))
+
+
+@pytest.mark.parametrize("wanted, decoded", [((1600, 1200), (1600, 1200)), ((683, 512), (800, 600)),
+                                              ((400, 300), (400, 300)), ((100, 75), (200, 150))])
+def test_a_jpeg_is_decoded_at_the_smallest_dct_scale_still_as_large_as_wanted(wanted, decoded):
+    """1/8 at the least, whatever is wanted: the hash's own scale (200x150 here)."""
+    _, image = validate_decoded(encode(picture(1600, 1200), "JPEG"), RULES, lambda width, height: wanted)
+    assert image.size == decoded
+
+
+def test_a_sideways_jpeg_is_decoded_at_the_scale_of_its_upright_target():
+    _, image = validate_decoded(sideways(picture(1600, 1200), "JPEG"), RULES, lambda width, height: (800, 600))
+    assert image.size == (800, 600)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4, 8])
+def test_a_jpegs_phash_hardly_depends_on_the_scale_it_is_decoded_at(scale):
+    data = encode(picture(1600, 1200, seed=2), "JPEG", quality=90)
+    info, _ = validate_decoded(data, RULES, lambda width, height: (width // scale, height // scale))
+    assert hamming(info.phash, validate(data, RULES).phash) <= NEAR_DISTANCE
+
+
+def test_near_duplicates_of_different_sizes_still_match_when_decoded_for_a_transform():
+    def target(width: int, height: int) -> tuple[int, int]:
+        return (width * 512 // min(width, height), height * 512 // min(width, height))
+    big = picture(1600, 1200)
+    small = big.resize((800, 600), Image.Resampling.LANCZOS)
+    big, _ = validate_decoded(encode(big, "JPEG", quality=90), RULES, target)
+    small, _ = validate_decoded(encode(small, "JPEG", quality=75), RULES, target)
+    assert hamming(big.phash, small.phash) <= NEAR_DISTANCE
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "WEBP", "GIF"])
+def test_formats_without_dct_scaling_hash_the_same_pixels_either_way(image_format):
+    data = encode(picture(), image_format)
+    assert validate_decoded(data, RULES, whole)[0] == validate(data, RULES)
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_no_pixels_wanted_gives_no_image_and_validates_exactly_as_usual(image_format):
+    data = encode(picture(), image_format)
+    assert validate_decoded(data, RULES, lambda width, height: None) == (validate(data, RULES), None)
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG", "GIF"])
+def test_a_truncated_file_is_refused_when_its_pixels_are_wanted_too(image_format):
+    data = encode(picture(), image_format)
+    with pytest.raises(Rejected) as caught:
+        validate_decoded(data[: len(data) // 2], RULES, whole)
+    assert caught.value.reason is Reason.TRUNCATED

@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -25,8 +26,8 @@ from chunk_worker.redaction import redact_url
 from chunk_worker.sources import RejectedLine
 from chunk_worker.splits import class_index, split_of
 from chunk_worker.storage import Storage
-from chunk_worker.transform import transform_image
-from chunk_worker.validate import Rejected, validate
+from chunk_worker.transform import pixels_for, transform_image
+from chunk_worker.validate import Rejected, validate_decoded
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +96,24 @@ class Pipeline:
             return ManifestLine(status=status_for_fetch_failure(reason), reason=reason, **known)
         data = fetched.data
         try:
-            info = validate(data, rules)
+            info, decoded = validate_decoded(data, rules, partial(pixels_for, self.spec.transform))
         except Rejected as rejected:
             return ManifestLine(status="rejected", reason=rejected.reason, bytes=len(data), **known)
-        described = dict(known, sha256=info.sha256, phash=info.phash_hex, width=info.width, height=info.height,
-                         original_width=info.original_width, original_height=info.original_height,
-                         bytes=info.bytes, format=info.format)
-        duplicate = self.deduper.claim(info, item_owner(self.spec.chunk, position))
-        if duplicate:
-            return ManifestLine(status="duplicate", reason=str(getattr(duplicate, "value", duplicate)), **described)
-        try:
-            stored = transform_image(data, info, self.spec.transform)
-        except Rejected as rejected:
-            return ManifestLine(status="rejected", reason=rejected.reason, **described)
+        try:  # the decoded image (one per item in flight) lives until its transform, not a moment longer
+            described = dict(known, sha256=info.sha256, phash=info.phash_hex, width=info.width, height=info.height,
+                             original_width=info.original_width, original_height=info.original_height,
+                             bytes=info.bytes, format=info.format)
+            duplicate = self.deduper.claim(info, item_owner(self.spec.chunk, position))
+            if duplicate:
+                return ManifestLine(status="duplicate", reason=str(getattr(duplicate, "value", duplicate)),
+                                    **described)
+            try:
+                stored = transform_image(data, info, self.spec.transform, decoded)
+            except Rejected as rejected:
+                return ManifestLine(status="rejected", reason=rejected.reason, **described)
+        finally:
+            if decoded is not None:
+                decoded.close()
         line = ManifestLine(status="ok", key=sample_key(self.spec.chunk, position),
                             split=split_of(info.sha256, self.spec.split), cls=cls,
                             **dict(described, width=stored.width, height=stored.height, bytes=len(stored.data),

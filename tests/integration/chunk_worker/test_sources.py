@@ -78,7 +78,8 @@ def test_csv_list_without_the_named_column_is_a_spec_error(fetcher, image_server
 def noisy_outcome(server, fmt: str, url: str, rows: range) -> list[str]:
     """What /list.<fmt>?n=12&noise=1 gives for `rows` and the bad line the server puts just before
     row 5: that line is named by its line number in the list."""
-    bad_line = next(n for n, line in enumerate(server.list_lines(fmt, 0, 12, noise=True), 1) if "/img/5.jpg" in line) - 1
+    lines = server.list_lines(fmt, 0, 12, noise=True)
+    bad_line = next(n for n, line in enumerate(lines, 1) if "/img/5.jpg" in line) - 1
     return [img(server, n) for n in rows if n < 5] + [f"{url}#L{bad_line}"] + [img(server, n) for n in rows if n >= 5]
 
 
@@ -193,7 +194,8 @@ def test_metadata_columns_do_not_change_which_lines_are_rejected(fetcher, image_
 
 def test_an_allow_list_naming_no_licence_is_a_spec_error_before_any_item(fetcher):
     """The spec model refuses such a list; a spec built in code without validation is caught here."""
-    spec = ChunkSpec.model_validate({"job": "default/test", "chunk": 0, "items": [{"url": "https://example.org/a.jpg"}]})
+    spec = ChunkSpec.model_validate({"job": "default/test", "chunk": 0,
+                                     "items": [{"url": "https://example.org/a.jpg"}]})
     spec.validation = Validation.model_construct(licenses=["cc0", "cc-bye"])
     items = resolve_items(spec, fetcher)
     with pytest.raises(SpecError, match="cc-bye"):

@@ -26,7 +26,8 @@ UNCLEAR_V4 = [ipaddress.ip_network(net) for net in ("192.0.0.0/24", "192.88.99.0
 NOT_PUBLIC_V6 = [ipaddress.ip_network(net) for net in (
     "::1/128", "::/128", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8", "2001:db8::/32", "100::/64")]
 GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
-SPECIAL_IN_GLOBAL_UNICAST = [ipaddress.ip_network(net) for net in ("2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20")]
+SPECIAL_IN_GLOBAL_UNICAST = [ipaddress.ip_network(net)
+                             for net in ("2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20")]
 
 
 def addresses_in(network: ipaddress.IPv4Network | ipaddress.IPv6Network):
@@ -63,7 +64,8 @@ def nat64(ip: ipaddress.IPv4Address) -> ipaddress.IPv6Address:
     return v6(int(ipaddress.IPv6Address("64:ff9b::")) | int(ip))
 
 
-def teredo(client: ipaddress.IPv4Address, server: ipaddress.IPv4Address, flags: int, port: int) -> ipaddress.IPv6Address:
+def teredo(client: ipaddress.IPv4Address, server: ipaddress.IPv4Address, flags: int,
+           port: int) -> ipaddress.IPv6Address:
     """RFC 4380: 2001:0000:<server>:<flags>:<port ^ 0xffff>:<client ^ 0xffffffff>."""
     return v6(0x20010000 << 96 | int(server) << 64 | flags << 48 | (port ^ 0xFFFF) << 32 | (int(client) ^ 0xFFFFFFFF))
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from itertools import islice
 
 import pytest
+from pydantic import ValidationError
 
-from chunk_worker.contract import Item, UrlList
+from chunk_worker.contract import Item, SourceSlice, UrlList
 from chunk_worker.errors import SpecError
 from chunk_worker.listlines import MAX_LINE
 from chunk_worker.sources import RejectedLine, list_items
@@ -40,7 +41,8 @@ def test_a_jsonl_line_nested_too_deep_is_one_rejected_line():
 
 def test_a_csv_with_cr_only_line_endings_reads_every_row():
     body = "\r".join(["url,label", f"{url(1)},a", f"{url(2)},b", ""]).encode()
-    assert [(item.url, item.label) for item in parse(body, "csv", label_column="label")] == [(url(1), "a"), (url(2), "b")]
+    items = parse(body, "csv", label_column="label")
+    assert [(item.url, item.label) for item in items] == [(url(1), "a"), (url(2), "b")]
 
 
 def test_a_bare_cr_inside_a_csv_field_ends_that_line_and_the_rest_is_read():
@@ -105,3 +107,8 @@ def test_decoded_lines_give_what_the_raw_bytes_give():
     raw = f"{url(1)}\rtwo\ufffdthree\n\n{url(2)}".encode()
     decoded = raw.decode("utf-8").split("\n")
     assert outcome(list(list_items(decoded, UrlList(url=f"{LIST}.txt"), ""))) == outcome(parse(raw))
+
+
+def test_a_slice_asks_for_at_most_the_largest_chunk():
+    with pytest.raises(ValidationError, match="less than or equal to 10000"):
+        SourceSlice(url_list=UrlList(url=f"{LIST}.txt"), count=10_001)

@@ -11,8 +11,6 @@ from typing import Protocol
 
 from chunk_worker.contract import ChunkSpec, ManifestLine
 from chunk_worker.layouts.files import FilesLayout
-from chunk_worker.layouts.parquet import ParquetLayout
-from chunk_worker.layouts.webdataset import WebDatasetLayout
 from chunk_worker.storage import Storage
 
 
@@ -30,7 +28,11 @@ class Layout(Protocol):
 def open_layout(spec: ChunkSpec, storage: Storage, tmp_dir: Path) -> Layout:
     """`tmp_dir` is the chunk's own scratch directory (removed by the runner): staged images live there."""
     if spec.format == "webdataset":
+        from chunk_worker.layouts.webdataset import WebDatasetLayout
+
         return WebDatasetLayout(spec.chunk, storage, tmp_dir)
-    if spec.format == "parquet":
+    if spec.format == "parquet":  # imports pyarrow: only the formats that write Parquet load it
+        from chunk_worker.layouts.parquet import ParquetLayout
+
         return ParquetLayout(spec.chunk, spec.split, storage, tmp_dir)
     return FilesLayout(storage)

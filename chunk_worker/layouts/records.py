@@ -1,20 +1,24 @@
 """The metadata record of one accepted sample: which ManifestLine fields, in which order, with which
 Arrow types. The one definition behind a WebDataset sample's .json, the Parquet beside each shard,
-the parquet layout's columns and the dataset's index.parquet, so they can never disagree."""
+the parquet layout's columns and the dataset's index.parquet, so they can never disagree.
+
+pyarrow is imported only by the functions that build Arrow objects, so a `files` chunk never
+loads it (about 50 MiB of a chunk process)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from chunk_worker.contract import ManifestLine
 
-_STRING = pa.string()
-_INT = pa.int64()
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-RECORD_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+_STRING = "string"
+_INT = "int64"
+
+RECORD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("key", _STRING),
     ("blob", _STRING),
     ("url", _STRING),
@@ -36,11 +40,10 @@ RECORD_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("landing_url", _STRING),
     ("caption", _STRING),
 )
-"""status and reason are left out: every record is an accepted ("ok") sample."""
+"""status and reason are left out: every record is an accepted ("ok") sample. Types are named as
+Arrow (`pa.type_for_alias`) and Hugging Face `datasets` (Value dtype) both name them."""
 
 RECORD_FIELDS: tuple[str, ...] = tuple(name for name, _ in RECORD_COLUMNS)
-
-_HF_DTYPES = {_STRING: "string", _INT: "int64"}
 
 
 def record_of(line: ManifestLine) -> dict[str, Any]:
@@ -56,13 +59,17 @@ def record_json(record: dict[str, Any]) -> bytes:
 
 
 def record_schema() -> pa.Schema:
-    return pa.schema([pa.field(name, kind) for name, kind in RECORD_COLUMNS])
+    import pyarrow as pa
+
+    return pa.schema([pa.field(name, pa.type_for_alias(kind)) for name, kind in RECORD_COLUMNS])
 
 
 def records_table(records: list[dict[str, Any]]) -> pa.Table:
+    import pyarrow as pa
+
     return pa.Table.from_pylist(records, schema=record_schema())
 
 
 def hf_value_features() -> dict[str, dict[str, str]]:
     """The record columns as Hugging Face `datasets` features (Value types), for schema metadata."""
-    return {name: {"dtype": _HF_DTYPES[kind], "_type": "Value"} for name, kind in RECORD_COLUMNS}
+    return {name: {"dtype": kind, "_type": "Value"} for name, kind in RECORD_COLUMNS}

@@ -18,8 +18,6 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO
 
-import pyarrow.parquet as pq
-
 from chunk_worker.contract import ManifestLine, shard_metadata_name, shard_name
 from chunk_worker.layouts.records import record_json, records_table
 from chunk_worker.layouts.staged import StagedSample, StagedSamples, scratch_unavailable
@@ -80,6 +78,8 @@ class WebDatasetLayout:
     def commit(self) -> None:
         """Once per chunk (it consumes the staged images). The sidecar goes first, so a shard under
         its final name always has its metadata beside it."""
+        import pyarrow.parquet as pq  # here, not at import: only a commit writes Parquet
+
         samples = self.samples.sorted()
         metadata = self.tmp_dir / "shard.parquet"
         shard = self.tmp_dir / "shard.tar"

@@ -397,3 +397,27 @@ def test_a_full_scratch_disk_ends_the_chunk_and_leaves_no_partial_sample(tmp_pat
     result = subprocess.run([sys.executable, "-c", FULL_SCRATCH_DISK, f"file://{tmp_path}/out", str(tmp_path / "work")],
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["StorageUnavailable", "[]"]
+
+
+FILES_CHUNK = """
+import sys
+from pathlib import Path
+import chunk_worker.__main__, chunk_worker.runner  # everything a chunk process imports up front
+from chunk_worker.contract import ChunkSpec, ManifestLine
+from chunk_worker.layouts import open_layout
+from chunk_worker.storage import open_storage
+
+spec = ChunkSpec(job="default/cats", chunk=3, items=[{"url": "https://example.org/0"}], format="files")
+layout = open_layout(spec, open_storage(sys.argv[1]), Path(sys.argv[2]))
+layout.add(ManifestLine(url="https://example.org/0", status="ok", key="000030000", split="train",
+                        sha256="0" * 64, format="JPEG"), b"any bytes")
+layout.commit()
+print(sorted(name for name in sys.modules if name.split(".")[0] == "pyarrow"))
+"""
+
+
+def test_a_files_chunk_never_loads_pyarrow(tmp_path):
+    """pyarrow is about 50 MiB of a chunk process; only formats that write Parquet need it."""
+    result = subprocess.run([sys.executable, "-c", FILES_CHUNK, f"file://{tmp_path}/out", str(tmp_path / "work")],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["[]"]

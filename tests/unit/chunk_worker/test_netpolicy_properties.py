@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from chunk_worker.netpolicy import BlockedAddress, NetworkPolicy
 
-PROPERTIES = settings(max_examples=300, deadline=None, derandomize=True)
+PROPERTIES = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 POLICY = NetworkPolicy()
 
 NOT_PUBLIC_V4 = [ipaddress.ip_network(net) for net in (

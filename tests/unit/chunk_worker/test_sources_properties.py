@@ -15,7 +15,7 @@ from chunk_worker.errors import SpecError
 from chunk_worker.listlines import MAX_LINE
 from chunk_worker.sources import RejectedLine, list_items
 
-PROPERTIES = settings(max_examples=150, deadline=None, derandomize=True,
+PROPERTIES = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LIST = "https://lists.example.org/list"
 TERMINATORS = st.sampled_from([b"\n", b"\r\n", b"\r"])

@@ -100,7 +100,8 @@ def list_items(stream: Iterable[bytes | str], url_list: UrlList, label: str) -> 
     carry the licence and credit their `metadata_columns` name; txt lists have none."""
     parse = {"txt": _txt, "csv": _csv, "jsonl": _jsonl}[url_list.format]
     marker = redact_url(url_list.url.split("#", 1)[0])
-    rejected: list[tuple[int, str]] = []
+    rejected = 0
+    examples: list[str] = []  # the first few, for the log: the operator counts whole lists
     try:
         for number, record in parse(split_lines(_as_bytes(stream)), url_list):
             if isinstance(record, tuple):
@@ -110,12 +111,13 @@ def list_items(stream: Iterable[bytes | str], url_list: UrlList, label: str) -> 
                     continue
                 except ValidationError as exc:
                     record = "unusable record: " + "; ".join(error["msg"] for error in exc.errors())
-            rejected.append((number, record))
+            rejected += 1
+            if len(examples) < 3:
+                examples.append(f"line {number}: {record}")
             yield RejectedLine(url=f"{marker}#L{number}", label=label, line=number, problem=record)
     finally:
         if rejected:
-            first = ", ".join(f"line {number}: {problem}" for number, problem in rejected[:3])
-            log.warning("rejected %d lines of %s (%s)", len(rejected), marker, first)
+            log.warning("rejected %d lines of %s (%s)", rejected, marker, ", ".join(examples))
 
 
 def _as_bytes(stream: Iterable[bytes | str]) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ instead of text, so the parser above can reject that line alone and the numberin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
@@ -28,47 +29,32 @@ def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[L
     order mark at the start of the list is dropped."""
     pending = bytearray()
     overlong = False
-    after_cr = False  # the previous line ended in CR: an LF first in this chunk belongs to it
+    after_cr = False  # the last chunk ended in CR: an LF first in this one belongs to it
     number = 0
     for chunk in chunks:
-        start = 0
-        if after_cr and chunk:
-            after_cr = False
-            if chunk[:1] == b"\n":
-                start = 1
-        while True:
-            end = _line_end(chunk, start)
-            if end < 0:
-                if not overlong:
-                    pending += chunk[start:]
-                    if len(pending) > max_line:
-                        pending.clear()
-                        overlong = True
-                break
+        if not chunk:
+            continue
+        start = 1 if after_cr and chunk[:1] == b"\n" else 0
+        after_cr = False
+        for end in _EOL.finditer(chunk, start):
             if not overlong:
-                pending += chunk[start:end]
+                pending += chunk[start:end.start()]
             number += 1
             yield _line(number, pending, overlong, max_line)
             pending.clear()
             overlong = False
-            if chunk[end:end + 1] == b"\r":
-                if end + 1 == len(chunk):
-                    after_cr = True
-                    start = end + 1
-                    break
-                start = end + 2 if chunk[end + 1:end + 2] == b"\n" else end + 1
-            else:
-                start = end + 1
+            start = end.end()
+            after_cr = start == len(chunk) and end.group() == b"\r"
+        if not overlong:
+            pending += chunk[start:]
+            if len(pending) > max_line:
+                pending.clear()
+                overlong = True
     if pending or overlong:
         yield _line(number + 1, pending, overlong, max_line)
 
 
-def _line_end(chunk: bytes, start: int) -> int:
-    """Index of the first CR or LF at or after `start`, or -1."""
-    cr, lf = chunk.find(b"\r", start), chunk.find(b"\n", start)
-    if cr < 0 or lf < 0:
-        return max(cr, lf)
-    return min(cr, lf)
+_EOL = re.compile(rb"\r\n|\r|\n")
 
 
 def _line(number: int, raw: bytearray, overlong: bool, max_line: int) -> Line:

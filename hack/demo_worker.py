@@ -23,7 +23,13 @@ OUT = ROOT / "out" / "demo-worker"
 HOSTILE = [
     "/bomb.png", "/truncated.jpg", "/small.jpg", "/page.html", "/huge", "/404", "/500",
     "/redirect-imds", "/redirect-loopback2", "/redirect-loop", "/optout.jpg", "/wrong-type.jpg",
+    "/encoded/gzip.png", "/encoded/gzip-gzip.png",
 ]
+LISTED = "/list.jsonl?noise=1&start=300&n=10"
+"""A URL list whose every fifth line is not JSON: each such line is one bad_list_line item."""
+LISTED_LINES = 12
+CREDENTIALS, CREDENTIALS_PATH = "demo-user:s3cret-token", "/img/140.jpg"
+"""A URL carrying user:pass@: fetched like any other, but the secret is never written down."""
 
 
 def demo_items(server: ImageServer) -> list[dict[str, str]]:
@@ -36,7 +42,12 @@ def demo_items(server: ImageServer) -> list[dict[str, str]]:
     items += [{"url": server.url(path), "label": "hostile"} for path in HOSTILE]
     items.append({"url": "http://169.254.169.254/latest/meta-data/", "label": "hostile"})
     items.append({"url": "file:///etc/passwd", "label": "hostile"})
+    items.append({"url": server.url(CREDENTIALS_PATH).replace("//", f"//{CREDENTIALS}@", 1), "label": "hostile"})
     return items
+
+
+def demo_sources(server: ImageServer) -> list[dict[str, object]]:
+    return [{"label": "listed", "urlList": {"url": server.url(LISTED), "format": "jsonl"}, "count": LISTED_LINES}]
 
 
 def main() -> int:
@@ -44,11 +55,12 @@ def main() -> int:
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
     with ImageServer(count=200) as server, tempfile.TemporaryDirectory() as tmp:
-        spec = {"job": "default/demo", "chunk": 0, "items": demo_items(server),
+        spec = {"job": "default/demo", "chunk": 0, "items": demo_items(server), "sources": demo_sources(server),
                 "validation": {"minWidth": 64, "minHeight": 64, "maxBytes": 5 * 1024 * 1024, "dedup": "near"}}
         spec_file = Path(tmp) / "chunk.json"
         spec_file.write_text(json.dumps(spec))
-        print(f"sample image server on {server.base_url}; {len(spec['items'])} items -> {OUT}", flush=True)
+        print(f"sample image server on {server.base_url}; {len(spec['items'])} items and a {LISTED_LINES}-line "
+              f"URL list -> {OUT}", flush=True)
         result = subprocess.run(
             [sys.executable, "-m", "chunk_worker", "run", "--spec", str(spec_file), "--output", OUT.as_uri(),
              "--allow-network", "127.0.0.1/32", "--log-format", "text"],
@@ -66,6 +78,13 @@ def main() -> int:
           f"({summary['imagesPerSecond']} items/s)")
     print("by status: " + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())))
     print("refused:   " + ", ".join(f"{k} {v}" for k, v in sorted(by_reason.items())))
+    print("hostile items, as the manifest records them:")
+    for line in lines:
+        if line["label"] == "hostile" or line.get("reason") == "bad_list_line":
+            print(f"  {line['status']:9} {line.get('reason') or '-':18} {line['url']}")
+    leaks = (OUT / summary["manifest"]).read_text().count(CREDENTIALS.split(":")[1])
+    print(f"credentials: the item asked for as {CREDENTIALS}@...{CREDENTIALS_PATH} is recorded "
+          + ("without them" if not leaks else f"WITH THEM ({leaks} mentions of the secret in the manifest)"))
     print(f"manifest:  {OUT / summary['manifest']}")
     return 0
 

@@ -10,12 +10,19 @@ Each claim carries an `owner` (the chunk, optionally with the item's position): 
 claim by the same owner never counts as a duplicate of itself, so a chunk retried
 after a crash finds its own earlier claims and keeps them, while any other owner sees
 them as duplicates.
+
+Which copy of a duplicate pair is kept is first come, first kept. Within a chunk,
+`ClaimSequencer` makes the claims in item order whatever order the downloads finish in,
+so the lower position always wins and a re-run or a retry keeps the same images; across
+chunks, the chunk that claims first keeps its copy.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from redis import Redis, RedisError
 
@@ -40,6 +47,8 @@ def bands(phash: int) -> list[tuple[int, int]]:
 
 
 class Deduper(Protocol):
+    mode: DedupMode
+
     def claim(self, info: ImageInfo, owner: str) -> str | None:
         """None if the image is new to the job (and is now recorded as `owner`'s), else why it is not."""
         ...
@@ -47,6 +56,8 @@ class Deduper(Protocol):
 
 class NoDeduper:
     """dedup: none: every image is kept."""
+
+    mode: DedupMode = "none"
 
     def claim(self, info: ImageInfo, owner: str) -> str | None:
         return None
@@ -153,6 +164,63 @@ class RedisDeduper:
         except RedisError as exc:
             raise errors.ProgressUnavailable(f"dedup claim failed: {exc}") from exc
         return _OUTCOMES[int(outcome)]
+
+
+Payload = TypeVar("Payload")
+
+
+@dataclass(frozen=True)
+class Claimed(Generic[Payload]):
+    """A claim made: `verdict` None means the image is `position`'s to keep, else why it is not
+    (Reason.DUPLICATE, Reason.NEAR_DUPLICATE)."""
+
+    position: int
+    payload: Payload
+    verdict: str | None
+
+
+class ClaimSequencer(Generic[Payload]):
+    """One chunk's claims, made in item order whatever order its items finish in.
+
+    Every position from `first` on is submitted once, with the image it gave or with None (it was
+    rejected or failed): a claim is made only once every lower position has been submitted, so the
+    lower copy of a pair always claims first. Nothing waits: `submit` makes the claims whose turn
+    has come, in order, and returns them (its own among them when its turn had come); a claim that
+    has to wait is parked with its payload and returned to whichever later `submit` fills the last
+    gap before it. A slow item therefore delays the claims behind it, never a thread. Claims are
+    made under one lock, which is all that orders them (a claim is one in-memory check or one Lua
+    call). With dedup none nothing is claimed, so nothing waits either."""
+
+    def __init__(self, deduper: Deduper, owner: Callable[[int], str], first: int = 0) -> None:
+        self.deduper = deduper
+        self.owner = owner
+        self._next = first
+        self._lock = threading.Lock()
+        self._waiting: dict[int, tuple[ImageInfo | None, Payload | None]] = {}
+
+    def submit(self, position: int, info: ImageInfo | None, payload: Payload | None = None) -> list[Claimed[Payload]]:
+        """Claim `info` for `position` when its turn has come, and every parked claim this submission
+        releases; `info` None only marks the position done. Returns the claims made, lowest first."""
+        if self.deduper.mode == "none":
+            return [] if info is None else [Claimed(position, payload, None)]
+        made: list[Claimed[Payload]] = []
+        with self._lock:
+            if position < self._next or position in self._waiting:
+                raise ValueError(f"position {position} was submitted before")
+            self._waiting[position] = (info, payload)
+            while self._next in self._waiting:
+                turn = self._next
+                image, parked = self._waiting.pop(turn)
+                if image is not None:
+                    made.append(Claimed(turn, parked, self.deduper.claim(image, self.owner(turn))))
+                self._next += 1
+        return made
+
+    @property
+    def parked(self) -> int:
+        """Submitted claims still waiting for a lower position."""
+        with self._lock:
+            return sum(1 for image, _ in self._waiting.values() if image is not None)
 
 
 def make_deduper(

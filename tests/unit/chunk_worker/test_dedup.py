@@ -1,10 +1,12 @@
-"""Band splitting, distance, and the in-memory deduper standalone workers use."""
+"""Band splitting, distance, the in-memory deduper standalone workers use, and the claim order within a chunk."""
 
 import random
 from concurrent.futures import ThreadPoolExecutor
 
 from chunk_worker.contract import Reason
-from chunk_worker.dedup import MemoryDeduper, bands, hamming, make_deduper
+import pytest
+
+from chunk_worker.dedup import ClaimSequencer, MemoryDeduper, bands, hamming, make_deduper
 from chunk_worker.validate import ImageInfo
 
 
@@ -72,3 +74,75 @@ def test_concurrent_claims_of_one_image_have_exactly_one_winner():
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(lambda n: deduper.claim(info("z", 42), f"{n:05d}"), range(16)))
     assert outcomes.count(None) == 1
+
+
+def owner(position: int) -> str:
+    return f"00000.{position:05d}"
+
+
+def chunk_of_copies(rng: random.Random, count: int) -> list[ImageInfo | None]:
+    """`count` positions: originals, exact and near copies of earlier ones (anywhere in the chunk),
+    and items that gave no image."""
+    images: list[ImageInfo | None] = []
+    for position in range(count):
+        earlier = [image for image in images if image is not None]
+        roll = rng.random()
+        if roll < 0.15:
+            images.append(None)
+        elif earlier and roll < 0.35:
+            images.append(rng.choice(earlier))
+        elif earlier and roll < 0.6:
+            base = rng.choice(earlier)
+            images.append(info(f"{position:x}", flip(base.phash, *rng.sample(range(64), rng.randint(1, 3)))))
+        else:
+            images.append(info(f"{position:x}", rng.getrandbits(64)))
+    return images
+
+
+def verdicts(images: list[ImageInfo | None], order: list[int], mode: str = "near") -> dict[int, str | None]:
+    sequencer = ClaimSequencer(MemoryDeduper(mode), owner)
+    made = [claim for position in order for claim in sequencer.submit(position, images[position], position)]
+    assert sequencer.parked == 0
+    assert all(claim.payload == claim.position for claim in made)
+    return {claim.position: claim.verdict for claim in made}
+
+
+@pytest.mark.parametrize("mode", ["exact", "near"])
+def test_whatever_order_items_finish_in_the_same_copies_are_kept(mode):
+    rng = random.Random(11)
+    for _ in range(200):
+        images = chunk_of_copies(rng, rng.randint(2, 40))
+        in_order = verdicts(images, list(range(len(images))), mode)
+        shuffled = list(range(len(images)))
+        rng.shuffle(shuffled)
+        assert verdicts(images, shuffled, mode) == in_order
+
+
+def test_the_lower_position_of_a_near_duplicate_pair_wins():
+    base = 0xDEAD_BEEF_0123_4567
+    images = [None, info("b", flip(base, 5)), None, info("a", base)]
+    assert verdicts(images, [3, 2, 1, 0]) == {1: None, 3: Reason.NEAR_DUPLICATE}
+
+
+def test_a_claim_waits_for_every_lower_position_and_comes_back_with_the_last_of_them():
+    sequencer = ClaimSequencer(MemoryDeduper("near"), owner)
+    assert sequencer.submit(2, info("c", 3), "two") == []
+    assert sequencer.submit(1, None) == []
+    assert sequencer.parked == 1
+    released = sequencer.submit(0, info("a", 0xFFFF_FFFF_0000_0000), "zero")
+    assert [(claim.position, claim.payload, claim.verdict) for claim in released] == [(0, "zero", None),
+                                                                                      (2, "two", None)]
+    assert sequencer.parked == 0
+
+
+def test_without_dedup_nothing_waits():
+    sequencer = ClaimSequencer(make_deduper("none"), owner)
+    [claim] = sequencer.submit(5, info("a", 1), "five")
+    assert (claim.position, claim.verdict) == (5, None)
+
+
+def test_a_position_cannot_claim_twice():
+    sequencer = ClaimSequencer(MemoryDeduper("exact"), owner)
+    sequencer.submit(0, info("a", 1))
+    with pytest.raises(ValueError, match="position 0"):
+        sequencer.submit(0, info("b", 2))

@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from chunk_worker import logs, specs
+from chunk_worker.arenas import limit_malloc_arenas
 from chunk_worker.contract import ChunkField, ChunkSpec, ExitCode, Keys, chunk_json_schema
 from chunk_worker.errors import ChunkError, ProgressUnavailable, SpecError
 from chunk_worker.settings import WorkerSettings
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "node-agent":
         logs.configure()
         return command_node_agent(args)
+    limit_malloc_arenas()  # before any thread: the item threads' allocations share two arenas
     logs.configure(json_lines={"auto": None, "json": True, "text": False}[args.log_format])
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:

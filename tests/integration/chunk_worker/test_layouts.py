@@ -421,3 +421,29 @@ def test_a_files_chunk_never_loads_pyarrow(tmp_path):
     result = subprocess.run([sys.executable, "-c", FILES_CHUNK, f"file://{tmp_path}/out", str(tmp_path / "work")],
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["[]"]
+
+
+WEBDATASET_CHUNK = """
+import sys
+from pathlib import Path
+from chunk_worker.contract import ChunkSpec, ManifestLine
+from chunk_worker.layouts import open_layout
+from chunk_worker.storage import open_storage
+
+spec = ChunkSpec(job="default/cats", chunk=3, items=[{"url": "https://example.org/0"}], format="webdataset")
+layout = open_layout(spec, open_storage(sys.argv[1]), Path(sys.argv[2]))
+for position in range(20):
+    layout.add(ManifestLine(url=f"https://example.org/{position}", status="ok", key=f"0000300{position:02d}",
+                            split="train", sha256=f"{position:064x}", format="JPEG", label="cat"), b"any bytes")
+layout.commit()
+print("pandas" in sys.modules)
+"""
+
+
+def test_a_webdataset_commit_writes_its_parquet_without_loading_pandas(tmp_path):
+    """pyarrow imports pandas, when installed, for Table.from_pylist: about 50 MiB a chunk process needs not."""
+    pytest.importorskip("pandas")  # installed beside `datasets`: otherwise nothing could load it
+    result = subprocess.run([sys.executable, "-c", WEBDATASET_CHUNK, f"file://{tmp_path}/out", str(tmp_path / "work")],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False"]
+    assert pq.read_table(tmp_path / "out" / shard_metadata_name(CHUNK)).num_rows == 20

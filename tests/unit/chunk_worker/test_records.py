@@ -63,3 +63,18 @@ def test_hugging_face_features_cover_every_record_field():
     assert list(features) == list(RECORD_FIELDS)
     assert features["cls"] == {"dtype": "int64", "_type": "Value"}
     assert features["label"] == {"dtype": "string", "_type": "Value"}
+
+
+def test_table_is_the_one_arrow_builds_from_the_records_themselves():
+    import pyarrow as pa
+
+    records = [record_of(ACCEPTED.model_copy(update={"key": f"0000300{n:02d}", "cls": n % 3 or None,
+                                                    "caption": "ü\n\"quoted\"\t" * n or None}))
+               for n in range(40)]
+    records.append(record_of(ACCEPTED.model_copy(update={"key": "000030099", "caption": "x" * (3 << 20)})))
+    assert records_table(records).equals(pa.Table.from_pylist(records, schema=record_schema()))
+
+
+def test_no_records_give_an_empty_table_of_the_record_schema():
+    table = records_table([])
+    assert table.num_rows == 0 and table.schema == record_schema()

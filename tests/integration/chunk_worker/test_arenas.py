@@ -1,0 +1,50 @@
+"""The worker process caps glibc's malloc arenas, so 32 item threads do not each keep their own heap."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc arenas are glibc's")
+
+THREADS_ALLOCATING = """
+import ctypes, sys, threading
+from chunk_worker.arenas import limit_malloc_arenas
+
+print(limit_malloc_arenas() if sys.argv[1] == "limit" else None, flush=True)
+barrier = threading.Barrier(8)
+kept = []
+
+def work():
+    barrier.wait()  # all 8 threads allocate at once, as item threads decoding images do
+    kept.append([bytearray(20000) for _ in range(50)])
+    barrier.wait()
+
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()  # one "Arena N:" block per arena, on stderr
+"""
+
+
+def arenas(mode: str, **env: str) -> tuple[str, int]:
+    result = subprocess.run([sys.executable, "-c", THREADS_ALLOCATING, mode], capture_output=True, text=True,
+                            check=True, env={key: value for key, value in os.environ.items()
+                                             if key != "MALLOC_ARENA_MAX"} | env)
+    return result.stdout.strip(), sum(line.startswith("Arena ") for line in result.stderr.splitlines())
+
+
+def test_concurrent_threads_share_two_arenas_once_capped():
+    assert arenas("limit") == ("True", 2)
+
+
+def test_without_the_cap_each_concurrent_thread_gets_an_arena():
+    assert arenas("none")[1] > 2
+
+
+def test_an_explicit_malloc_arena_max_in_the_environment_is_left_to_rule():
+    assert arenas("limit", MALLOC_ARENA_MAX="4") == ("False", 4)

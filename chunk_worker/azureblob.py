@@ -95,8 +95,10 @@ class AzureStorage:
         return errors.StorageUnavailable(f"azure container {self.container!r}: {action}: {message.splitlines()[0]}")
 
     def check(self) -> None:
-        """Writes and deletes a probe blob. Its name is fixed, so a worker killed in between leaves at most
-        one, which the next check overwrites and deletes (a concurrent check's delete may find it gone)."""
+        """Writes and deletes a probe blob, deleted whatever stops the write (SIGTERM included). Its name
+        is fixed, so a worker killed in between leaves at most one, which the next check overwrites and
+        deletes (a concurrent check's delete may find it gone)."""
+        probe = self._blob(PROBE_NAME)
         try:
             try:
                 self.client.create_container()
@@ -105,14 +107,15 @@ class AzureStorage:
             except HttpResponseError as exc:
                 if exc.status_code != 403:  # may write blobs without the right to create containers
                     raise
-            probe = self._blob(PROBE_NAME)
-            probe.upload_blob(b"", overwrite=True)
+            try:
+                probe.upload_blob(b"", overwrite=True)
+            finally:
+                try:
+                    probe.delete_blob()
+                except AzureError:
+                    pass  # not there (the write failed, or a concurrent check took it): the write is what mattered
         except AzureError as exc:
             raise self._unavailable("cannot write", exc) from exc
-        try:
-            probe.delete_blob()
-        except AzureError:
-            pass  # an empty probe left behind is harmless; the write is what mattered
 
     def put_image(self, name: str, data: bytes, content_type: str) -> bool:
 

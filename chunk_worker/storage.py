@@ -15,9 +15,9 @@ import fcntl
 import itertools
 import os
 import re
+import secrets
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -152,7 +152,8 @@ class FileStorage:
         self._made: set[Path] = set()
         self._unsynced = False
         self._guard = threading.Lock()
-        self._staging: Path | None = None
+        self._staging: Path | None = None  # named before it is made: close() removes what a signal left of it
+        self._ready: Path | None = None  # the same, once made and locked
         self._lock_fd: int | None = None
         self._closed = False
         self._serial = itertools.count()
@@ -172,10 +173,30 @@ class FileStorage:
         with self._guard:
             if self._closed:  # a thread still running after close() (SIGTERM) must not make a new one
                 raise errors.StorageUnavailable(f"{self.root}: storage closed")
-            if self._staging is None:
-                self._staging, self._lock_fd = _open_staging(self.root / STAGING_DIR)
-                sweep_staging(self.root / STAGING_DIR, keep=self._staging.name)
-            return self._staging
+            if self._ready is None:
+                self._ready = self._open_staging(self.root / STAGING_DIR)
+                sweep_staging(self.root / STAGING_DIR, keep=self._ready.name)
+            return self._ready
+
+    def _open_staging(self, parent: Path) -> Path:
+        """A new staging dir with its lock taken. The lock file is locked before it gets its name, so a
+        sweeper that finds `lock` unlocked knows the owner is gone, never that it has not locked yet."""
+        for attempt in range(3):
+            parent.mkdir(parents=True, exist_ok=True)
+            self._staging = parent / f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(6)}"
+            try:
+                os.mkdir(self._staging)
+                break
+            except (FileNotFoundError, FileExistsError):  # another storage's close() removed the parent
+                if attempt == 2:
+                    raise
+        self._lock_fd = os.open(self._staging / "lock.new", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # no locks on this file system: sweepers fall back to the dir's age
+            pass
+        os.rename(self._staging / "lock.new", self._staging / "lock")
+        return self._staging
 
     def _temp_for(self, final: Path) -> Path:
         return self._stage() / f"{next(self._serial)}.{final.name}"
@@ -316,7 +337,7 @@ class FileStorage:
         stopped) cannot add a file to it while it is being removed; later writes fail."""
         with self._guard:
             self._closed = True
-            staging, lock_fd, self._staging, self._lock_fd = self._staging, self._lock_fd, None, None
+            staging, lock_fd, self._staging, self._ready, self._lock_fd = self._staging, self._lock_fd, None, None, None
         if staging is None:
             return
         doomed = staging.with_name(staging.name + "-closed")
@@ -331,26 +352,6 @@ class FileStorage:
             os.rmdir(staging.parent)  # only when no other writer has a staging dir there
         except OSError:
             pass
-
-
-def _open_staging(parent: Path) -> tuple[Path, int | None]:
-    """A new staging dir with its lock taken. The lock file is locked before it gets its name, so a
-    sweeper that finds `lock` unlocked knows the owner is gone, never that it has not locked yet."""
-    for attempt in range(3):
-        parent.mkdir(parents=True, exist_ok=True)
-        try:
-            staging = Path(tempfile.mkdtemp(prefix=f"{socket.gethostname()}.{os.getpid()}.", dir=parent))
-            break
-        except FileNotFoundError:  # another storage's close() removed the empty parent just now
-            if attempt == 2:
-                raise
-    fd = os.open(staging / "lock.new", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:  # no locks on this file system: sweepers fall back to the dir's age
-        pass
-    os.rename(staging / "lock.new", staging / "lock")
-    return staging, fd
 
 
 def sweep_staging(parent: Path, keep: str) -> int:

@@ -111,6 +111,15 @@ def make_oriented(n: int, orientation: int, w: int = DEFAULT_SIZE[0], h: int = D
     return out.getvalue()
 
 
+def make_noise(n: int, w: int = DEFAULT_SIZE[0], h: int = DEFAULT_SIZE[1]) -> bytes:
+    """A PNG of random pixels (seeded by `n`): incompressible, so about 3 x w x h bytes, as large as a
+    photo's file and slow enough to write that a stopped worker is often caught mid-write. Not cached."""
+    image = Image.frombytes("RGB", (w, h), random.Random(n).randbytes(w * h * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
 def make_near_duplicate(n: int, w: int = DEFAULT_SIZE[0], h: int = DEFAULT_SIZE[1]) -> bytes:
     """Picture `n` re-encoded at a lower JPEG quality: different bytes, the same picture."""
     return make_image(n, "JPEG", w, h, quality=55)
@@ -354,6 +363,7 @@ class ImageServer:
 
 
 _IMG = re.compile(r"^/(img|dup|near|slow|exif)/(\d+)\.(jpg|jpeg|png|webp|gif)$")
+_NOISE = re.compile(r"^/slow-noise/(\d+)\.png$")
 _REDIRECT = re.compile(r"^/redirect/(\d+)$")
 _CHAIN = re.compile(r"^/redirect-chain/(\d+)$")
 
@@ -472,6 +482,11 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 body = self._image(n, fmt)
             return self._send(200, body, CONTENT_TYPES[fmt])
+        match = _NOISE.match(path)
+        if match:
+            time.sleep(float(self._query.get("delay", 0.3)))
+            w, h = int(self._query.get("w", DEFAULT_SIZE[0])), int(self._query.get("h", DEFAULT_SIZE[1]))
+            return self._send(200, make_noise(int(match.group(1)), w, h), "image/png")
         match = _REDIRECT.match(path)
         if match:
             return self._redirect(f"/img/{match.group(1)}.jpg")

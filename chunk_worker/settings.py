@@ -27,6 +27,8 @@ class WorkerSettings(BaseSettings):
     list_deadline_seconds: float = Field(300.0, gt=0, description="Total time to stream a URL list or search.")
     progress_interval_seconds: float = Field(1.0, gt=0, description="How often progress goes to Redis.")
     tmp_dir: str | None = Field(None, description="Parent of the per-chunk temp dir (default: the system's).")
+    memory_budget_bytes: int | None = Field(
+        None, ge=1, description="Bytes decodes may hold at once (default: derived from the cgroup memory limit).")
 
     @field_validator("allow_networks", mode="before")
     @classmethod

@@ -31,6 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw
 
+from bombs import BOMBS, bomb_bytes
+
 FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 DEFAULT_SIZE = (320, 240)
@@ -364,6 +366,7 @@ class ImageServer:
 
 _IMG = re.compile(r"^/(img|dup|near|slow|exif)/(\d+)\.(jpg|jpeg|png|webp|gif)$")
 _NOISE = re.compile(r"^/slow-noise/(\d+)\.png$")
+_BOMB = re.compile(r"^/bomb/([a-z0-9.-]+)$")
 _REDIRECT = re.compile(r"^/redirect/(\d+)$")
 _CHAIN = re.compile(r"^/redirect-chain/(\d+)$")
 
@@ -482,6 +485,10 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 body = self._image(n, fmt)
             return self._send(200, body, CONTENT_TYPES[fmt])
+        match = _BOMB.match(path)
+        if match and match.group(1) in BOMBS:
+            bomb = BOMBS[match.group(1)]
+            return self._send(200, bomb_bytes(bomb.name), CONTENT_TYPES[bomb.format])
         match = _NOISE.match(path)
         if match:
             time.sleep(float(self._query.get("delay", 0.3)))

@@ -222,6 +222,7 @@ class Reason(str, enum.Enum):
     TRANSFORM_FAILED = "transform_failed"
     BAD_LIST_LINE = "bad_list_line"  # a URL-list line that gives no item; its url is <list>#L<line>
     ENCODED_BODY = "encoded_body"
+    TOO_LARGE_TO_DECODE = "too_large_to_decode"  # decoding would need more than the worker's whole memory budget
 
 
 def http_reason(status: int) -> str:

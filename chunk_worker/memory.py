@@ -34,7 +34,7 @@ DECODE_OVERHEAD_BYTES = 8 * MiB  # a decoder's fixed tables and the interpreter'
 # estimate above what decoding really takes, format by format):
 WEBP_DECODER_COPIES = 3  # libwebp's canvas, its previous canvas, and the frame Pillow copies out (RGBA)
 JPEG_COEFFICIENT_BYTES = 2  # a progressive JPEG keeps every DCT coefficient (int16) at full size
-WORKING_BYTES = 4  # an RGB(A) copy: the pHash's and the transform's mode conversions
+WORKING_BYTES = 5  # RGB(A) copies: the pHash's and the transform's mode conversions, a reduce's output
 HASH_BYTES = 1.5  # the pHash's reducing resample
 WIDE_SAMPLE_BYTES = 4  # 16-bit pixels are scaled to 8 bits through a uint32 array
 ANIMATION_CANVAS_BYTES = 4  # an animation composites onto an RGBA canvas beside the frame it decodes
@@ -73,7 +73,7 @@ class Header:
     mode: str
     size: tuple[int, int]
     decoded: tuple[int, int] | None = None
-    frames: int = 1
+    animated: bool = False
     progressive: bool = False
     output: tuple[int, int] | None = None
 
@@ -81,7 +81,9 @@ class Header:
 def decode_need(header: Header) -> int:
     """Bytes one image holds at its peak, from validation's decode to the transform's encode: the
     decoded pixels (width x height x bands x bytes per sample), the decoder's own buffers, the
-    working copies, and the encoded output's buffers. Deliberately an upper bound."""
+    working copies, and the encoded output's buffers. Deliberately an upper bound. An animation
+    counts the frames held at once (Pillow decodes frame after frame onto one canvas, keeping the
+    previous one for disposal), not all of its frames: no decode here holds them all."""
     width, height = header.size
     stored = width * height
     decoded_width, decoded_height = header.decoded or header.size
@@ -92,7 +94,7 @@ def decode_need(header: Header) -> int:
         need += WEBP_DECODER_COPIES * 4 * stored
     if header.format == "JPEG" and header.progressive:
         need += JPEG_COEFFICIENT_BYTES * bands(header.mode) * stored
-    if header.frames > 1:
+    if header.animated:
         need += ANIMATION_CANVAS_BYTES * pixels
     need += int(pixels * (WORKING_BYTES + HASH_BYTES))
     if sample > 1:
@@ -228,7 +230,11 @@ class MemoryBudget:
     def reserve(self, need: int) -> Reservation:
         """A context manager holding `need` bytes from entry (blocking until they fit) to exit;
         raises NeverFits at once when they never will."""
-        return Reservation(self, need)
+        return Reservation(self, max(0, need))
+
+    def slot(self) -> Reservation:
+        """An empty reservation to scope a decode whose need is known only once its header is read."""
+        return Reservation(self, None)
 
     def _acquire(self, need: int) -> None:
         if self.impossible(need):
@@ -251,16 +257,25 @@ class MemoryBudget:
 
 
 class Reservation:
-    """`need` bytes of a MemoryBudget, held while the `with` block runs (or from `acquire()` to
-    `release()`); releasing twice releases once."""
+    """Bytes of a MemoryBudget, held from `acquire()` (or entering the `with` block) to `release()`
+    (or leaving it). A slot (`MemoryBudget.slot()`) starts empty and is filled once by `take(need)`,
+    when the need is known: the caller scopes the reservation, the decoder sizes it. One
+    reservation per item, never grown, so no thread ever waits while holding memory."""
 
-    def __init__(self, budget: MemoryBudget, need: int) -> None:
+    def __init__(self, budget: MemoryBudget, need: int | None) -> None:
         self.budget = budget
-        self.need = max(0, need)
+        self.need = need
         self._held = False
 
+    def take(self, need: int) -> Reservation:
+        """Fill a slot: block until `need` bytes fit (NeverFits when they never will)."""
+        if self._held:
+            raise RuntimeError("a reservation is taken once")
+        self.need = max(0, need)
+        return self.acquire()
+
     def acquire(self) -> Reservation:
-        if not self._held:
+        if not self._held and self.need is not None:
             self.budget._acquire(self.need)
             self._held = True
         return self
@@ -268,7 +283,7 @@ class Reservation:
     def release(self) -> None:
         if self._held:
             self._held = False
-            self.budget._release(self.need)
+            self.budget._release(self.need or 0)
 
     def __enter__(self) -> Reservation:
         return self.acquire()

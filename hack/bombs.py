@@ -18,6 +18,7 @@ from typing import Callable
 from PIL import Image
 
 SIDE = 9400  # 88,360,000 pixels: just below the default maxPixels
+CAP_SIDE = 9459  # 89,472,681 pixels: the largest square the default maxPixels allows
 ABOVE_CAP_SIDE = 9500  # 90,250,000 pixels: just above it
 ANIMATED_FRAMES = 32
 
@@ -86,9 +87,9 @@ def gif_full() -> bytes:
 
 
 def jpeg_progressive() -> bytes:
-    """Progressive and 4:4:4: libjpeg keeps every DCT coefficient of the image (2 bytes a sample)
-    whatever scale it is asked to decode at."""
-    return _saved(Image.new("RGB", (SIDE, SIDE)), "JPEG", progressive=True, quality=5, subsampling=0)
+    """Progressive CMYK at the pixel cap: libjpeg keeps every DCT coefficient of the image (2 bytes
+    a sample, four samples a pixel) whatever scale it is asked to decode at."""
+    return _saved(Image.new("CMYK", (CAP_SIDE, CAP_SIDE)), "JPEG", progressive=True, quality=5)
 
 
 def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -129,7 +130,7 @@ BOMBS = {bomb.name: bomb for bomb in (
     Bomb("png-above-cap.png", "PNG", ABOVE_CAP_SIDE, ABOVE_CAP_SIDE, 1, png_above_cap),
     Bomb("gif-canvas.gif", "GIF", SIDE, SIDE, 1, gif_canvas),
     Bomb("gif-full.gif", "GIF", SIDE, SIDE, 1, gif_full),
-    Bomb("jpeg-progressive.jpg", "JPEG", SIDE, SIDE, 1, jpeg_progressive),
+    Bomb("jpeg-progressive.jpg", "JPEG", CAP_SIDE, CAP_SIDE, 1, jpeg_progressive),
     Bomb("gif-animated.gif", "GIF", SIDE, SIDE, ANIMATED_FRAMES, gif_animated),
     Bomb("webp-animated.webp", "WEBP", SIDE, SIDE, ANIMATED_FRAMES, webp_animated),
 )}

@@ -59,7 +59,7 @@ def test_a_progressive_jpeg_pays_for_its_coefficients_whatever_the_scale():
 
 def test_an_animation_needs_its_canvas_beside_the_frame():
     still = decode_need(Header("GIF", "P", (3000, 3000)))
-    animated = decode_need(Header("GIF", "P", (3000, 3000), frames=50))
+    animated = decode_need(Header("GIF", "P", (3000, 3000), animated=True))
     assert animated > still
 
 
@@ -172,6 +172,25 @@ def test_reservations_are_released_on_exit_even_after_an_error():
         with budget.reserve(60):
             assert budget.in_use == 60
             raise RuntimeError("decode failed")
+    assert budget.in_use == 0
+
+
+def test_a_slot_holds_nothing_until_taken_and_releases_what_it_took():
+    budget = MemoryBudget(100)
+    with budget.slot() as slot:
+        assert budget.in_use == 0
+        slot.take(80)
+        assert budget.in_use == 80
+        with pytest.raises(RuntimeError):
+            slot.take(10)
+    assert budget.in_use == 0
+
+
+def test_a_slot_refuses_a_need_that_can_never_fit():
+    budget = MemoryBudget(100)
+    with budget.slot() as slot:
+        with pytest.raises(NeverFits):
+            slot.take(101)
     assert budget.in_use == 0
 
 

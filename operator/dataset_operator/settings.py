@@ -33,7 +33,8 @@ class OperatorSettings(BaseSettings):
         default_factory=dict, description="Extra labels on worker pods, k=v,k2=v2 (e.g. azure.workload.identity/use=true).")
     worker_cpu_request: str = "250m"
     worker_memory_request: str = "256Mi"
-    worker_memory_limit: str = "1Gi"
+    worker_memory_limit: str = Field("2Gi", description="The worker's decode budget is what this leaves after "
+                                     "the process and its threads' download buffers (see README, memory).")
     worker_ephemeral_storage_request: str = "300Mi"
     worker_ephemeral_storage_limit: str = "2Gi"
     worker_fetch_threads: int = Field(32, ge=1)
@@ -53,7 +54,8 @@ class OperatorSettings(BaseSettings):
     retry_base_seconds: float = Field(10.0, ge=0)
     retry_max_seconds: float = Field(600.0, ge=0)
     chunk_disk_bytes: int = Field(300 * MIB, ge=1, description="Disk one running chunk needs (~250 MiB + margin).")
-    chunk_memory_bytes: int = Field(512 * MIB, ge=1)
+    chunk_memory_bytes: int = Field(2048 * MIB, ge=1, description="Memory one running chunk may take on a node: "
+                                    "the worker's memory limit, so admission never overcommits a node.")
     node_disk_reserve_bytes: int = Field(2048 * MIB, ge=0)
     node_memory_reserve_bytes: int = Field(1024 * MIB, ge=0)
     node_report_max_age_seconds: float = Field(60.0, gt=0)

@@ -85,6 +85,7 @@ class AzureStorage:
             raise errors.SpecError(f"azure credentials are malformed: {exc}") from exc
         self.service = service
         self.client = service.get_container_client(container)
+        self._probe_pending = False
 
     def _blob(self, name: str) -> BlobClient:
         name = object_name(name)
@@ -95,10 +96,11 @@ class AzureStorage:
         return errors.StorageUnavailable(f"azure container {self.container!r}: {action}: {message.splitlines()[0]}")
 
     def check(self) -> None:
-        """Writes and deletes a probe blob, deleted whatever stops the write (SIGTERM included). Its name
-        is fixed, so a worker killed in between leaves at most one, which the next check overwrites and
+        """Writes and deletes a probe blob; if a signal stops either, close() deletes it. Its name is
+        fixed, so a worker killed in between leaves at most one, which the next check overwrites and
         deletes (a concurrent check's delete may find it gone)."""
         probe = self._blob(PROBE_NAME)
+        self._probe_pending = True
         try:
             try:
                 self.client.create_container()
@@ -110,12 +112,18 @@ class AzureStorage:
             try:
                 probe.upload_blob(b"", overwrite=True)
             finally:
-                try:
-                    probe.delete_blob()
-                except AzureError:
-                    pass  # not there (the write failed, or a concurrent check took it): the write is what mattered
+                self._delete_probe()
         except AzureError as exc:
             raise self._unavailable("cannot write", exc) from exc
+
+    def _delete_probe(self) -> None:
+        try:
+            self._blob(PROBE_NAME).delete_blob()
+        except ResourceNotFoundError:
+            pass  # the write failed, or a concurrent check took it: the write is what mattered
+        except AzureError:
+            return
+        self._probe_pending = False
 
     def put_image(self, name: str, data: bytes, content_type: str) -> bool:
 
@@ -201,6 +209,8 @@ class AzureStorage:
         return count
 
     def close(self) -> None:
+        if self._probe_pending:  # a check stopped by SIGTERM between its write and its delete
+            self._delete_probe()
         self.service.close()
 
 

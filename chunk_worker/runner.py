@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from chunk_worker import licenses
+from chunk_worker.arenas import release_free_heap
 from chunk_worker.contract import Attribution, ChunkSpec, Item, ManifestLine, Reason, manifest_name, sample_key
 from chunk_worker.dedup import Deduper
 from chunk_worker.errors import ChunkError
@@ -41,6 +42,11 @@ REFUSED_BY_POLICY = {
     Reason.LICENSE_NOT_ALLOWED.value,
     Reason.LABEL_NOT_IN_CLASSES.value,
 }
+
+
+TRIM_EVERY = 200
+"""Items between two `release_free_heap` calls: the freed image buffers of 200 items sit between
+records that stay, where glibc never returns them on its own (3,000 home items: 230 -> 150 MiB)."""
 
 
 def status_for_fetch_failure(reason: str) -> str:
@@ -202,6 +208,9 @@ def run_chunk(
             tally.add(line)
             for sink in progress:
                 sink.record(line)
+            if len(results) % TRIM_EVERY == 0:
+                release_free_heap()
+        release_free_heap()  # before the commit pages in pyarrow
         pipeline.layout.commit()  # shards are whole under their final names before the manifest declares them
         manifest = "".join(results[position].model_dump_json(exclude_none=True) + "\n"
                            for position in sorted(results)).encode()

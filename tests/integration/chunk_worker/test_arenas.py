@@ -48,3 +48,36 @@ def test_without_the_cap_each_concurrent_thread_gets_an_arena():
 
 def test_an_explicit_malloc_arena_max_in_the_environment_is_left_to_rule():
     assert arenas("limit", MALLOC_ARENA_MAX="4") == ("False", 4)
+
+
+FRAGMENTED_HEAP = """
+import sys
+from chunk_worker.arenas import release_free_heap
+
+def rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+big, pinned = [], []
+for _ in range(1000):  # 100 MB of images' worth, each followed by a small record that stays
+    big.append(bytearray(100_000))
+    pinned.append(bytearray(1000))
+big.clear()  # free, but between pinned records: glibc keeps it all resident
+before = rss()
+if sys.argv[1] == "release":
+    release_free_heap()
+print((before - rss()) // 2**20)
+"""
+
+
+def freed_mib(mode: str) -> int:
+    result = subprocess.run([sys.executable, "-c", FRAGMENTED_HEAP, mode], capture_output=True, text=True, check=True)
+    return int(result.stdout)
+
+
+def test_free_heap_between_live_objects_goes_back_to_the_kernel_when_released():
+    assert freed_mib("release") >= 80
+
+
+def test_free_heap_between_live_objects_stays_resident_unless_released():
+    assert freed_mib("keep") <= 10

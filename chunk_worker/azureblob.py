@@ -24,6 +24,7 @@ TRANSFER_CHUNK = 4 * 1024 * 1024
 """Largest single upload, block size and download range: what one transfer holds in memory."""
 UPLOAD_CONCURRENCY = 4
 PROBE_NAME = ".probe"
+PROBE_BLOCK_ID = "cHJvYmU="  # base64 of "probe"
 
 
 class AzureStorage:
@@ -85,7 +86,6 @@ class AzureStorage:
             raise errors.SpecError(f"azure credentials are malformed: {exc}") from exc
         self.service = service
         self.client = service.get_container_client(container)
-        self._probe_pending = False
 
     def _blob(self, name: str) -> BlobClient:
         name = object_name(name)
@@ -96,11 +96,10 @@ class AzureStorage:
         return errors.StorageUnavailable(f"azure container {self.container!r}: {action}: {message.splitlines()[0]}")
 
     def check(self) -> None:
-        """Writes and deletes a probe blob; if a signal stops either, close() deletes it. Its name is
-        fixed, so a worker killed in between leaves at most one, which the next check overwrites and
-        deletes (a concurrent check's delete may find it gone)."""
-        probe = self._blob(PROBE_NAME)
-        self._probe_pending = True
+        """Proves the right to write by staging one block under a probe name, never committed: a staged
+        block is not a blob (not listed, not readable) and the service discards it unused, so a check
+        stopped at any point, even by SIGKILL, leaves nothing in the output. The fixed name and block
+        id mean a new check replaces the old block instead of piling up."""
         try:
             try:
                 self.client.create_container()
@@ -109,21 +108,9 @@ class AzureStorage:
             except HttpResponseError as exc:
                 if exc.status_code != 403:  # may write blobs without the right to create containers
                     raise
-            try:
-                probe.upload_blob(b"", overwrite=True)
-            finally:
-                self._delete_probe()
+            self._blob(PROBE_NAME).stage_block(PROBE_BLOCK_ID, b"\0")
         except AzureError as exc:
             raise self._unavailable("cannot write", exc) from exc
-
-    def _delete_probe(self) -> None:
-        try:
-            self._blob(PROBE_NAME).delete_blob()
-        except ResourceNotFoundError:
-            pass  # the write failed, or a concurrent check took it: the write is what mattered
-        except AzureError:
-            return
-        self._probe_pending = False
 
     def put_image(self, name: str, data: bytes, content_type: str) -> bool:
 
@@ -209,8 +196,6 @@ class AzureStorage:
         return count
 
     def close(self) -> None:
-        if self._probe_pending:  # a check stopped by SIGTERM between its write and its delete
-            self._delete_probe()
         self.service.close()
 
 

@@ -254,10 +254,15 @@ def test_azure_check_leaves_only_the_outputs_behind(azure_storage, blobs):
     assert [b.name for b in blobs.list_blobs()] == [f"default/cats/{NAME}"]
 
 
-def test_azure_a_probe_a_killed_check_left_goes_at_the_next_check(azure_storage, blobs):
-    blobs.upload_blob("default/cats/.probe", b"", overwrite=True)
+def test_azure_check_writes_no_blob_and_repeated_checks_keep_one_staged_block(azure_storage, blobs):
+    """The probe is a staged, never committed block: nothing a stopped check could leave is a blob."""
     azure_storage.check()
     assert [b.name for b in blobs.list_blobs()] == []
+    assert not azure_storage.exists(".probe")
+    staged = [b.name for b in blobs.list_blobs(include=["uncommittedblobs"])]
+    assert staged == ["default/cats/.probe"]
+    committed, uncommitted = blobs.get_blob_client(staged[0]).get_block_list("all")
+    assert (committed, len(uncommitted)) == ([], 1)
 
 
 def test_azure_without_a_prefix_writes_at_the_container_root(azure_container, blobs):

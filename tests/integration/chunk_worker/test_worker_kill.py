@@ -43,25 +43,34 @@ class FileOutput:
         self.url = root.as_uri()
         self.env: dict[str, str] = {}
 
+    def _walk(self) -> tuple[list[str], list[str]]:
+        """(files, directories) under the output, hidden ones included; tolerant of a worker removing
+        entries while it runs (os.walk skips what vanished)."""
+        files, dirs = [], []
+        for top, subdirs, names in os.walk(self.root):
+            relative = Path(top).relative_to(self.root)
+            dirs += [(relative / name).as_posix() for name in subdirs]
+            files += [(relative / name).as_posix() for name in names]
+        return sorted(files), sorted(dirs)
+
     def names(self) -> list[str]:
-        """Every file under the output, hidden ones and empty directories' absence included."""
-        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if not p.is_dir())
+        return self._walk()[0]
 
     def dirs(self) -> list[str]:
-        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_dir())
+        return self._walk()[1]
 
     def read(self, name: str) -> bytes:
         return (self.root / name).read_bytes()
 
     def writing(self) -> bool:
         """A file with bytes in it under a hidden name: a temp file being written."""
-        for path in self.root.rglob("*"):
-            try:
-                if any(part.startswith(".") for part in path.relative_to(self.root).parts) and path.is_file() \
-                        and path.stat().st_size:
-                    return True
-            except FileNotFoundError:
-                continue
+        for name in self.names():
+            if any(part.startswith(".") for part in name.split("/")):
+                try:
+                    if (self.root / name).stat().st_size:
+                        return True
+                except FileNotFoundError:
+                    continue
         return False
 
 

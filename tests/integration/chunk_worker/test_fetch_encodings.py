@@ -85,3 +85,10 @@ def test_no_coding_or_lying_length_is_ever_stored_as_ok(image_server, tmp_path):
     stored = [path for path in out.rglob("*") if path.is_file() and "manifests" not in path.parts]
     assert [path.name for path in stored] == [lines[-1]["blob"].rsplit("/", 1)[-1]]
     assert json.loads(result.stdout)["counts"]["uploaded"] == 1
+
+
+def test_a_url_list_in_a_coding_ends_the_chunk_as_unusable_naming_why(image_server, tmp_path):
+    spec = write_spec(tmp_path, [], sources=[{"url_list": {"url": image_server.url("/encoded/gzip.png")}, "count": 5}])
+    result = run_worker("--spec", str(spec), "--output", (tmp_path / "out").as_uri(), *ALLOW)
+    assert result.returncode == 2
+    assert "gzip-encoded (encoded_body)" in result.stderr

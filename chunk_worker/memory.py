@@ -147,7 +147,8 @@ def _limits_up(mount: Path, path: str | None, name: str) -> list[int]:
     return found
 
 
-def pod_memory_limit(root: Path = Path("/sys/fs/cgroup"), proc_self_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+def pod_memory_limit(root: Path = Path("/sys/fs/cgroup"),
+                     proc_self_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
     """The tightest memory limit over this process's cgroup and its ancestors, v2 or v1; None when
     none is set (or the files cannot be read: not Linux, no cgroup file system)."""
     try:
@@ -288,7 +289,8 @@ class Reservation:
     def __enter__(self) -> Reservation:
         return self.acquire()
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 trace: TracebackType | None) -> None:
         self.release()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,18 +177,19 @@ class MemoryPlan:
     reason: str
 
 
-def plan_memory(limit: int | None, threads: int, max_bytes: int, override: int | None = None) -> MemoryPlan:
+def plan_memory(limit: int | None, threads: int, max_bytes: int, override: int | None = None,
+                machine: int = 4096 * MiB) -> MemoryPlan:
     """limit = process + threads x (bodies held at once) + decode budget. Fewer threads when the
     limit cannot hold them beside MIN_DECODE_BYTES of budget (never fewer than one); an override
-    is taken as given. Without any limit the budget is what the defaults would leave in 4 GiB."""
+    is taken as given. Without any limit, the machine's memory is the limit."""
     if override is not None:
         return MemoryPlan(override, threads, limit, "PIXCRAWLER_MEMORY_BUDGET_BYTES")
-    effective = limit if limit is not None else 4096 * MiB
+    effective = limit if limit is not None else machine
     body = BODY_COPIES * max_bytes
     fitting = max(1, (effective - PROCESS_BYTES - MIN_DECODE_BYTES) // body)
     chosen = min(threads, fitting)
     capacity = max(MIN_DECODE_BYTES, effective - PROCESS_BYTES - chosen * body)
-    source = "the pod's memory limit" if limit is not None else "no memory limit found: assumed 4 GiB"
+    source = "the pod's memory limit" if limit is not None else f"no memory limit: the machine's {machine // MiB} MiB"
     return MemoryPlan(capacity, chosen, limit, source)
 
 
@@ -294,9 +296,17 @@ class Reservation:
         self.release()
 
 
+def machine_memory() -> int:
+    """Physical memory, the limit of a worker no cgroup limits (4 GiB where the system cannot tell)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 4096 * MiB
+
+
 def budget_for(threads: int, max_bytes: int, override: int | None = None) -> tuple[MemoryBudget, MemoryPlan]:
     """The budget of this process, from its cgroup's limit (or `override`), and the threads it allows."""
-    plan = plan_memory(pod_memory_limit(), threads, max_bytes, override)
+    plan = plan_memory(pod_memory_limit(), threads, max_bytes, override, machine_memory())
     if plan.threads < threads:
         log.warning("memory limit %d MiB holds the bodies of %d download threads, not %d: using %d",
                     (plan.limit or 0) // MiB, plan.threads, threads, plan.threads)

@@ -149,6 +149,11 @@ def test_threads_are_lowered_when_their_bodies_would_not_fit():
     assert plan.capacity >= MIN_DECODE_BYTES
 
 
+def test_without_a_limit_the_machine_is_the_limit():
+    plan = plan_memory(None, threads=32, max_bytes=20 * MiB, machine=8 * GiB)
+    assert plan.capacity == 8 * GiB - PROCESS_BYTES - 32 * BODY_COPIES * 20 * MiB
+
+
 def test_an_override_is_taken_as_given():
     plan = plan_memory(1 * GiB, threads=32, max_bytes=20 * MiB, override=300 * MiB)
     assert (plan.capacity, plan.threads) == (300 * MiB, 32)

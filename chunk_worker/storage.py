@@ -33,6 +33,7 @@ STAGING_DIR = ".staging"
 """FileStorage's temp files: `<root>/.staging/<host>.<pid>.<random>/`, one directory per open storage
 (so per chunk), on the output's own file system (a rename or hard link into place never copies) and
 hidden from listings. It holds a lock file its owner keeps locked for its lifetime."""
+LOCK_NAME = ".lock"
 FOREIGN_GRACE_SECONDS = 600.0
 """Another host's unlocked staging dir is swept only once this old: its lock might not be visible here."""
 UNLOCKED_STALE_SECONDS = 24 * 3600.0
@@ -97,7 +98,7 @@ def name_prefix(prefix: str) -> str:
 
 
 def is_listed(name: str) -> bool:
-    """Temp files (".<name>.<pid>...tmp") and probes (".probe-...") are hidden from listings."""
+    """The staging dir (".staging/...") and probes (".probe") are hidden from listings."""
     return not any(part.startswith(".") for part in name.split("/"))
 
 
@@ -180,7 +181,7 @@ class FileStorage:
 
     def _open_staging(self, parent: Path) -> Path:
         """A new staging dir with its lock taken. The lock file is locked before it gets its name, so a
-        sweeper that finds `lock` unlocked knows the owner is gone, never that it has not locked yet."""
+        sweeper that finds LOCK_NAME unlocked knows the owner is gone, never that it has not locked yet."""
         for attempt in range(3):
             parent.mkdir(parents=True, exist_ok=True)
             self._staging = parent / f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(6)}"
@@ -190,16 +191,16 @@ class FileStorage:
             except (FileNotFoundError, FileExistsError):  # another storage's close() removed the parent
                 if attempt == 2:
                     raise
-        self._lock_fd = os.open(self._staging / "lock.new", os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_fd = os.open(self._staging / ".lock.new", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # no locks on this file system: sweepers fall back to the dir's age
             pass
-        os.rename(self._staging / "lock.new", self._staging / "lock")
+        os.rename(self._staging / ".lock.new", self._staging / LOCK_NAME)
         return self._staging
 
     def _temp_for(self, final: Path) -> Path:
-        return self._stage() / f"{next(self._serial)}.{final.name}"
+        return self._stage() / f".{final.name}.{next(self._serial)}.tmp"  # hidden, like every temp name
 
     def _write_temp(self, final: Path, data: bytes, durable: bool) -> str:
         if final.parent not in self._made:
@@ -369,7 +370,7 @@ def sweep_staging(parent: Path, keep: str) -> int:
         except OSError:  # gone already
             continue
         try:
-            fd: int | None = os.open(os.path.join(entry.path, "lock"), os.O_RDWR)
+            fd: int | None = os.open(os.path.join(entry.path, LOCK_NAME), os.O_RDWR)
         except FileNotFoundError:
             fd = None
         except OSError:

@@ -138,7 +138,7 @@ def every_file(root):
 
 
 def staged_files(root):
-    return [p for p in (root / STAGING_DIR).rglob("*") if p.is_file() and p.name != "lock"]
+    return [p for p in (root / STAGING_DIR).rglob("*") if p.is_file() and p.name != ".lock"]
 
 
 def test_file_writes_leave_no_temp_files(file_storage, tmp_path):

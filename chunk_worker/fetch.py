@@ -29,7 +29,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
@@ -53,7 +53,6 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
 READ_CHUNK = 64 * 1024
-MAX_LINE = 64 * 1024
 JSON_MAX_BYTES = 8 * 1024 * 1024
 
 # `identity` only, and bodies are read with decode_content=False: what the cap counts is what came over
@@ -119,35 +118,6 @@ def robots_opt_out(value: str | None) -> bool:
     return not OPT_OUT_DIRECTIVES.isdisjoint(tokens)
 
 
-def split_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:
-    """Text lines from a byte stream, holding at most one line in memory; a line longer than
-    `max_line` is dropped whole (it cannot be a URL we want) instead of growing without bound."""
-    pending = bytearray()
-    dropping = False
-    first = True
-    for chunk in chunks:
-        start = 0
-        while True:
-            newline = chunk.find(b"\n", start)
-            if newline < 0:
-                if not dropping:
-                    pending += chunk[start:]
-                    if len(pending) > max_line:
-                        pending.clear()
-                        dropping = True
-                break
-            if not dropping:
-                pending += chunk[start:newline]
-                if len(pending) <= max_line:
-                    yield _decode_line(pending, first)
-                    first = False
-            pending.clear()
-            dropping = False
-            start = newline + 1
-    if pending and not dropping:
-        yield _decode_line(pending, first)
-
-
 def body_codings(headers: Mapping[str, str]) -> list[str]:
     """The codings a body is wrapped in besides identity (Content-Encoding, and Transfer-Encoding
     other than the chunked framing http.client undoes); any at all means the body is refused."""
@@ -186,11 +156,6 @@ def with_query(url: str, params: Mapping[str, object] | None) -> str:
     parts = urlsplit(url)
     query = "&".join(part for part in (parts.query, urlencode(pairs)) if part)
     return urlunsplit(parts._replace(query=query))
-
-
-def _decode_line(raw: bytes | bytearray, first: bool) -> str:
-    text = bytes(raw).decode("utf-8", errors="replace").rstrip("\r")
-    return text.lstrip("\ufeff") if first else text
 
 
 # The socket watchdog -------------------------------------------------------------------------
@@ -462,9 +427,10 @@ class Fetcher:
             opened.close()
             watch.stop()
 
-    def open_lines(self, url: str) -> Iterator[str]:
-        """Stream a text list line by line (never loaded whole); closing the iterator closes the
-        connection, so a slice near the top of a huge list reads only the top.
+    def open_lines(self, url: str) -> Iterator[bytes]:
+        """Stream a text list's raw bytes (never loaded whole; chunk_worker.listlines splits and
+        numbers its lines); closing the iterator closes the connection, so a slice near the top of a
+        huge list reads only the top.
 
         The list deadline runs from the first `next()`: consume promptly (a chunk's slice is small).
         A URL the policy refuses is a spec problem (SpecError); a network or HTTP failure may pass
@@ -473,7 +439,7 @@ class Fetcher:
         try:
             with self._open_source(url, watch, LIST_HEADERS) as opened:
                 try:
-                    yield from split_lines(opened.response.stream(READ_CHUNK, decode_content=False))
+                    yield from opened.response.stream(READ_CHUNK, decode_content=False)
                 except _TRANSPORT_ERRORS as exc:
                     raise SourceUnavailable(f"URL list {url}: {self._stream_reason(watch)} ({exc})") from None
                 if watch.expired:

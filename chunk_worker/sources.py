@@ -95,7 +95,7 @@ def _unspool(spool: IO[bytes]) -> Iterator[Item]:
         yield model.model_validate_json(record[1:])
 
 
-def list_items(stream: Iterable[bytes | str], url_list: UrlList, label: str) -> Iterator[Item]:
+def list_items(stream: Iterable[bytes], url_list: UrlList, label: str) -> Iterator[Item]:
     """Items of a URL list, one per indexed line (see the module's docstring). csv/jsonl records
     carry the licence and credit their `metadata_columns` name; txt lists have none."""
     parse = {"txt": _txt, "csv": _csv, "jsonl": _jsonl}[url_list.format]
@@ -103,7 +103,7 @@ def list_items(stream: Iterable[bytes | str], url_list: UrlList, label: str) -> 
     rejected = 0
     examples: list[str] = []  # the first few, for the log: the operator counts whole lists
     try:
-        for number, record in parse(split_lines(_as_bytes(stream)), url_list):
+        for number, record in parse(split_lines(stream), url_list):
             if isinstance(record, tuple):
                 url, record_label, credit = record
                 try:
@@ -118,13 +118,6 @@ def list_items(stream: Iterable[bytes | str], url_list: UrlList, label: str) -> 
     finally:
         if rejected:
             log.warning("rejected %d lines of %s (%s)", rejected, marker, ", ".join(examples))
-
-
-def _as_bytes(stream: Iterable[bytes | str]) -> Iterator[bytes]:
-    """The list's raw bytes. A fetcher that hands decoded lines instead has already dropped overlong
-    ones and replaced invalid UTF-8 (which then reads as U+FFFD, never part of a usable URL)."""
-    for piece in stream:
-        yield piece if isinstance(piece, bytes) else piece.encode("utf-8", "surrogatepass") + b"\n"
 
 
 Record = tuple[str, str | None, dict[str, str | None]]

@@ -81,13 +81,7 @@ def good_line(fmt: str, n: int) -> bytes:
     return {"txt": img(n), "csv": f"{img(n)},x", "jsonl": json.dumps({"url": img(n)})}[fmt].encode()
 
 
-NEEDS_RAW_LIST_BYTES = pytest.mark.xfail(strict=True, reason=(
-    "Fetcher.open_lines still splits the list itself and drops a line over 64 KiB unnumbered (with CR "
-    "endings, the whole list); it must hand sources the raw bytes"))
-
-
-@pytest.mark.parametrize("case", [pytest.param(case, marks=NEEDS_RAW_LIST_BYTES) if len(HOSTILE[case][1]) > MAX_LINE
-                                  else case for case in HOSTILE])
+@pytest.mark.parametrize("case", list(HOSTILE))
 @pytest.mark.parametrize("ending", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
 def test_a_hostile_line_is_one_rejected_item_and_the_rest_of_the_list_is_read(fetcher, list_server, case, ending):
     fmt, bad, span = HOSTILE[case]

@@ -28,6 +28,11 @@ def items(image_server, count: int, route: str = "img", query: str = "w=640&h=48
             for n in range(1, count + 1)]
 
 
+def hidden(name: str) -> bool:
+    """Staging and temp files live under names starting with a dot; a final name has none."""
+    return any(part.startswith(".") for part in name.split("/"))
+
+
 def files_under(root: Path) -> list[str]:
     return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()) if root.exists() else []
 
@@ -112,7 +117,7 @@ def test_a_chunk_stopped_mid_shard_shows_nothing_and_its_retry_completes(image_s
     process.send_signal(stop)
     process.communicate(timeout=30)
     assert process.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 143)
-    assert [name for name in files_under(out) if not name.rsplit("/", 1)[-1].startswith(".")] == []
+    assert [name for name in files_under(out) if not hidden(name)] == [], "nothing under a final name"
     if stop == signal.SIGTERM:
         assert files_under(tmp_path / "scratch") == [], "SIGTERM leaves the chunk's temp dir removed"
     retry = start_slow_chunk(image_server, tmp_path, out)
@@ -120,3 +125,4 @@ def test_a_chunk_stopped_mid_shard_shows_nothing_and_its_retry_completes(image_s
     assert retry.returncode == 0
     assert len(list(webdataset.WebDataset(str(out / "shards" / "00000.tar"), shardshuffle=False))) == 16
     assert {line["status"] for line in manifest(out)} == {"ok"}
+    assert [name for name in files_under(out) if hidden(name)] == [], "the retry sweeps what the kill left"

@@ -9,7 +9,7 @@ import pytest
 import urllib3
 
 from chunk_worker.fetch import (backoff_delay, body_codings, certificate_refused, parse_retry_after, robots_opt_out,
-                                split_lines, with_query)
+                                with_query)
 
 
 def test_retry_after_in_seconds():
@@ -58,19 +58,6 @@ def test_x_robots_tag_noai_opts_out(value):
 @pytest.mark.parametrize("value", [None, "", "noindex", "nofollow, noarchive", "unavailable_after: 25 Jun 2010", "noaix"])
 def test_x_robots_tag_without_noai_does_not_opt_out(value):
     assert not robots_opt_out(value)
-
-
-def test_split_lines_joins_lines_across_chunks():
-    assert list(split_lines([b"ab", b"c\nde", b"f\r\n", b"g"])) == ["abc", "def", "g"]
-
-
-def test_split_lines_drops_overlong_lines_and_keeps_going():
-    chunks = [b"short\n", b"x" * 50, b"x" * 50, b"\nnext\n"]
-    assert list(split_lines(chunks, max_line=80)) == ["short", "next"]
-
-
-def test_split_lines_strips_a_byte_order_mark_and_survives_bad_utf8():
-    assert list(split_lines([b"\xef\xbb\xbfhttp://a/\n\xff\n"])) == ["http://a/", "\ufffd"]
 
 
 def test_query_parameters_are_encoded_and_appended():

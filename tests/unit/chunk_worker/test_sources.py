@@ -103,12 +103,6 @@ def test_a_rejected_line_names_the_list_without_its_credentials_or_fragment():
     assert (item.url, item.label) == ("https://lists.example.org/a.jsonl#L1", "cat")
 
 
-def test_decoded_lines_give_what_the_raw_bytes_give():
-    raw = f"{url(1)}\rtwo\ufffdthree\n\n{url(2)}".encode()
-    decoded = raw.decode("utf-8").split("\n")
-    assert outcome(list(list_items(decoded, UrlList(url=f"{LIST}.txt"), ""))) == outcome(parse(raw))
-
-
 def test_a_slice_asks_for_at_most_the_largest_chunk():
     with pytest.raises(ValidationError, match="less than or equal to 10000"):
         SourceSlice(url_list=UrlList(url=f"{LIST}.txt"), count=10_001)

@@ -1,5 +1,11 @@
-"""Runs one chunk: items flow fetch -> validate -> dedup -> upload on a bounded thread pool,
-then the manifest is written last and the temp dir removed, whatever happened."""
+"""Runs one chunk: items flow fetch -> validate -> transform -> dedup -> upload on a bounded thread
+pool, then the manifest is written last and the temp dir removed, whatever happened.
+
+Dedup claims are made in item order (dedup.ClaimSequencer), so the lower position of a duplicate pair
+is the one kept whichever download ends first. An image whose claim waits for a slower item before it
+is parked, its bytes in the chunk's temp dir, and its thread takes the next item; the thread whose
+item ends the wait hands the released claims to whichever threads are free. An image is transformed
+before its claim (a duplicate's transform is wasted work), so that no decoded pixels wait."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -17,7 +23,7 @@ from typing import Iterable, Iterator
 from chunk_worker import licenses
 from chunk_worker.arenas import release_free_heap
 from chunk_worker.contract import Attribution, ChunkSpec, Item, ManifestLine, Reason, manifest_name, sample_key
-from chunk_worker.dedup import Deduper
+from chunk_worker.dedup import Claimed, ClaimSequencer, Deduper
 from chunk_worker.errors import ChunkError
 from chunk_worker.fetch import Fetcher
 from chunk_worker.layouts import Layout, open_layout
@@ -28,7 +34,7 @@ from chunk_worker.sources import RejectedLine
 from chunk_worker.splits import class_index, split_of
 from chunk_worker.storage import Storage
 from chunk_worker.transform import pixels_for, transform_image
-from chunk_worker.validate import Rejected, validate_decoded
+from chunk_worker.validate import ImageInfo, Rejected, validate_decoded
 
 log = logging.getLogger(__name__)
 
@@ -63,29 +69,108 @@ def planned_total(spec: ChunkSpec) -> int:
     return len(spec.items) + sum(source.count for source in spec.sources)
 
 
+class Accepted:
+    """An image past validation and transform, before its claim: its line if kept, what it is if a
+    duplicate, and the bytes to store, moved to a file while the claim waits (`park`)."""
+
+    def __init__(self, info: ImageInfo, described: dict, line: ManifestLine, data: bytes) -> None:
+        self.info, self.described, self.line = info, described, line
+        self._data: bytes | None = data
+        self._file: Path | None = None
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def park(self, file: Path) -> None:
+        """Unless its claim already took them, the bytes wait in `file`, not in memory."""
+        with self._lock:
+            if self._taken or self._data is None:
+                return
+            try:
+                file.write_bytes(self._data)
+            except OSError:  # no room in the temp dir: they wait in memory instead
+                file.unlink(missing_ok=True)
+                return
+            self._data, self._file = None, file
+
+    def take(self) -> bytes:
+        with self._lock:
+            self._taken = True
+            data, self._data = self._data, None
+            if data is None:
+                assert self._file is not None, "an image is taken once"
+                data = self._file.read_bytes()
+                self._file.unlink()
+            return data
+
+
 @dataclass
 class Pipeline:
-    """The per-item work, shared by every thread of one chunk. `layout` is opened by run_chunk in the
-    chunk's temp dir."""
+    """The per-item work, shared by every thread of one chunk. run_chunk opens `layout` in the
+    chunk's temp dir, starts `claims` and gives waiting images `parking` there."""
 
     spec: ChunkSpec
     fetcher: Fetcher
     deduper: Deduper
     storage: Storage
     layout: Layout | None = None
+    claims: ClaimSequencer[Accepted] | None = None
+    parking: Path | None = None
+    released: queue.SimpleQueue[Claimed[Accepted]] = field(default_factory=queue.SimpleQueue)
 
-    def process(self, position: int, item: Item) -> ManifestLine:
+    def process(self, position: int, item: Item) -> ManifestLine | None:
+        """The item's line, or None while its claim waits for a lower position: `finish` makes the
+        line once a later item's claim releases it (into `released`)."""
+        assert self.claims is not None and self.parking is not None, "run_chunk starts the claims"
+        submitted = False
         try:
-            return self._process(position, item)
+            outcome = self._process(position, item)
+            submitted = True
+            if isinstance(outcome, ManifestLine):
+                self._release(self.claims.submit(position, None))
+                return outcome
+            mine = self._release(self.claims.submit(position, outcome.info, outcome), position)
+            if mine is None:
+                outcome.park(self.parking / f"{position:05d}")
+                return None
+            return self.finish(mine)[1]
         except ChunkError:
             raise
         except Exception:  # a storage outage ends the chunk (above); anything else is one bad item
             log.exception("item failed unexpectedly", extra=fields(url=redact_url(item.url)))
+            if not submitted:
+                self._release(self.claims.submit(position, None))
             return ManifestLine(url=redact_url(item.url), label=item.label, status="failed", reason="internal_error")
 
-    def _process(self, position: int, item: Item) -> ManifestLine:
+    def finish(self, claimed: Claimed[Accepted]) -> tuple[int, ManifestLine]:
+        """Store the image its claim kept, or record the duplicate the claim found."""
+        accepted = claimed.payload
+        try:
+            if claimed.verdict:
+                accepted.take()
+                return claimed.position, ManifestLine(status="duplicate", reason=str(getattr(
+                    claimed.verdict, "value", claimed.verdict)), **accepted.described)
+            assert self.layout is not None, "run_chunk opens the layout"
+            return claimed.position, self.layout.add(accepted.line, accepted.take())
+        except ChunkError:
+            raise
+        except Exception:
+            log.exception("item failed unexpectedly", extra=fields(url=accepted.line.url))
+            return claimed.position, ManifestLine(url=accepted.line.url, label=accepted.line.label, status="failed",
+                                                  reason="internal_error")
+
+    def _release(self, made: list[Claimed[Accepted]], position: int | None = None) -> Claimed[Accepted] | None:
+        """Queues the claims made for other positions for any free thread; returns `position`'s own."""
+        mine = None
+        for claimed in made:
+            if claimed.position == position:
+                mine = claimed
+            else:
+                self.released.put(claimed)
+        return mine
+
+    def _process(self, position: int, item: Item) -> ManifestLine | Accepted:
         """Policy first (licence, class: no byte is fetched for an item the job cannot keep), then fetch,
-        validate, dedup, transform, store."""
+        validate, transform; the image then goes to its claim."""
         known = dict(url=redact_url(item.url), label=item.label,
                      **item.model_dump(include=set(Attribution.model_fields)))
         if isinstance(item, RejectedLine):  # a URL-list line that gave no item: nothing to fetch
@@ -109,10 +194,6 @@ class Pipeline:
             described = dict(known, sha256=info.sha256, phash=info.phash_hex, width=info.width, height=info.height,
                              original_width=info.original_width, original_height=info.original_height,
                              bytes=info.bytes, format=info.format)
-            duplicate = self.deduper.claim(info, item_owner(self.spec.chunk, position))
-            if duplicate:
-                return ManifestLine(status="duplicate", reason=str(getattr(duplicate, "value", duplicate)),
-                                    **described)
             try:
                 stored = transform_image(data, info, self.spec.transform, decoded)
             except Rejected as rejected:
@@ -124,8 +205,7 @@ class Pipeline:
                             split=split_of(info.sha256, self.spec.split), cls=cls,
                             **dict(described, width=stored.width, height=stored.height, bytes=len(stored.data),
                                    format=stored.format))
-        assert self.layout is not None, "run_chunk opens the layout"
-        return self.layout.add(line, stored.data)
+        return Accepted(info, described, line, stored.data)
 
 
 @dataclass
@@ -142,9 +222,11 @@ class ChunkSummary:
 
 
 def run_in_pool(pipeline: Pipeline, items: Iterable[Item], threads: int) -> Iterator[tuple[int, ManifestLine]]:
-    """Yields (position, line) as items finish. `threads` long-lived threads each take the next item
-    when they are free, so at most `threads` items are in memory: bounded by threads x byte cap,
-    never by the chunk's size. A ChunkError in any thread ends the chunk."""
+    """Yields (position, line) as items finish. `threads` long-lived threads each store a released
+    claim or else take the next item when they are free, so at most `threads` items are in memory:
+    bounded by threads x byte cap, never by the chunk's size (parked images wait on disk). A thread
+    leaves when no item and no released claim is left; the one that releases claims drains them
+    before it leaves. A ChunkError in any thread ends the chunk."""
     source = enumerate(items)
     take = threading.Lock()
     stop = threading.Event()
@@ -153,11 +235,20 @@ def run_in_pool(pipeline: Pipeline, items: Iterable[Item], threads: int) -> Iter
     def work() -> None:
         try:
             while not stop.is_set():
+                try:
+                    claimed = pipeline.released.get_nowait()
+                except queue.Empty:
+                    claimed = None
+                if claimed is not None:
+                    results.put(pipeline.finish(claimed))
+                    continue
                 with take:
                     position, item = next(source, (None, None))
                 if item is None:
                     return
-                results.put((position, pipeline.process(position, item)))
+                line = pipeline.process(position, item)
+                if line is not None:
+                    results.put((position, line))
         except BaseException as exc:  # handed to the main thread, which ends the chunk
             results.put(exc)
         finally:
@@ -199,7 +290,11 @@ def run_chunk(
         pipeline.storage.check()
         samples = tmp / "samples"
         samples.mkdir()
-        pipeline = replace(pipeline, layout=open_layout(spec, pipeline.storage, samples))
+        parking = tmp / "parked"
+        parking.mkdir()
+        pipeline = replace(pipeline, layout=open_layout(spec, pipeline.storage, samples), parking=parking,
+                           claims=ClaimSequencer(pipeline.deduper, partial(item_owner, spec.chunk)),
+                           released=queue.SimpleQueue())
         for sink in progress:
             sink.started(planned_total(spec))
         results: dict[int, ManifestLine] = {}

@@ -112,6 +112,7 @@ def command_node_agent(args: argparse.Namespace) -> int:
 def command_run(args: argparse.Namespace) -> int:
     from chunk_worker.dedup import make_deduper
     from chunk_worker.fetch import Fetcher
+    from chunk_worker.memory import budget_for
     from chunk_worker.netpolicy import NetworkPolicy
     from chunk_worker.progress import RedisProgress, Tally, TerminalProgress
     from chunk_worker.runner import Pipeline, run_chunk
@@ -131,7 +132,9 @@ def command_run(args: argparse.Namespace) -> int:
     output = args.output or spec.output
     if not output:
         raise SpecError("no output: give --output or set `output` in the spec")
-    threads = args.threads or settings.fetch_threads
+    budget, plan = budget_for(args.threads or settings.fetch_threads, spec.validation.max_bytes,
+                              settings.memory_budget_bytes)
+    threads = plan.threads  # fewer than asked when the pod's limit cannot hold their download buffers
     tally = Tally()
     progress = []
     if client is not None:
@@ -143,7 +146,7 @@ def command_run(args: argparse.Namespace) -> int:
     fetcher = Fetcher(policy, settings, max_bytes=spec.validation.max_bytes)
     storage = open_storage(output, pool_size=threads)
     deduper = make_deduper(spec.validation.dedup, redis=client, keys=keys, scope=spec.scope)
-    pipeline = Pipeline(spec, fetcher, deduper, storage)
+    pipeline = Pipeline(spec, fetcher, deduper, storage, budget=budget)
     try:
         summary = run_chunk(spec, resolve_items(spec, fetcher), pipeline, progress, tally, threads, settings.tmp_dir)
     except ChunkError as exc:

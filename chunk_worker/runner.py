@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -28,6 +29,7 @@ from chunk_worker.errors import ChunkError
 from chunk_worker.fetch import Fetcher
 from chunk_worker.layouts import Layout, open_layout
 from chunk_worker.logs import fields
+from chunk_worker.memory import MemoryBudget
 from chunk_worker.progress import Progress, Tally
 from chunk_worker.redaction import redact_url
 from chunk_worker.sources import RejectedLine
@@ -106,13 +108,15 @@ class Accepted:
 @dataclass
 class Pipeline:
     """The per-item work, shared by every thread of one chunk. run_chunk opens `layout` in the
-    chunk's temp dir, starts `claims` and gives waiting images `parking` there."""
+    chunk's temp dir, starts `claims` and gives waiting images `parking` there. `budget`, when given,
+    is what every decode reserves against (memory.py)."""
 
     spec: ChunkSpec
     fetcher: Fetcher
     deduper: Deduper
     storage: Storage
     layout: Layout | None = None
+    budget: MemoryBudget | None = None
     claims: ClaimSequencer[Accepted] | None = None
     parking: Path | None = None
     released: queue.SimpleQueue[Claimed[Accepted]] = field(default_factory=queue.SimpleQueue)
@@ -186,21 +190,23 @@ class Pipeline:
             reason = fetched.reason or Reason.CONNECTION_ERROR.value
             return ManifestLine(status=status_for_fetch_failure(reason), reason=reason, **known)
         data = fetched.data
-        try:
-            info, decoded = validate_decoded(data, rules, partial(pixels_for, self.spec.transform))
-        except Rejected as rejected:
-            return ManifestLine(status="rejected", reason=rejected.reason, bytes=len(data), **known)
-        try:  # the decoded image (one per item in flight) lives until its transform, not a moment longer
-            described = dict(known, sha256=info.sha256, phash=info.phash_hex, width=info.width, height=info.height,
-                             original_width=info.original_width, original_height=info.original_height,
-                             bytes=info.bytes, format=info.format)
+        slot = self.budget.slot() if self.budget is not None else None
+        with slot or nullcontext():  # the decode's memory, reserved before its first pixel, held until encoded
             try:
-                stored = transform_image(data, info, self.spec.transform, decoded)
+                info, decoded = validate_decoded(data, rules, partial(pixels_for, self.spec.transform), slot)
             except Rejected as rejected:
-                return ManifestLine(status="rejected", reason=rejected.reason, **described)
-        finally:
-            if decoded is not None:
-                decoded.close()
+                return ManifestLine(status="rejected", reason=rejected.reason, bytes=len(data), **known)
+            try:  # the decoded image (one per item in flight) lives until its transform, not a moment longer
+                described = dict(known, sha256=info.sha256, phash=info.phash_hex, width=info.width, height=info.height,
+                                 original_width=info.original_width, original_height=info.original_height,
+                                 bytes=info.bytes, format=info.format)
+                try:
+                    stored = transform_image(data, info, self.spec.transform, decoded)
+                except Rejected as rejected:
+                    return ManifestLine(status="rejected", reason=rejected.reason, **described)
+            finally:
+                if decoded is not None:
+                    decoded.close()
         line = ManifestLine(status="ok", key=sample_key(self.spec.chunk, position),
                             split=split_of(info.sha256, self.spec.split), cls=cls,
                             **dict(described, width=stored.width, height=stored.height, bytes=len(stored.data),

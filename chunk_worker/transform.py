@@ -33,7 +33,8 @@ import numpy
 from PIL import Image, ImageOps
 
 from chunk_worker.contract import ImageFormat, Reason, ResizeMode, Transform
-from chunk_worker.validate import PILLOW_ERRORS, ImageInfo, Rejected
+from chunk_worker.memory import Reservation
+from chunk_worker.validate import PILLOW_ERRORS, ImageInfo, Rejected, reserve_decode
 
 # The resample is the biggest cost per image, so BICUBIC: 20-30% less CPU than LANCZOS, and its
 # output is within 53-56 dB PSNR of LANCZOS's on smooth content (JPEG quality 90 re-encoding alone
@@ -142,7 +143,7 @@ def pixels_for(transform: Transform, width: int, height: int) -> tuple[int, int]
 
 
 def transform_image(data: bytes, info: ImageInfo, transform: Transform,
-                    decoded: Image.Image | None = None) -> Transformed:
+                    decoded: Image.Image | None = None, memory: Reservation | None = None) -> Transformed:
     """Resize, orient and encode `data` (already validated into `info`) as `transform` says.
 
     The original bytes come back untouched when `encode.format` is keep and no resize applies,
@@ -152,7 +153,9 @@ def transform_image(data: bytes, info: ImageInfo, transform: Transform,
     are always upright (EXIF orientation applied, the tag not written). An animated GIF that is
     re-encoded keeps its first frame only. Same bytes and transform give the same output bytes.
     `decoded`, when given, is the upright image `validate_decoded` made of `data` with `pixels_for`
-    (at least the target size): it is used instead of decoding `data` again, and may be changed."""
+    (at least the target size): it is used instead of decoding `data` again, and may be changed.
+    `memory`, an empty slot of the worker's MemoryBudget, is filled before `data` is decoded here
+    (as `validate_decoded` does), so this decode too waits its turn or is `too_large_to_decode`."""
     resize = transform.resize
     plan = geometry(resize.mode, info.width, info.height, resize.size, resize.only_if_bigger)
     if transform.encode.format == "keep" and not plan.changes_pixels:
@@ -168,8 +171,8 @@ def transform_image(data: bytes, info: ImageInfo, transform: Transform,
         else:
             with Image.open(io.BytesIO(data), formats=[info.format]) as image:
                 source_mode, icc_profile = image.mode, image.info.get("icc_profile")
-                encoded = _convert(_decode_upright(image, info, plan), source_mode, icc_profile, image_format, plan,
-                                   transform.encode.quality)
+                encoded = _convert(_decode_upright(image, info, plan, memory), source_mode, icc_profile, image_format,
+                                   plan, transform.encode.quality)
     except (*PILLOW_ERRORS, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Rejected(Reason.TRANSFORM_FAILED, f"{type(exc).__name__}: {exc}") from None
     width, height = plan.size
@@ -188,13 +191,16 @@ def _convert(upright: Image.Image, source_mode: str, icc_profile: bytes | None, 
     return _encode(pixels, image_format, quality, icc_profile)
 
 
-def _decode_upright(image: Image.Image, info: ImageInfo, plan: Geometry) -> Image.Image:
+def _decode_upright(image: Image.Image, info: ImageInfo, plan: Geometry, memory: Reservation | None) -> Image.Image:
     """Decode, at a JPEG's shrink-on-load scale when the target is much smaller, and turn upright."""
+    stored = image.size
     if info.format == "JPEG" and plan.resized != plan.source:
         width, height = plan.resized
         if info.orientation >= 5:  # stored sideways: the file's axes are the output's swapped
             width, height = height, width
         image.draft(None, (width, height))
+    if memory is not None:
+        reserve_decode(memory, image, info.format, stored, plan.resized)
     image.load()
     if info.orientation != 1:
         ImageOps.exif_transpose(image, in_place=True)

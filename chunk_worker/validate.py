@@ -21,6 +21,7 @@ from PIL import ImageOps
 from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401 (registers)
 
 from chunk_worker.contract import Reason, Validation
+from chunk_worker.memory import Header, NeverFits, Reservation, decode_need
 
 # Pillow warns (rather than fails) between MAX_IMAGE_PIXELS and twice that. The limit
 # that matters is ours (checked from the header below), so the warning can only ever
@@ -135,21 +136,28 @@ def perceptual_hash(image: Image.Image) -> int:
     return int.from_bytes(bits.tobytes(), "big")
 
 
-def validate(data: bytes, rules: Validation) -> ImageInfo:
-    """Return what the image is, or raise Rejected(reason)."""
-    info, _ = _inspect(data, rules, None)
+def validate(data: bytes, rules: Validation, memory: Reservation | None = None) -> ImageInfo:
+    """Return what the image is, or raise Rejected(reason). `memory`: see validate_decoded."""
+    info, _ = _inspect(data, rules, None, memory)
     return info
 
 
-def validate_decoded(data: bytes, rules: Validation, pixels_for: PixelsFor) -> tuple[ImageInfo, Image.Image | None]:
+def validate_decoded(data: bytes, rules: Validation, pixels_for: PixelsFor,
+                     memory: Reservation | None = None) -> tuple[ImageInfo, Image.Image | None]:
     """As `validate`, and also the upright decoded image when `pixels_for` asks for pixels, so a
     transform re-encoding the image does not decode it a second time. The caller owns the image
     (one per item in flight): close it once used. The pHash does not depend on the decode scale:
-    a JPEG's hash pixels are box-reduced to the 1/8 DCT scale `validate` decodes at."""
-    return _inspect(data, rules, pixels_for)
+    a JPEG's hash pixels are box-reduced to the 1/8 DCT scale `validate` decodes at.
+
+    `memory`, an empty slot of the worker's MemoryBudget, is filled with what this image holds at
+    its peak (the decode, and the transform's buffers when pixels are asked for) before a pixel is
+    decoded: the call waits until that fits, and an image that never can is rejected
+    (`too_large_to_decode`). The caller releases it once the returned image is done with."""
+    return _inspect(data, rules, pixels_for, memory)
 
 
-def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None) -> tuple[ImageInfo, Image.Image | None]:
+def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None,
+             memory: Reservation | None) -> tuple[ImageInfo, Image.Image | None]:
     if len(data) > rules.max_bytes:
         raise Rejected(Reason.TOO_LARGE, f"{len(data)} bytes > {rules.max_bytes}")
     image_format = sniff(data)
@@ -186,6 +194,9 @@ def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None) -> tu
                 drafted = image.draft("RGB", request)
                 if keep and drafted is not None:
                     reduce_by = max(1, dct_scale((width, height), hash_size) // round(width / drafted[1][2]))
+            if memory is not None:
+                reserve_decode(memory, image, image_format, (width, height),
+                               pixels_for(width, height) if pixels_for is not None else None)
             image.load()
             if image.width * image.height > pixel_limit(rules):  # a GIF frame may outgrow the header
                 raise Rejected(Reason.TOO_MANY_PIXELS, f"{image.width}x{image.height}")
@@ -217,6 +228,23 @@ def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None) -> tu
         original_height=height,
     )
     return info, image if kept else None
+
+
+def reserve_decode(memory: Reservation, image: Image.Image, image_format: str, stored: tuple[int, int],
+                   output: tuple[int, int] | None) -> None:
+    """Wait for the memory decoding `image` (header read, DCT scale chosen, `stored` its size in the
+    file) and then encoding `output` will hold, or reject it when the whole budget is too small.
+    Which way up the output is does not matter to its buffers."""
+    try:
+        animated = bool(getattr(image, "is_animated", False))
+    except PILLOW_ERRORS:  # a GIF's second frame is looked for in its bytes: broken ones count as animated
+        animated = True
+    header = Header(image_format, image.mode, stored, decoded=image.size, animated=animated,
+                    progressive=bool(image.info.get("progressive") or image.info.get("progression")), output=output)
+    try:
+        memory.take(decode_need(header))
+    except NeverFits as exc:
+        raise Rejected(Reason.TOO_LARGE_TO_DECODE, str(exc)) from None
 
 
 def dct_scale(size: tuple[int, int], request: tuple[int, int]) -> int:

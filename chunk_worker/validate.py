@@ -3,7 +3,8 @@
 The checks run cheapest first and never trust anything but the bytes: a size cap,
 the magic bytes (never the Content-Type or the URL's extension), the header's
 dimensions (a decompression bomb is refused before a single pixel is decoded), then a
-full decode (truncated files fail here; `verify()` alone would let them through).
+full decode (truncated files fail here; `verify()` alone would let them through) of
+every frame of an animation, not only of the first one the dataset keeps.
 Nothing here touches process-wide Pillow settings per call, so many threads may
 validate at once.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -30,6 +32,8 @@ from chunk_worker.memory import Header, NeverFits, Reservation, decode_need
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError)
+FRAME_ERRORS = (*PILLOW_ERRORS, struct.error)  # a GIF frame header cut short fails to unpack
+ANIMATED = ("GIF", "PNG", "WEBP")  # the formats whose files may hold more than one frame (APNG for PNG)
 HASH_SIDE = 32  # pHash works on a 32x32 greyscale image
 ORIENTATION = 0x0112  # the EXIF tag; 5..8 mean the stored image is sideways
 
@@ -197,6 +201,8 @@ def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None,
             if memory is not None:
                 reserve_decode(memory, image, image_format, (width, height),
                                pixels_for(width, height) if pixels_for is not None else None)
+            if image_format in ANIMATED:  # after any reservation: the frames are walked, then closed, before frame 0
+                decode_later_frames(data, image_format, rules)
             image.load()
             if image.width * image.height > pixel_limit(rules):  # a GIF frame may outgrow the header
                 raise Rejected(Reason.TOO_MANY_PIXELS, f"{image.width}x{image.height}")
@@ -228,6 +234,53 @@ def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None,
         original_height=height,
     )
     return info, image if kept else None
+
+
+def decode_later_frames(data: bytes, image_format: str, rules: Validation) -> None:
+    """Decode every frame of an animation after the first, which the caller decodes: a file cut
+    short in a later frame, or a GIF cut where a frame ends, is truncated, not a shorter animation.
+    The frames' pixels together count against the pixel cap, so a file of thousands of frames costs
+    no more than one image at the cap. The frames are walked on an image of their own, closed before
+    the caller decodes: the two never hold pixels at once, and the caller's first frame is decoded
+    exactly as a still image's."""
+    frame = 1
+    try:
+        with Image.open(io.BytesIO(data), formats=[image_format]) as frames:
+            if not getattr(frames, "is_animated", False):
+                return
+            # APNG and WebP state their frame count in the header; a GIF's is found frame by frame
+            # (counting first would rewind the reader and lose where it stopped, see gif_trailer_read).
+            count = 2 if image_format == "GIF" else frames.n_frames
+            if count * frames.width * frames.height > pixel_limit(rules):
+                at_least = "at least " if image_format == "GIF" else ""
+                raise Rejected(Reason.TOO_MANY_PIXELS, f"{at_least}{count} frames of {frames.width}x{frames.height}: "
+                               f"more than {pixel_limit(rules)} pixels in all")
+            pixels = frames.width * frames.height
+            while True:
+                try:
+                    frames.seek(frame)
+                except EOFError:  # past the last frame (a frame cut short fails in its load below)
+                    if image_format == "GIF" and not gif_trailer_read(frames, data):
+                        raise Rejected(Reason.TRUNCATED, f"no GIF trailer after frame {frame}") from None
+                    return
+                pixels += frames.width * frames.height  # a GIF frame may grow the canvas
+                if pixels > pixel_limit(rules):
+                    raise Rejected(Reason.TOO_MANY_PIXELS, f"{frame + 1} frames of up to {frames.width}x"
+                                   f"{frames.height}: more than {pixel_limit(rules)} pixels in all")
+                frames.load()
+                frame += 1
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise Rejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
+    except FRAME_ERRORS as exc:
+        raise Rejected(Reason.TRUNCATED, f"frame {frame}: {type(exc).__name__}: {exc}") from None
+
+
+def gif_trailer_read(image: Image.Image, data: bytes) -> bool:
+    """Whether the GIF reader, having found no further frame, stopped at the trailer (';') rather
+    than at the end of the bytes: a GIF cut where a frame ends would otherwise pass as a shorter
+    animation."""
+    position = image.fp.tell() if image.fp is not None else 0
+    return data[position - 1:position] == b";"
 
 
 def reserve_decode(memory: Reservation, image: Image.Image, image_format: str, stored: tuple[int, int],

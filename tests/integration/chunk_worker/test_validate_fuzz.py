@@ -276,5 +276,19 @@ def test_mutated_images_are_rejected_or_described_without_crash_hang_or_memory_b
     assert memory["peak"] - memory["baseline"] <= PEAK_ALLOWANCE, memory
 
 
+def test_files_cut_short_are_refused():
+    """Every seed cut to a quarter, a half or three quarters of its length (into its pixel data or a
+    later frame of an animation) is rejected."""
+    kept = []
+    for name, data in seeds():
+        for cut in (len(data) // 4, len(data) // 2, len(data) * 3 // 4):
+            try:
+                validate(data[:cut], RULES)
+            except Rejected:
+                continue
+            kept.append(f"{name} cut to {cut} of {len(data)} bytes")
+    assert not kept
+
+
 if __name__ == "__main__":
     run_cases(int(sys.argv[1]), int(sys.argv[2]), lambda report: print(json.dumps(report), flush=True))

@@ -140,6 +140,41 @@ def test_animated_gif_is_hashed_by_its_first_frame():
     assert validate(animated, RULES).phash == validate(encode(first, "GIF"), RULES).phash
 
 
+def animation(image_format: str, frames: int = 4, size: tuple[int, int] = (160, 120)) -> bytes:
+    """An animation of `frames` different pictures (APNG for PNG)."""
+    pictures = [picture(*size, seed=n) for n in range(frames)]
+    return encode(pictures[0], image_format, save_all=True, append_images=pictures[1:], duration=100, loop=0)
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "PNG"])  # libwebp refuses a cut animation on opening it
+def test_an_animation_cut_short_in_a_later_frame_is_truncated(image_format):
+    data = animation(image_format)
+    with Image.open(io.BytesIO(data[: len(data) * 2 // 3])) as cut:
+        cut.load()  # the first frame alone still decodes: only the later ones show the cut
+    assert rejection(data[: len(data) * 2 // 3]) is Reason.TRUNCATED
+
+
+def test_a_gif_cut_where_a_frame_ends_is_truncated():
+    data = animation("GIF", frames=3)
+    with Image.open(io.BytesIO(data)) as whole:
+        whole.seek(2)
+    assert rejection(data[: data.rindex(b"\x21\xf9")]) is Reason.TRUNCATED  # before the last frame's extension
+
+
+def test_every_frame_counts_against_the_pixel_cap():
+    rules = Validation(min_width=32, min_height=32, max_pixels=160 * 120 * 3)
+    assert isinstance(validate(animation("GIF", frames=3), rules), ImageInfo)
+    assert rejection(animation("GIF", frames=4), rules) is Reason.TOO_MANY_PIXELS
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "PNG", "WEBP"])
+def test_a_whole_animation_is_described_by_its_first_frame(image_format):
+    info = validate(animation(image_format), RULES)
+    still = validate(encode(picture(seed=0), image_format), RULES)
+    assert (info.width, info.height) == (160, 120)
+    assert hamming(info.phash, still.phash) <= NEAR_DISTANCE
+
+
 def test_reencoded_jpeg_is_a_near_duplicate():
     original = validate(encode(picture(), "JPEG", quality=92), RULES)
     recompressed = validate(encode(picture(), "JPEG", quality=55), RULES)

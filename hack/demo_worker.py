@@ -8,6 +8,8 @@ rest was refused. Output: ./out/demo-worker (images/, manifests/).
 from __future__ import annotations
 
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -23,11 +25,14 @@ OUT = ROOT / "out" / "demo-worker"
 HOSTILE = [
     "/bomb.png", "/truncated.jpg", "/small.jpg", "/page.html", "/huge", "/404", "/500",
     "/redirect-imds", "/redirect-loopback2", "/redirect-loop", "/optout.jpg", "/wrong-type.jpg",
-    "/encoded/gzip.png", "/encoded/gzip-gzip.png",
+    "/encoded/gzip.png", "/encoded/gzip-gzip.png", "/bomb/webp-lossless.webp",
 ]
 LISTED = "/list.jsonl?noise=1&start=300&n=10"
 """A URL list whose every fifth line is not JSON: each such line is one bad_list_line item."""
 LISTED_LINES = 12
+MEMORY_BUDGET = 512 * 1024 * 1024
+"""The worker's decode budget here, as a pod limit would set it: /bomb/webp-lossless.webp, 9400 x 9400
+pixels (below maxPixels) in a few dozen bytes, needs more than all of it to decode (too_large_to_decode)."""
 CREDENTIALS, CREDENTIALS_PATH = "demo-user:s3cret-token", "/img/140.jpg"
 """A URL carrying user:pass@: fetched like any other, but the secret is never written down."""
 
@@ -60,11 +65,11 @@ def main() -> int:
         spec_file = Path(tmp) / "chunk.json"
         spec_file.write_text(json.dumps(spec))
         print(f"sample image server on {server.base_url}; {len(spec['items'])} items and a {LISTED_LINES}-line "
-              f"URL list -> {OUT}", flush=True)
+              f"URL list -> {OUT}; decode budget {MEMORY_BUDGET >> 20} MiB", flush=True)
         result = subprocess.run(
             [sys.executable, "-m", "chunk_worker", "run", "--spec", str(spec_file), "--output", OUT.as_uri(),
              "--allow-network", "127.0.0.1/32", "--log-format", "text"],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE, text=True, env={**os.environ, "PIXCRAWLER_MEMORY_BUDGET_BYTES": str(MEMORY_BUDGET)},
         )
     if result.returncode != 0:
         print(f"worker exited {result.returncode}", file=sys.stderr)
@@ -81,10 +86,11 @@ def main() -> int:
     print("hostile items, as the manifest records them:")
     for line in lines:
         if line["label"] == "hostile" or line.get("reason") == "bad_list_line":
-            print(f"  {line['status']:9} {line.get('reason') or '-':18} {line['url']}")
+            print(f"  {line['status']:9} {line.get('reason') or '-':19} {line['url']}")
     leaks = (OUT / summary["manifest"]).read_text().count(CREDENTIALS.split(":")[1])
     print(f"credentials: the item asked for as {CREDENTIALS}@...{CREDENTIALS_PATH} is recorded "
           + ("without them" if not leaks else f"WITH THEM ({leaks} mentions of the secret in the manifest)"))
+    print(f"worker peak RSS: {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >> 10} MiB")
     print(f"manifest:  {OUT / summary['manifest']}")
     return 0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import imageserver
 import pytest
 
-from chunk_worker.contract import Validation
+from chunk_worker.contract import ChunkField, Keys, Validation
 from chunk_worker.dedup import NEAR_DISTANCE, hamming
 from chunk_worker.validate import validate
 from tests.integration.chunk_worker.test_worker_cli import ALLOW, manifest, run_worker, write_spec
@@ -66,6 +66,21 @@ def test_rerunning_a_chunk_with_other_download_timings_keeps_the_same_images(ima
             for lines in runs]
     assert kept[0] == kept[1]
     assert len(list((out / "images").rglob("*.jpg"))) == len(kept[0])
+
+
+def test_a_retry_through_redis_with_other_download_timings_keeps_the_first_attempts_images(image_server, redis_url,
+                                                                                        redis_client, tmp_path):
+    """In-cluster mode: the claims live in Redis, and attempt 2 finds attempt 1's as its own."""
+    keys, out = Keys("pc:"), tmp_path / "out"
+    kept = []
+    for attempt, delays in enumerate(({n: SLOW for n in PICTURES}, {n: 0.0 for n in PICTURES}), start=1):
+        spec = write_spec(tmp_path, pair_items(image_server, delays), job_uid="uid-order", attempt=attempt,
+                          output=out.as_uri()).read_text()
+        redis_client.hset(keys.chunk("uid-order-00000"), ChunkField.SPEC, spec)
+        result = run_worker("--chunk-id", "uid-order-00000", "--redis-url", redis_url, *ALLOW)
+        assert result.returncode == 0, result.stderr
+        kept.append([line["status"] for line in manifest(out)])
+    assert kept[0] == kept[1] == ["ok", "duplicate"] * len(PICTURES)
 
 
 def test_a_slow_item_holds_up_no_thread_while_the_claims_behind_it_wait(image_server, tmp_path):

@@ -3,6 +3,7 @@ on file:// and on Azurite, read back with the real loaders: pyarrow, Hugging Fac
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import io
@@ -70,7 +71,15 @@ def chunk_lines(chunk: int, size: int) -> list[tuple[ManifestLine, bytes | None]
 
 
 def write_output(storage: Storage, fmt: str, chunks: list[int], size: int, tmp_path: Path) -> list[ManifestLine]:
-    """What chunks leave behind: samples through the format's layout, then each chunk's manifest."""
+    """What chunks leave behind: samples through the format's layout, then each chunk's manifest; the
+    storage is closed after, as a chunk's is (which removes its staging dir)."""
+    written = []
+    with contextlib.closing(storage):
+        written += _write_chunks(storage, fmt, chunks, size, tmp_path)
+    return written
+
+
+def _write_chunks(storage: Storage, fmt: str, chunks: list[int], size: int, tmp_path: Path) -> list[ManifestLine]:
     written = []
     for chunk in chunks:
         layout = {"files": lambda: FilesLayout(storage),

@@ -206,6 +206,8 @@ def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None,
             image.load()
             if image.width * image.height > pixel_limit(rules):  # a GIF frame may outgrow the header
                 raise Rejected(Reason.TOO_MANY_PIXELS, f"{image.width}x{image.height}")
+            if image.mode in ("P", "PA") and image.palette is None:  # a PNG whose PLTE chunk is broken
+                raise Rejected(Reason.TRUNCATED, "palette image without a palette")
             orientation = exif_orientation(image)
             if orientation != 1:  # the hash describes what a viewer shows, so a rotated copy matches
                 ImageOps.exif_transpose(image, in_place=True)

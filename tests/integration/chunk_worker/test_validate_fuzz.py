@@ -34,7 +34,7 @@ from chunk_worker.transform import pixels_for, transform_image
 from chunk_worker.validate import Rejected, validate, validate_decoded
 
 ROOT = Path(__file__).resolve().parents[3]
-CASES = 3000
+CASES = 20_000
 SEED = 14
 DEADLINE_SECONDS = 20
 MAX_PIXELS = 1 << 22

@@ -175,6 +175,15 @@ def test_a_whole_animation_is_described_by_its_first_frame(image_format):
     assert hamming(info.phash, still.phash) <= NEAR_DISTANCE
 
 
+def test_a_palette_png_whose_palette_chunk_is_broken_is_refused():
+    data = encode(picture().convert("P", palette=Image.Palette.ADAPTIVE), "PNG", transparency=0)
+    at = data.index(b"PLTE")
+    length = struct.unpack(">I", data[at - 4:at])[0]
+    renamed = b"PLTf" + data[at + 4:at + 4 + length]  # an unknown chunk to Pillow: the image has no palette left
+    broken = data[:at] + renamed + struct.pack(">I", zlib.crc32(renamed)) + data[at + 8 + length:]
+    assert rejection(broken) is Reason.TRUNCATED
+
+
 def test_reencoded_jpeg_is_a_near_duplicate():
     original = validate(encode(picture(), "JPEG", quality=92), RULES)
     recompressed = validate(encode(picture(), "JPEG", quality=55), RULES)

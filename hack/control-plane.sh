@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd,
-# helm) from the Go module proxy at the versions pinned in hack/versions.env, cached by version outside
+# Builds the local control plane and node (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+# kubelet, kube-proxy, etcd, helm) from the Go module proxy at the versions pinned in hack/versions.env, cached by version outside
 # the repo so a second run costs seconds.
 #   build (default)  build whatever is missing from the cache
 #   path             print the cached binaries' directories, PATH-style (colon separated)
@@ -12,7 +12,7 @@ source "$HERE/versions.env"
 CACHE=${PIXCRAWLER_CACHE:-$HOME/.cache/pixcrawler-operator}
 BIN=$CACHE/bin
 WORK=$CACHE/build
-K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 export CGO_ENABLED=0 GOTOOLCHAIN=local
 
 die() { echo "control-plane: $*" >&2; exit 1; }

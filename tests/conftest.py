@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.azurite",
     "tests.fixtures.imageserver",
     "tests.fixtures.cluster",
+    "tests.fixtures.node_services",
 ]

@@ -19,9 +19,8 @@ from pathlib import Path
 from ports import free_port
 
 from . import binaries, certs, kubeconfig, process
+from .network import NODE_HOST, NODE_NAME, SERVICE_CIDR, SERVICE_IP
 
-SERVICE_CIDR = "10.0.0.0/24"
-SERVICE_IP = "10.0.0.1"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 # start order; stop goes in reverse
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -43,7 +42,7 @@ class Endpoints:
 
     @property
     def api_url(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver}"
+        return f"https://{NODE_HOST}:{self.apiserver}"
 
     @classmethod
     def pick(cls) -> Endpoints:
@@ -109,7 +108,7 @@ class ControlPlane:
         self._clear()
         self.endpoints = ep = Endpoints.pick()
         (self.state / "cluster.json").write_text(json.dumps(asdict(ep)))
-        self.pki = certs.generate(self.state / "pki", SERVICE_IP)
+        self.pki = certs.generate(self.state / "pki", SERVICE_IP, NODE_HOST, NODE_NAME)
         self._write_kubeconfigs()
         deadline = time.monotonic() + timeout
         try:
@@ -166,7 +165,8 @@ class ControlPlane:
             return [
                 exe,
                 f"--etcd-servers=http://127.0.0.1:{ep.etcd_client}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ep.apiserver}",
+                # on the node's bridge address: the `kubernetes` Service's endpoint, reachable from pods
+                f"--bind-address={NODE_HOST}", f"--advertise-address={NODE_HOST}", f"--secure-port={ep.apiserver}",
                 f"--cert-dir={state / 'apiserver-certs'}",
                 f"--tls-cert-file={pki.apiserver.cert}", f"--tls-private-key-file={pki.apiserver.key}",
                 f"--client-ca-file={pki.client_ca.cert}",
@@ -183,8 +183,10 @@ class ControlPlane:
                 f"--proxy-client-key-file={pki.front_proxy_client.key}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
-                # the `kubernetes` Service would point at 127.0.0.1, which Endpoints reject; nothing needs it
-                "--endpoint-reconciler-type=none",
+                f"--kubelet-client-certificate={pki.apiserver_kubelet_client.cert}",
+                f"--kubelet-client-key={pki.apiserver_kubelet_client.key}",
+                f"--kubelet-certificate-authority={pki.server_ca.cert}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--profiling=false",
                 "--v=1",
             ]

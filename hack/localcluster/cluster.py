@@ -9,19 +9,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from kubernetes import client, config
+from kubernetes import client
 from pinned import cache_dir
 
 from . import binaries, network, process
-from .controlplane import ControlPlane, StartupFailed
+from .controlplane import ControlPlane, KubectlFailed, StartupFailed
 from .footprint import Footprint
 from .node import Images, Node, NodeFailed
 
 FOOTPRINT = "footprint.json"
-
-
-class KubectlFailed(RuntimeError):
-    """kubectl exited non-zero."""
 
 
 def default_state_dir() -> Path:
@@ -36,28 +32,14 @@ class LocalCluster(ControlPlane):
     """Where pods reach services on this machine (Redis, Azurite, an image server): the bridge address."""
 
     def __init__(self, state: Path):
-        super().__init__(state)
+        super().__init__(state, network.NODE_HOST)
         self.node: Node | None = None
         self.images: Images | None = None
-
-    def client(self) -> client.ApiClient:
-        """A fresh admin (system:masters) API client; close it when done."""
-        return config.new_client_from_config(str(self.kubeconfig))
-
-    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run the pinned kubectl as admin; with `check`, a failure raises with kubectl's stderr."""
-        done = subprocess.run(
-            [str(binaries.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-            capture_output=True, text=True, timeout=120,
-        )
-        if check and done.returncode != 0:
-            raise KubectlFailed(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
-        return done
 
     def up(self, timeout: float = 240.0) -> None:
         """Bridge, control plane, node; return once the node is Ready and kube-proxy has synced."""
         deadline = time.monotonic() + timeout
-        for component in ("kubelet", "kube-proxy"):
+        for component in ("kubelet", "kube-proxy", "coredns"):
             binaries.binary(component)
         self.images = Images.current()
         self.state.mkdir(parents=True, exist_ok=True)
@@ -97,19 +79,21 @@ class LocalCluster(ControlPlane):
         return {**super().running(), **node.running()}
 
     def _wait_node_ready(self, deadline: float) -> None:
-        """The node is Ready, kube-proxy has programmed the Services and the default ServiceAccount exists."""
+        """The node is Ready, kube-proxy has programmed the Services, the cluster DNS has synced and the
+        default ServiceAccount exists."""
         assert self.node is not None
         with self.client() as api:
             core = client.CoreV1Api(api)
             while time.monotonic() < deadline:
                 if self.node.alive():
                     break
-                if node_ready(core, self.node_name) and _proxy_synced(self.node) \
+                if node_ready(core, self.node_name) and _proxy_synced(self.node) and self.node.dns_ready_now() \
                         and _exists(core.read_namespaced_service_account, "default", "default"):
                     return
                 time.sleep(0.25)
         dead = self.node.alive()
-        logs = "\n".join(f"--- {n} ---\n{process.log_tail(n, self.state, 40)}" for n in ("kubelet", "kube-proxy"))
+        logs = "\n".join(f"--- {n} ---\n{process.log_tail(n, self.state, 40)}"
+                         for n in ("kubelet", "kube-proxy", "coredns"))
         raise StartupFailed(f"node {self.node_name} did not become Ready"
                             + (f" ({', '.join(dead)} exited)" if dead else "") + f"\n{logs}")
 

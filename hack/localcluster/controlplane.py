@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kubernetes import client, config
 from ports import free_port
 
 from . import binaries, certs, kubeconfig, process
@@ -30,6 +31,10 @@ class StartupFailed(RuntimeError):
     """A component did not become healthy; the message carries its log tail."""
 
 
+class KubectlFailed(RuntimeError):
+    """kubectl exited non-zero."""
+
+
 @dataclass
 class Endpoints:
     """What a running cluster exposes; saved as cluster.json so `status`/`down` find it again."""
@@ -39,14 +44,16 @@ class Endpoints:
     apiserver: int
     controller_manager: int
     scheduler: int
+    host: str = "127.0.0.1"
+    """The apiserver's address: loopback for the control plane alone, the node's bridge address with a node."""
 
     @property
     def api_url(self) -> str:
-        return f"https://{NODE_HOST}:{self.apiserver}"
+        return f"https://{self.host}:{self.apiserver}"
 
     @classmethod
-    def pick(cls) -> Endpoints:
-        return cls(*(free_port() for _ in range(5)))
+    def pick(cls, host: str) -> Endpoints:
+        return cls(*(free_port() for _ in range(5)), host=host)
 
 
 def _get(url: str, context: ssl.SSLContext | None, timeout: float = 2.0) -> tuple[int, str]:
@@ -62,8 +69,10 @@ def _get(url: str, context: ssl.SSLContext | None, timeout: float = 2.0) -> tupl
 class ControlPlane:
     """One local control plane whose files (certs, data, logs, pids, kubeconfigs) live in `state`."""
 
-    def __init__(self, state: Path):
+    def __init__(self, state: Path, host: str = "127.0.0.1"):
+        """`host`: where the apiserver listens (and advertises itself as the `kubernetes` Service's endpoint)."""
         self.state = state.resolve()
+        self.host = host
         self.procs: dict[str, subprocess.Popen] = {}
         self.endpoints: Endpoints | None = None
         self.pki: certs.ClusterPKI | None = None
@@ -84,6 +93,20 @@ class ControlPlane:
         if self.endpoints is None:
             self.endpoints = Endpoints(**json.loads((self.state / "cluster.json").read_text()))
         return self.endpoints
+
+    def client(self) -> client.ApiClient:
+        """A fresh admin (system:masters) API client; close it when done."""
+        return config.new_client_from_config(str(self.kubeconfig))
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run the pinned kubectl as admin; with `check`, a failure raises with kubectl's stderr."""
+        done = subprocess.run(
+            [str(binaries.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True, text=True, timeout=120,
+        )
+        if check and done.returncode != 0:
+            raise KubectlFailed(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+        return done
 
     def admin_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca))
@@ -106,7 +129,7 @@ class ControlPlane:
 
     def _start(self, timeout: float) -> None:
         self._clear()
-        self.endpoints = ep = Endpoints.pick()
+        self.endpoints = ep = Endpoints.pick(self.host)
         (self.state / "cluster.json").write_text(json.dumps(asdict(ep)))
         self.pki = certs.generate(self.state / "pki", SERVICE_IP, NODE_HOST, NODE_NAME)
         self._write_kubeconfigs()
@@ -165,8 +188,8 @@ class ControlPlane:
             return [
                 exe,
                 f"--etcd-servers=http://127.0.0.1:{ep.etcd_client}",
-                # on the node's bridge address: the `kubernetes` Service's endpoint, reachable from pods
-                f"--bind-address={NODE_HOST}", f"--advertise-address={NODE_HOST}", f"--secure-port={ep.apiserver}",
+                # with a node: its bridge address, so the `kubernetes` Service's endpoint is reachable from pods
+                f"--bind-address={ep.host}", f"--advertise-address={ep.host}", f"--secure-port={ep.apiserver}",
                 f"--cert-dir={state / 'apiserver-certs'}",
                 f"--tls-cert-file={pki.apiserver.cert}", f"--tls-private-key-file={pki.apiserver.key}",
                 f"--client-ca-file={pki.client_ca.cert}",
@@ -187,6 +210,8 @@ class ControlPlane:
                 f"--kubelet-client-key={pki.apiserver_kubelet_client.key}",
                 f"--kubelet-certificate-authority={pki.server_ca.cert}",
                 "--kubelet-preferred-address-types=InternalIP",
+                # alone on loopback, the `kubernetes` Service would point at 127.0.0.1, which Endpoints reject
+                *(["--endpoint-reconciler-type=none"] if ep.host == "127.0.0.1" else []),
                 "--profiling=false",
                 "--v=1",
             ]

@@ -1,5 +1,6 @@
-"""The real node: containerd (CRI, runc, bridge CNI), the kubelet and kube-proxy, all state under
-<state dir>/node, the project's images imported from hack/node-images.sh's cached archives.
+"""The real node: containerd (CRI, runc, bridge CNI), the kubelet, kube-proxy and CoreDNS (the cluster DNS,
+answering only for cluster.local), all state under <state dir>/node, the project's images imported from
+hack/node-images.sh's cached archives.
 
 The recipe fits this machine: cgroup v1 without systemd (cgroupfs driver, `failCgroupV1: false`), root
 without CAP_SYS_RESOURCE (containerd's `restrict_oom_score_adj`, the kubelet's `oomScoreAdj: 0`), no
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,9 @@ from . import binaries, certs, kubeconfig, network, process
 CONTAINERD = "containerd"
 KUBELET = "kubelet"
 KUBE_PROXY = "kube-proxy"
-COMPONENTS = (CONTAINERD, KUBELET, KUBE_PROXY)
+COREDNS = "coredns"
+COMPONENTS = (CONTAINERD, KUBELET, KUBE_PROXY, COREDNS)
+CLUSTER_DOMAIN = "cluster.local"
 CRI_NAMESPACE = "k8s.io"
 ROOT = Path(__file__).resolve().parents[2]
 # unix socket paths must stay under 104 bytes, which a state dir's may not: containerd's sockets and the
@@ -80,6 +84,7 @@ class Node:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._start_containerd(images, deadline)
         self._import(images)
+        self._start_coredns()
         self._start_kubelet()
         self._start_kube_proxy()
 
@@ -165,8 +170,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                                "x509": {"clientCAFile": str(self.pki.client_ca.cert)}},
             "authorization": {"mode": "Webhook"},
             "containerRuntimeEndpoint": f"unix://{self.socket}",
-            "clusterDomain": "cluster.local",
-            # no cluster DNS, and the host's resolvers are not the pods' business
+            "clusterDomain": CLUSTER_DOMAIN,
+            "clusterDNS": [network.NODE_HOST],
+            # pods resolve cluster names only: the machine's own resolvers are not theirs to use
             "resolvConf": "",
             "failSwapOn": False,
             "protectKernelDefaults": False,
@@ -209,6 +215,40 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self.procs[KUBE_PROXY] = process.start(KUBE_PROXY, [
             str(binaries.binary(KUBE_PROXY)), f"--config={self.proxy_config}", "--v=1"], self.state)
 
+    def _start_coredns(self) -> None:
+        """The cluster DNS on the node's address, port 53: Service names from the API; every other name
+        gets NXDOMAIN, nothing is forwarded off this machine."""
+        work = self.dir / "coredns"
+        work.mkdir(parents=True, exist_ok=True)
+        self.dns_ready = free_port()
+        corefile = work / "Corefile"
+        corefile.write_text(f"""{CLUSTER_DOMAIN}:53 {{
+    bind {network.NODE_HOST}
+    errors
+    ready 127.0.0.1:{self.dns_ready}
+    kubernetes {CLUSTER_DOMAIN} {{
+        kubeconfig {self.state / 'kubeconfig'}
+        pods disabled
+    }}
+    cache 5
+}}
+.:53 {{
+    bind {network.NODE_HOST}
+    template ANY ANY {{
+        rcode NXDOMAIN
+    }}
+}}
+""")
+        self.procs[COREDNS] = process.start(COREDNS, [str(binaries.binary(COREDNS)), "-conf", str(corefile)],
+                                            self.state)
+
+    def dns_ready_now(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.dns_ready}/ready", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
     def alive(self) -> list[str]:
         """Components that have exited (empty while all run)."""
         return [name for name, proc in self.procs.items() if proc.poll() is not None]
@@ -216,7 +256,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     def stop(self) -> None:
         """kube-proxy and the kubelet first (nothing restarts containers), then every container, then
         containerd; kube-proxy's own cleanup removes its iptables rules."""
-        for name in (KUBE_PROXY, KUBELET):
+        for name in (KUBE_PROXY, KUBELET, COREDNS):
             process.stop(name, self.state, self.procs.pop(name, None))
         if process.pid_of(CONTAINERD, self.state) is not None:
             self._kill_containers()

@@ -1,6 +1,6 @@
 """The local node is a real one: pods of the images built from the Dockerfiles run under containerd and runc,
-limits hold, the `kubernetes` Service answers in-cluster clients, `kubectl logs` works, pods have no route
-off this machine, and `localcluster up/down` leave the machine as they found it."""
+limits hold, the `kubernetes` Service answers in-cluster clients by name, `kubectl logs` works, pods have no
+route off this machine, and `localcluster up/down` leave the machine as they found it."""
 
 from __future__ import annotations
 
@@ -80,6 +80,23 @@ def test_a_pod_reaches_the_api_server_through_the_kubernetes_service_with_its_to
     output = logs(core, namespace, "incluster")
     assert pod.status.phase == "Succeeded", output
     assert output.strip() == f"{SERVICE_IP} ['incluster']"
+
+
+def test_a_pod_resolves_service_names_and_nothing_outside_the_cluster(admin, namespace, worker_image):
+    core = client.CoreV1Api(admin)
+    script = (
+        "import socket\n"
+        "print(socket.gethostbyname('kubernetes.default.svc'))\n"
+        "try:\n"
+        "    socket.getaddrinfo('example.org', 443)\n"
+        "    print('resolved')\n"
+        "except socket.gaierror as err:\n"
+        "    print('unresolved')\n"
+    )
+    pod = run_pod(core, namespace, "resolver", worker_image, script)
+    output = logs(core, namespace, "resolver")
+    assert pod.status.phase == "Succeeded", output
+    assert output.split() == [SERVICE_IP, "unresolved"]
 
 
 def test_a_container_over_its_memory_limit_is_oom_killed(admin, namespace, worker_image):

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "queue": "chunkqueue",              # enqueue 10M images, admission cycle at 100k chunks, Redis bytes per chunk
     "apiserver": "apiserver",           # Jobs created per second against the real API server
     "operator": "operator_rss",         # operator RSS with 1,000 DatasetJobs
+    "node": "pod_startup",              # apply -> first worker pod Running on the real local node
 }
 
 

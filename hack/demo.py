@@ -81,7 +81,7 @@ def main() -> int:
         work = Path(tmp)
         cluster = LocalCluster(work / "cluster")
         say("starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler; containerd, kubelet, "
-            "kube-proxy)")
+            "kube-proxy, CoreDNS)")
         cluster.up()
         operator = None
         try:

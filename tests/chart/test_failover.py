@@ -43,7 +43,7 @@ def _container_id(pod: client.V1Pod) -> str:
 
 
 def test_deleting_the_leader_pod_hands_the_lease_to_the_other_replica(release, completed, image_server):
-    _start_slow_job(release, image_server, "deleted-leader", 7000)
+    _start_slow_job(release, image_server, "deleted-leader", 20000)
     leader = release.operators.leader()
     client.CoreV1Api(release.api).delete_namespaced_pod(leader, release.namespace)
     successor = _wait(lambda: (h := release.operators.leader()) not in (None, leader) and h, 90, "a new leader")
@@ -57,7 +57,7 @@ def test_deleting_the_leader_pod_hands_the_lease_to_the_other_replica(release, c
 
 
 def test_sigkill_of_the_leader_container_restarts_it_and_the_job_completes(release, completed, image_server):
-    _start_slow_job(release, image_server, "killed-leader", 8000)
+    _start_slow_job(release, image_server, "killed-leader", 21000)
     core = client.CoreV1Api(release.api)
     leader = release.operators.leader()
     pod = core.read_namespaced_pod(leader, release.namespace)

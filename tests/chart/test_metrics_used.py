@@ -43,7 +43,7 @@ def leader_metrics(release, completed, image_server) -> str:
     name = "metrics-probe"
     client.CustomObjectsApi(release.api).create_namespaced_custom_object(
         "pixcrawler.io", "v1alpha1", release.namespace, "datasetjobs",
-        inline_job(name, image_urls(image_server.base_url, 9000, 4), 2))
+        inline_job(name, image_urls(image_server.base_url, 22000, 4), 2))
     leader = release.operators.leader()
     wait_for_phase(release.api, release.namespace, name, ("Succeeded", "Failed"), 180, release.operators)
     assert release.operators.leader() == leader, "the lead moved while the probe job ran"

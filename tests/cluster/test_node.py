@@ -135,8 +135,9 @@ def test_a_pod_has_routes_only_within_the_node_ranges(admin, namespace, worker_i
 
 def _machine_now() -> dict:
     state = Footprint.record()
+    mounts = sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
     return {"sysctls": state.sysctls, "chains": state.chains, "absent": state.absent, "netns": state.netns,
-            "cgroups": state.cgroups, "bridge": Path(f"/sys/class/net/{BRIDGE}").exists()}
+            "cgroups": state.cgroups, "bridge": Path(f"/sys/class/net/{BRIDGE}").exists(), "mounts": mounts}
 
 
 @pytest.mark.machine

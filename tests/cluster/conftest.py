@@ -146,6 +146,18 @@ class OperatorHarness:
     def logs(self) -> str:
         return "\n".join(f"--- operator {i} ---\n{p.tail(200)}" for i, p in enumerate(self.processes))
 
+    def failed_pods(self) -> str:
+        """Each failed pod's termination and the tail of its log (`kubectl logs`), to tell why a chunk failed."""
+        out = []
+        for pod in client.CoreV1Api(self.api).list_namespaced_pod(self.namespace).items:
+            if pod.status.phase != "Failed":
+                continue
+            states = [s.state.terminated for s in pod.status.container_statuses or [] if s.state.terminated]
+            ended = "; ".join(f"exit {t.exit_code} {t.reason}" for t in states)
+            shown = self.cluster.kubectl("logs", "-n", self.namespace, pod.metadata.name, "--tail=30", check=False)
+            out.append(f"--- {pod.metadata.name}: {ended} ---\n{shown.stdout}{shown.stderr}")
+        return "\n".join(out) or "(none)"
+
 
 def example(name: str, base_url: str) -> dict[str, Any]:
     """An example manifest from examples/, pointed at the test's image server."""
@@ -195,6 +207,7 @@ def pytest_runtest_makereport(item, call):
     harness = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
     if report.failed and isinstance(harness, OperatorHarness):
         report.sections.append(("operator logs", harness.logs()))
+        report.sections.append(("failed worker pods", harness.failed_pods()))
 
 
 def redis_client(harness: OperatorHarness) -> "redis.Redis":

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PIXCRAWLER_CACHE ?= $(HOME)/.cache/pixcrawler-operator
 
-.PHONY: demo demo-worker test deps venv system azurite control-plane cluster-up cluster-down bench kind-e2e clean
+.PHONY: demo demo-worker test deps venv system node-deps azurite control-plane node-images cluster-up cluster-down bench kind-e2e clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,24 +17,31 @@ venv: $(VENV)/.installed
 system:
 	bash hack/install-system.sh
 
+node-deps:
+	bash hack/install-node.sh
+
 azurite:
 	bash hack/install-azurite.sh
 
 control-plane:
 	bash hack/control-plane.sh build
 
-deps: venv system azurite
+# base, pause, worker and operator images for the local node, rebuilt only when their inputs change
+node-images: node-deps
+	bash hack/node-images.sh build
 
-test: deps control-plane
+deps: venv system azurite node-deps
+
+test: deps control-plane node-images
 	$(PY) -m pytest
 
-demo: deps control-plane
+demo: deps control-plane node-images
 	PYTHONPATH=hack $(PY) hack/demo.py
 
 demo-worker: deps
 	$(PY) hack/demo_worker.py
 
-bench: deps control-plane
+bench: deps control-plane node-images
 	$(PY) bench/run.py
 
 kind-e2e:
@@ -43,7 +50,7 @@ kind-e2e:
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-cluster-up: venv control-plane
+cluster-up: venv node-deps control-plane node-images
 	PYTHONPATH=hack $(PY) -m localcluster up
 
 cluster-down: venv

@@ -1,5 +1,5 @@
-"""Jobs created per second against a real kube-apiserver (hack/localcluster, no node runner: nothing
-runs), through the operator's own client path (kubernetes_asyncio, CREATE_CONCURRENCY at a time).
+"""Jobs created per second against a real kube-apiserver (hack/localcluster's control plane alone, no
+node: nothing runs), through the operator's own client path (kubernetes_asyncio, CREATE_CONCURRENCY at a time).
 
 Two figures, each over a fresh batch of Jobs:
 - raw: `jobs.build_job` manifests with `suspend: true` posted by `BatchV1Api.create_namespaced_job`,
@@ -29,7 +29,7 @@ from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import Registry
 from dataset_operator.scheduler import CREATE_CONCURRENCY, Scheduler
 from dataset_operator.settings import OperatorSettings
-from localcluster import LocalCluster
+from localcluster import ControlPlane
 from localservices import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ async def owner(api: client.ApiClient, name: str, images: int) -> dict:
 class CpuMeter:
     """CPU seconds spent by this process and by the control plane's processes inside its blocks, summed."""
 
-    def __init__(self, cluster: LocalCluster) -> None:
+    def __init__(self, cluster: ControlPlane) -> None:
         self.processes = {name: psutil.Process(pid) for name, pid in cluster.running().items() if pid}
         self.spent: dict[str, float] = {}
 
@@ -130,7 +130,7 @@ async def create_by_scheduler(api: client.ApiClient, settings: OperatorSettings,
         await redis.aclose()
 
 
-async def measure(cluster: LocalCluster, redis_url: str) -> None:
+async def measure(cluster: ControlPlane, redis_url: str) -> None:
     await config.load_kube_config(config_file=str(cluster.kubeconfig))
     settings = OperatorSettings(redis_url=redis_url, redis_prefix="api:", namespace=NAMESPACE)
     async with client.ApiClient() as api:
@@ -164,9 +164,9 @@ async def measure(cluster: LocalCluster, redis_url: str) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-apiserver-") as state:
-        cluster = LocalCluster(Path(state))
+        cluster = ControlPlane(Path(state))
         started = time.monotonic()
-        cluster.start()  # the control plane only: without the node runner no pod runs
+        cluster.start()  # the control plane only: without a node no pod runs
         print(f"control plane up in {time.monotonic() - started:.0f} s")
         try:
             cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))

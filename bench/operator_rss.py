@@ -1,5 +1,5 @@
 """The operator's memory with 1,000 DatasetJobs: the real `python -m dataset_operator` against a local
-control plane (no node runner) and a real Redis, quota 0 so every chunk stays queued.
+control plane (no node) and a real Redis, quota 0 so every chunk stays queued.
 
 Printed: RSS once the operator leads with no DatasetJob, RSS once all 1,000 have status.phase set
 (and after a few more status cycles), the peak seen in between, and the goal (200 MiB); then where the
@@ -23,7 +23,7 @@ import psutil
 from kubernetes_asyncio import client, config
 
 from dataset_operator import jobs
-from localcluster import LocalCluster
+from localcluster import ControlPlane
 from peakrss import PeakRss
 from localservices import RedisServer
 from ports import free_port
@@ -125,7 +125,7 @@ def rss_mib(process: psutil.Process) -> str:
     return f"RSS {info.rss / MIB:.0f} MiB (USS {info.uss / MIB:.0f} MiB)"
 
 
-async def drive(cluster: LocalCluster, operator: psutil.Process, peak: PeakRss, redis_port: int,
+async def drive(cluster: ControlPlane, operator: psutil.Process, peak: PeakRss, redis_port: int,
                 timeout: float = 300) -> None:
     await config.load_kube_config(config_file=str(cluster.kubeconfig))
     async with client.ApiClient() as api:
@@ -171,7 +171,7 @@ def stop(process: subprocess.Popen, grace: float = 30) -> None:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
-        cluster = LocalCluster(Path(tmp) / "cluster")
+        cluster = ControlPlane(Path(tmp) / "cluster")
         cluster.start()  # the control plane only: quota 0 admits nothing, so no node is needed
         try:
             cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the local control plane (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd,
-# helm) from the Go module proxy at the versions pinned in hack/versions.env, cached by version outside
+# Builds the local control plane and node (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl,
+# kubelet, kube-proxy, etcd, helm, coredns) from the Go module proxy at the versions pinned in hack/versions.env, cached by version outside
 # the repo so a second run costs seconds.
 #   build (default)  build whatever is missing from the cache
 #   path             print the cached binaries' directories, PATH-style (colon separated)
@@ -12,7 +12,7 @@ source "$HERE/versions.env"
 CACHE=${PIXCRAWLER_CACHE:-$HOME/.cache/pixcrawler-operator}
 BIN=$CACHE/bin
 WORK=$CACHE/build
-K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 export CGO_ENABLED=0 GOTOOLCHAIN=local
 
 die() { echo "control-plane: $*" >&2; exit 1; }
@@ -22,11 +22,12 @@ dir_of() { # component -> its versioned cache dir
   case $1 in
     etcd) echo "$BIN/etcd-$ETCD_VERSION" ;;
     helm) echo "$BIN/helm-$HELM_VERSION" ;;
+    coredns) echo "$BIN/coredns-$COREDNS_VERSION" ;;
     *) echo "$BIN/$1-$KUBERNETES_VERSION" ;;
   esac
 }
 
-all_components() { echo "${K8S_COMPONENTS[@]}" etcd helm; }
+all_components() { echo "${K8S_COMPONENTS[@]}" etcd helm coredns; }
 
 missing_components() {
   local c
@@ -158,6 +159,17 @@ build_helm() {
   rm -rf "$out"
 }
 
+build_coredns() {
+  local out
+  out=$(mktemp -d "$WORK/out.$$.XXXXXX")
+  log "building coredns $COREDNS_VERSION"
+  GOBIN=$out nice -n 10 go install -p 2 -trimpath \
+    -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$(release_commit github.com/coredns/coredns "$COREDNS_VERSION" || true)" \
+    "github.com/coredns/coredns@$COREDNS_VERSION"
+  install_bin "$out" coredns
+  rm -rf "$out"
+}
+
 cmd_path() {
   local c dirs=()
   for c in $(all_components); do dirs+=("$(dir_of "$c")"); done
@@ -168,7 +180,7 @@ cmd_build() {
   local missing k8s=() c
   mapfile -t missing < <(missing_components)
   if [ ${#missing[@]} -eq 0 ]; then
-    echo "control-plane: up to date (kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION) in $BIN"
+    echo "control-plane: up to date (kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION, coredns $COREDNS_VERSION) in $BIN"
     return
   fi
   check_go
@@ -176,10 +188,11 @@ cmd_build() {
   mkdir -p "$BIN" "$WORK"
   trap 'rm -rf "$WORK"/out.$$.* "$BIN"/*.tmp.$$' EXIT
   for c in "${missing[@]}"; do
-    case $c in etcd | helm) ;; *) k8s+=("$c") ;; esac
+    case $c in etcd | helm | coredns) ;; *) k8s+=("$c") ;; esac
   done
   [[ " ${missing[*]} " == *" etcd "* ]] && build_etcd
   [[ " ${missing[*]} " == *" helm "* ]] && build_helm
+  [[ " ${missing[*]} " == *" coredns "* ]] && build_coredns
   [ ${#k8s[@]} -gt 0 ] && build_k8s "${k8s[@]}"
   echo "control-plane: built ${missing[*]} in $BIN"
 }

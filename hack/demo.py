@@ -1,11 +1,11 @@
 """`make demo`: the whole operator path on this machine, no cloud account.
 
-A local Kubernetes control plane (built from source by hack/control-plane.sh) with the node
-runner, Redis, Azurite and the sample image server start on loopback; the operator runs out of
-cluster; examples/cats-vs-dogs.yaml (a resized WebDataset with train/validation/test splits) is
-applied with kubectl and followed until Complete; then the dataset is copied from Azurite to
-./out/demo, its card is shown, the shards are read back with the webdataset loader, and everything
-is stopped again.
+A local Kubernetes cluster (built from source by hack/control-plane.sh; one real node running the
+worker image built from Dockerfile.worker) starts, with Redis, Azurite and the sample image server on
+the node's address, where the worker pods reach them; the operator runs out of cluster;
+examples/cats-vs-dogs.yaml (a resized WebDataset with train/validation/test splits) is applied with
+kubectl and followed until Complete; then the dataset is copied from Azurite to ./out/demo, its card
+is shown, the shards are read back with the webdataset loader, and everything is stopped again.
 """
 
 from __future__ import annotations
@@ -106,12 +106,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="pixcrawler-demo-") as tmp:
         work = Path(tmp)
         cluster = LocalCluster(work / "cluster")
-        say("starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler) and node runner")
+        say("starting the local cluster (etcd, kube-apiserver, controller-manager, scheduler; containerd, kubelet, "
+            "kube-proxy, CoreDNS)")
         cluster.up()
         operator = None
         try:
-            with RedisServer(work / "redis") as redis_server, Azurite(work / "azurite") as azurite, \
-                    ImageServer(count=200) as images:
+            host = cluster.node_host
+            with RedisServer(work / "redis", host=host) as redis_server, \
+                    Azurite(work / "azurite", host=host) as azurite, ImageServer(count=200, host=host) as images:
                 say(f"redis {redis_server.url}, azurite {azurite.blob_endpoint}, sample images {images.base_url}")
                 cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
                 cluster.kubectl("wait", "--for=condition=Established", "crd/datasetjobs.pixcrawler.io")
@@ -119,9 +121,10 @@ def main() -> int:
                                 f"--from-literal=AZURE_STORAGE_CONNECTION_STRING={azurite.connection_string}")
                 cluster.kubectl("create", "serviceaccount", "pixcrawler-worker")
                 env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PIXCRAWLER_REDIS_URL": redis_server.url,
-                       "PIXCRAWLER_STORAGE": "azure://datasets", "PIXCRAWLER_ALLOW_NETWORKS": "127.0.0.1/32",
+                       "PIXCRAWLER_STORAGE": "azure://datasets", "PIXCRAWLER_ALLOW_NETWORKS": f"{host}/32",
                        "PIXCRAWLER_WORKER_ENV_SECRET": "pixcrawler-storage", "PIXCRAWLER_LEASE_NAMESPACE": "default",
                        "PIXCRAWLER_HTTP_PORT": str(free_port()), "PIXCRAWLER_STATUS_INTERVAL_SECONDS": "1",
+                       "PIXCRAWLER_WORKER_IMAGE": cluster.images.worker,
                        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
                 log = (OUT / "operator.log").open("wb")
                 operator = subprocess.Popen([sys.executable, "-m", "dataset_operator", "--log-format", "text"],

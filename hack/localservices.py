@@ -1,5 +1,6 @@
-"""Real local services on free loopback ports: redis-server and Azurite, for tests, the demo and
-benchmarks. Each keeps its log in its work dir and is stopped by `stop()` (or the with-block)."""
+"""Real local services on free ports: redis-server and Azurite, for tests, the demo and benchmarks. Each
+listens on loopback unless given another address of this machine (the local node's, for its pods), keeps
+its log in its work dir and is stopped by `stop()` (or the with-block)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ class ServiceFailed(RuntimeError):
 
 
 class Service:
-    """A server process on a free loopback port; without a work dir it gets a temporary one,
+    """A server process on a free port of `host`; without a work dir it gets a temporary one,
     removed again by `stop()`."""
 
     name = "service"
 
-    def __init__(self, workdir: Path | None = None) -> None:
+    def __init__(self, workdir: Path | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
         self._temporary = tempfile.TemporaryDirectory(prefix=f"pixcrawler-{self.name}-") if workdir is None else None
         self.workdir = Path(workdir) if workdir is not None else Path(self._temporary.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +44,7 @@ class Service:
             self.process = subprocess.Popen(self.command(), stdout=output, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
         try:
-            wait_for_port(self.port, timeout, alive=lambda: self.process.poll() is None)
+            wait_for_port(self.port, timeout, alive=lambda: self.process.poll() is None, host=self.host)
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
             raise ServiceFailed(f"{self.name} did not start: {exc}\n{self.log.read_text(errors='replace')}") from exc
@@ -67,25 +69,27 @@ class Service:
 
 
 class RedisServer(Service):
-    """redis-server without persistence (the operator must survive losing it: tests flush it)."""
+    """redis-server without persistence (the operator must survive losing it: tests flush it). On an address
+    other than loopback (the local node's bridge, for pods) protected mode would refuse every client."""
 
     name = "redis"
 
-    def __init__(self, workdir: Path | None = None, password: str = "") -> None:
-        super().__init__(workdir)
+    def __init__(self, workdir: Path | None = None, password: str = "", host: str = "127.0.0.1") -> None:
+        super().__init__(workdir, host)
         self.password = password
 
     def command(self) -> list[str]:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ServiceFailed("redis-server is not installed: run `make system` (apt-get install redis-server)")
-        return [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+        return [binary, "--bind", self.host, "--port", str(self.port), "--save", "", "--appendonly", "no",
                 "--dir", str(self.workdir), "--loglevel", "warning",
+                *(["--protected-mode", "no"] if self.host != "127.0.0.1" else []),
                 *(["--requirepass", self.password] if self.password else [])]
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
 
 def azurite_binary() -> Path:
@@ -103,12 +107,12 @@ class Azurite(Service):
             raise ServiceFailed(f"Azurite is not installed at {binary}: run `make azurite`")
         if shutil.which("node") is None:
             raise ServiceFailed("Azurite needs Node.js on PATH")
-        return [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location",
+        return [str(binary), "--blobHost", self.host, "--blobPort", str(self.port), "--location",
                 str(self.workdir), "--skipApiVersionCheck", "--loose", "--silent"]
 
     @property
     def blob_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/{AZURITE_ACCOUNT}"
+        return f"http://{self.host}:{self.port}/{AZURITE_ACCOUNT}"
 
     @property
     def connection_string(self) -> str:

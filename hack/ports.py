@@ -13,15 +13,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float, alive=lambda: True) -> None:
-    """Block until something accepts connections on 127.0.0.1:port; `alive()` False aborts early."""
+def wait_for_port(port: int, timeout: float, alive=lambda: True, host: str = "127.0.0.1") -> None:
+    """Block until something accepts connections on host:port; `alive()` False aborts early."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():
             raise RuntimeError(f"the server meant for port {port} exited")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout} s")
+    raise TimeoutError(f"nothing listened on {host}:{port} within {timeout} s")

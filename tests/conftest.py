@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.imageserver",
     "tests.fixtures.cluster",
     "tests.fixtures.memory_cgroup",
+    "tests.fixtures.node_services",
 ]

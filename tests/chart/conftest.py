@@ -16,21 +16,7 @@ from kubernetes import client
 
 from localcluster import kubeconfig
 from tests.chart.chart import CRD_FILE, ROOT, helm
-
-@pytest.fixture(scope="session")
-def redis_url(node_redis_url) -> str:
-    return node_redis_url
-
-
-@pytest.fixture(scope="session")
-def azurite(node_azurite):
-    return node_azurite
-
-
-@pytest.fixture(scope="session")
-def image_server(node_image_server):
-    return node_image_server
-
+from tests.fixtures.on_node import azurite, image_server, redis_url  # noqa: F401 (node-bound, for pods)
 
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
 CRD_NAME = "datasetjobs.pixcrawler.io"

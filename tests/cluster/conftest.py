@@ -23,26 +23,12 @@ import yaml
 from kubernetes import client
 
 from ports import free_port
+from tests.fixtures.on_node import azurite, image_server, redis_url  # noqa: F401 (node-bound, for pods)
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "pixcrawler.io", "v1alpha1", "datasetjobs"
 STORAGE_SECRET = "pixcrawler-storage"
 CHUNK_JOBS = "app.kubernetes.io/managed-by=pixcrawler-operator,pixcrawler.io/chunk"  # not the finalize Jobs
-
-
-@pytest.fixture(scope="session")
-def redis_url(node_redis_url) -> str:
-    return node_redis_url
-
-
-@pytest.fixture(scope="session")
-def azurite(node_azurite):
-    return node_azurite
-
-
-@pytest.fixture(scope="session")
-def image_server(node_image_server):
-    return node_image_server
 
 
 @pytest.fixture(scope="session")
@@ -164,6 +150,18 @@ def example(name: str, base_url: str) -> dict[str, Any]:
     """An example manifest from examples/, pointed at the test's image server."""
     text = (ROOT / "examples" / name).read_text().replace("http://127.0.0.1:8000", base_url)
     return yaml.safe_load(text)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 90.0, what: str = "condition", interval: float = 0.3) -> Any:
+    """Poll `check` until it returns something truthy and return that; fail naming `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; last value: {value!r}")
 
 
 def phase(body: dict[str, Any]) -> str | None:

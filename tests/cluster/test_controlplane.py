@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -14,24 +13,13 @@ from kubernetes import client, config
 
 from localcluster import restricted_kubeconfig
 from localcluster.binaries import versions
+from tests.cluster.conftest import wait_for
 
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
 PINNED = versions()
-
-
-def wait_for(check, timeout: float = 60.0, interval: float = 0.3):
-    """Poll `check` until it returns something truthy; fail with the last value after `timeout`."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s; last value: {value!r}")
 
 
 def job(name: str, image: str, command: list[str], **spec) -> dict:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
+
+from tests.cluster.conftest import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -21,16 +22,6 @@ def leader(process) -> float | None:
         return gauge(process.metrics(), "pixcrawler_leader")
     except OSError:
         return None
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_leader_and_standby_report_themselves_in_metrics_and_both_are_healthy(operator):

@@ -8,7 +8,6 @@ import ipaddress
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,11 @@ from kubernetes import client
 from localcluster import binary
 from localcluster.footprint import Footprint
 from localcluster.network import BRIDGE, NODE_HOST, ROUTED, SERVICE_IP
+from tests.cluster.conftest import wait_for
 
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for(check, timeout: float = 90.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s; last value: {value!r}")
 
 
 def run_pod(core: client.CoreV1Api, namespace: str, name: str, image: str, script: str, **container) -> client.V1Pod:

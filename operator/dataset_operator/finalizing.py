@@ -15,8 +15,9 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import ATTRIBUTION_NAME, CARD_NAME, INDEX_PARQUET
-from dataset_operator import completion, jobs
+from dataset_operator import completion, jobs, pod_trouble
 from dataset_operator.plan import JobPlan, finalize_spec
+from dataset_operator.pod_inspector import PodInspector
 from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import JobRef
 from dataset_operator.settings import OperatorSettings
@@ -45,6 +46,7 @@ class Finalizer:
         self.settings = settings
         self.queue = queue
         self.batch = client.BatchV1Api(api)
+        self.inspector = PodInspector(api)
 
     async def step(self, ref: JobRef, plan: JobPlan) -> FinalizeProgress:
         """Idempotent, called every status cycle while the job is finalizing: creates the current
@@ -61,14 +63,37 @@ class Finalizer:
         decision = completion.next_step(outcome, attempt, plan.max_attempts, self.settings.retry_base_seconds,
                                         self.settings.retry_max_seconds)
         if decision.step == "wait":
-            return FinalizeProgress("running", attempt, "the finalize Job writes the index and the dataset card")
+            return await self._watch(ref, plan, job, attempt)
         if decision.step == "succeed":
             return FinalizeProgress("succeeded", attempt)
-        why = completion.failure_message(job)
+        why = (await self.inspector.ended(job)).describe()
         if decision.step == "fail":
             log.warning("finalize failed for good", extra={"fields": {"job": ref.key, "attempt": attempt, "why": why}})
             return FinalizeProgress("failed", attempt, f"the finalize Job failed {attempt} times; last: {why}")
         await self.queue.retry_finalize(ref.uid, attempt + 1, time.time() + decision.delay)
+        return FinalizeProgress("backoff", attempt + 1, f"finalize attempt {attempt} failed ({why}); retrying")
+
+    async def _watch(self, ref: JobRef, plan: JobPlan, job: dict[str, Any], attempt: int) -> FinalizeProgress:
+        """A finalize pod that cannot run is named, and given up after the grace like a chunk's."""
+        now = time.time()
+        trouble = (await self.inspector.stuck([job], now)).get(job["metadata"]["name"])
+        if trouble is None:
+            return FinalizeProgress("running", attempt, "the finalize Job writes the index and the dataset card")
+        grace = (self.settings.unschedulable_grace_seconds if trouble.reason == pod_trouble.UNSCHEDULABLE
+                 else self.settings.stuck_pod_grace_seconds)
+        if not pod_trouble.gives_up(trouble, now, grace):
+            return FinalizeProgress("running", attempt, f"the finalize Job cannot run: {trouble.describe()}")
+        try:
+            await self.batch.delete_namespaced_job(job["metadata"]["name"], ref.namespace,
+                                                   propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        why = f"{trouble.describe()} (given up after {grace:.0f}s)"
+        if attempt >= plan.max_attempts:
+            return FinalizeProgress("failed", attempt, f"the finalize Job failed {attempt} times; last: {why}")
+        delay = completion.backoff_seconds(attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
+        await self.queue.retry_finalize(ref.uid, attempt + 1, now + delay)
         return FinalizeProgress("backoff", attempt + 1, f"finalize attempt {attempt} failed ({why}); retrying")
 
     async def _read(self, name: str, namespace: str) -> dict[str, Any] | None:

@@ -46,6 +46,14 @@ def _bounded_name(dataset: str, suffix: str) -> str:
     return f"{dataset[:keep].rstrip('-.')}-{digest}{suffix}"
 
 
+def chunk_of(job: dict[str, Any]) -> tuple[str | None, int]:
+    """The chunk id and attempt a listed Job runs (None for Jobs that run no chunk)."""
+    meta = job.get("metadata") or {}
+    member = (meta.get("annotations") or {}).get(ANNOTATION_CHUNK_ID)
+    attempt = int((meta.get("labels") or {}).get(LABEL_ATTEMPT, "0"))
+    return member, attempt
+
+
 def job_labels(dataset: str, uid: str, tier: str, attempt: int) -> dict[str, str]:
     return {
         LABEL_MANAGED_BY: MANAGED_BY,
@@ -131,6 +139,7 @@ def _worker_job(
         "image": settings.worker_image,
         "imagePullPolicy": "IfNotPresent",
         "command": list(settings.worker_command),
+        "terminationMessagePolicy": "FallbackToLogsOnError",  # a failed worker's last lines reach the status
         "args": args,
         "env": env,
         "resources": {

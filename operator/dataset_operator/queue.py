@@ -9,8 +9,10 @@ without clustering is fine).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import redis.asyncio as aioredis
 
@@ -21,6 +23,7 @@ from dataset_operator.plan import JobPlan
 ENQUEUE_BATCH = 5000
 FINALIZE_ATTEMPT = "finalize_attempt"  # fields of the job hash
 FINALIZE_NOT_BEFORE = "finalize_not_before"
+LAST_FAILURE = "last_failure"
 SCAN_BATCH = 1000
 
 # KEYS: queue, admitted, fence, enqueued.  ARGV: epoch, n, now, deadline, scan limit, chunk key prefix,
@@ -223,6 +226,13 @@ class ChunkQueue:
         keys = self.keys
         return bool(await self._retry_later(keys=[keys.chunk(member), keys.admitted, keys.delayed],
                                             args=[member, f"{retry_at:.3f}", message[:500]]))
+
+    async def record_failure(self, member: str, attempt: int, reason: str, message: str) -> None:
+        """The job's latest failed attempt, kept with the job's totals so any leader shows it."""
+        uid, index = split_chunk_id(member)
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        await self.client.hset(self.keys.job(uid), LAST_FAILURE, json.dumps(
+            {"chunk": index, "attempt": attempt, "reason": reason, "message": message[:1000], "time": when}))
 
     async def requeue_due(self, now: float, tiers: dict[str, str], submitted: dict[str, float]) -> int:
         """Delayed chunks whose backoff is over go back to the queue at their usual place."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dataset_operator.pod_trouble import Trouble
+
 
 @dataclass
 class JobRef:
@@ -21,7 +23,9 @@ class JobRef:
     created: str
     deleting: bool = False
     waiting_reason: str | None = None  # set by the scheduler each cycle
+    waiting_message: str = ""  # said instead of the reason's usual message
     extra_message: str = ""
+    trouble: Trouble | None = None  # a stuck chunk pod's trouble, set by the scheduler each cycle
 
     @property
     def key(self) -> str:

@@ -1,8 +1,9 @@
 """The one scheduling loop of the leader.
 
-Each cycle: list the live chunk Jobs (the truth about what runs), settle the finished ones, put
-due retries back, promote chunks that waited too long, then admit
-n = min(quota - running, node slots) chunks through the fenced Redis claim and create one Job each.
+Each cycle: list the live chunk Jobs (the truth about what runs), settle the finished ones and name
+the stuck ones (chunk_outcomes), put due retries back, promote chunks that waited too long, then
+admit n = min(quota - running, node slots) chunks through the fenced Redis claim and create one Job
+each. Chunks of a namespace without the worker ServiceAccount are not admitted.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import ChunkField, ChunkState
-from dataset_operator import admission, capacity, completion, jobs, metrics
+from dataset_operator import admission, capacity, completion, jobs, metrics, pod_trouble
+from dataset_operator.chunk_outcomes import ChunkOutcomes
+from dataset_operator.pod_trouble import Trouble
 from dataset_operator.plan import chunk_spec
 from dataset_operator.queue import ChunkQueue, Claimed, split_chunk_id, text
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.settings import OperatorSettings
+from dataset_operator.worker_identity import WorkerIdentity, missing_message
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +46,6 @@ class LiveJobs:
         return Counter(split_chunk_id(member)[0] for member in self.active)
 
 
-
-
-def chunk_of(job: dict[str, Any]) -> tuple[str | None, int]:
-    meta = job.get("metadata") or {}
-    member = (meta.get("annotations") or {}).get(jobs.ANNOTATION_CHUNK_ID)
-    attempt = int((meta.get("labels") or {}).get(jobs.LABEL_ATTEMPT, "0"))
-    return member, attempt
-
-
 class Scheduler:
     def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient, registry: Registry,
                  epoch: int) -> None:
@@ -65,6 +60,8 @@ class Scheduler:
         self.capacity_note = ""
         self.cycles = 0
         self.claimed_without_job: set[str] = set()  # claimed, their Job not listed yet: they run too
+        self.outcomes = ChunkOutcomes(settings, queue, api, registry)
+        self.identity = WorkerIdentity(api, settings.worker_service_account)
 
     def running_of(self, uid: str) -> list[str]:
         """One job's running chunks: a live Job, or claimed with its Job about to be listed. Counting
@@ -118,7 +115,7 @@ class Scheduler:
         body = await result.json()
         live = LiveJobs()
         for job in body.get("items", []):
-            member, _ = chunk_of(job)
+            member, _ = jobs.chunk_of(job)
             if member is None:
                 continue
             if completion.classify(job) == "active" and not (job["metadata"].get("deletionTimestamp")):
@@ -131,11 +128,13 @@ class Scheduler:
         now = time.time()
         live = await self.list_jobs()
         self.live = live
-        await self.settle_finished(live.finished)
+        await self.outcomes.settle_finished(live.finished)
+        self.note_troubles(await self.outcomes.watch_stuck(live.active))
         admitted = await self.queue.admitted()
         self.cycles += 1
         if self.cycles % ORPHAN_CHECK_EVERY == 0:
-            await self.recover_orphans(live, admitted)
+            listed = set(live.active) | {jobs.chunk_of(job)[0] for job in live.finished} | set(admitted)
+            await self.outcomes.recover_orphans(listed)
         await self.queue.mark_running([member for member in admitted if member in live.active])
         pending = {member: deadline for member, deadline in admitted.items() if member not in live.active}
         self.claimed_without_job = set(pending)
@@ -146,82 +145,6 @@ class Scheduler:
         await self.queue.requeue_due(now, tiers, submitted)
         await self.queue.promote_waiting(now, self.settings.max_wait_seconds, submitted)
         await self.admit(live, pending, refs)
-
-    async def settle_finished(self, finished: list[dict[str, Any]]) -> None:
-        """Finished Jobs stay listed until their TTL, so most are settled already: their records are
-        read in one round trip and only the unsettled ones cost more."""
-        owned = [(job, *chunk_of(job)) for job in finished if chunk_of(job)[0] is not None]
-        async with self.queue.client.pipeline(transaction=False) as pipe:
-            for _, member, _ in owned:
-                pipe.hmget(self.queue.keys.chunk(member), [ChunkField.STATE, ChunkField.ATTEMPT, ChunkField.STARTED_AT])
-            records = await pipe.execute() if owned else []
-        for (job, member, attempt), record in zip(owned, records):
-            state, recorded_attempt, started = [text(value) for value in record]
-            if state in (ChunkState.SUCCEEDED.value, ChunkState.FAILED.value, ChunkState.QUEUED.value):
-                continue
-            if recorded_attempt is not None and int(recorded_attempt) != attempt:
-                continue  # a Job of an older attempt, already dealt with
-            uid, _ = split_chunk_id(member)
-            ref = self.registry.jobs.get(uid)
-            if ref is None or ref.deleting:
-                continue  # deleted (settling would recreate its keys) or not seen yet since a restart
-            plan_attempts = (ref.spec.get("retries") or {}).get("maxAttempts", 3)
-            outcome = completion.classify(job)
-            if outcome == "failed_permanent" and started is None:
-                # Exit 2 before the worker recorded its start: it found no chunk record (Redis lost it),
-                # which says nothing about the spec. Retry.
-                outcome = "failed"
-            if recorded_attempt is None:  # the record was lost: the next claim must not reuse this Job's name
-                await self.queue.client.hsetnx(self.queue.keys.chunk(member), ChunkField.ATTEMPT, attempt)
-            decision = completion.next_step(outcome, attempt, plan_attempts, self.settings.retry_base_seconds,
-                                            self.settings.retry_max_seconds)
-            if decision.step == "succeed":
-                if await self.queue.settle(member, ChunkState.SUCCEEDED):
-                    metrics.CHUNKS_FINISHED.labels(result="succeeded").inc()
-                    await self.count_images(member)
-            elif decision.step == "fail":
-                if await self.queue.settle(member, ChunkState.FAILED):
-                    metrics.CHUNKS_FINISHED.labels(result="failed").inc()
-                    await self.count_images(member)
-                    log.warning("chunk failed for good", extra={"fields": {
-                        "chunk": member, "attempt": attempt, "why": completion.failure_message(job)}})
-            elif decision.step == "retry":
-                if await self.queue.retry_later(member, time.time() + decision.delay, completion.failure_message(job)):
-                    metrics.CHUNKS_FINISHED.labels(result="retried").inc()
-
-    async def recover_orphans(self, live: LiveJobs, admitted: dict[str, float]) -> None:
-        """A chunk marked admitted or running whose Job is gone without being seen to finish (deleted by
-        hand, or removed by its TTL while no operator ran) is settled from what its worker recorded:
-        `outcome` done means it succeeded; anything else is retried like a failure."""
-        listed = set(live.active) | {chunk_of(job)[0] for job in live.finished} | set(admitted)
-        for uid, ref in list(self.registry.jobs.items()):
-            if ref.deleting:
-                continue
-            async for key in self.queue.client.scan_iter(match=self.queue.keys.chunk_pattern(uid), count=1000):
-                key = text(key)
-                member = key.removeprefix(self.queue.keys.chunk(""))
-                if member in listed:
-                    continue
-                state, outcome, attempt = [text(value) for value in await self.queue.client.hmget(
-                    key, [ChunkField.STATE, ChunkField.OUTCOME, ChunkField.ATTEMPT])]
-                if state not in (ChunkState.ADMITTED.value, ChunkState.RUNNING.value):
-                    continue
-                if outcome == "done":
-                    await self.queue.settle(member, ChunkState.SUCCEEDED)
-                    continue
-                max_attempts = (ref.spec.get("retries") or {}).get("maxAttempts", 3)
-                if int(attempt or 1) >= max_attempts:
-                    await self.queue.settle(member, ChunkState.FAILED)
-                else:
-                    await self.queue.retry_later(member, time.time(), "its Job disappeared before it finished")
-                log.warning("recovered a chunk whose Job disappeared", extra={"fields": {"chunk": member}})
-
-    async def count_images(self, member: str) -> None:
-        names = ("uploaded", "rejected", "failed", "duplicates")
-        values = await self.queue.client.hmget(self.queue.keys.chunk(member), [ChunkField.counter(n) for n in names])
-        for name, value in zip(names, values):
-            if value:
-                metrics.IMAGES.labels(status=name).inc(int(value))
 
     async def requeue_lost(self, pending: dict[str, float], now: float) -> None:
         """A chunk claimed by a leader that died before creating its Job goes back to the queue."""
@@ -280,6 +203,8 @@ class Scheduler:
                                     {uid for uid, ref in refs.items() if ref.suspended})
         unknown = await self._unknown_jobs(refs)
         slots.update({uid: 0 for uid in unknown})
+        unserved = await self.identity.missing({ref.namespace for ref in refs.values() if not ref.terminal})
+        slots.update({uid: 0 for uid, ref in refs.items() if ref.namespace in unserved})
         metrics.QUOTA_USED.set(running)
         claimed = await self.queue.claim(self.epoch, decision.admit, time.time() + self.settings.admit_deadline_seconds,
                                          slots)
@@ -289,7 +214,7 @@ class Scheduler:
         elif queued:
             metrics.ADMISSION_ATTEMPTS.labels(result="no_slot").inc()
         await self.create_jobs(claimed, refs)
-        self.record_reasons(refs, decision, slots)
+        self.record_reasons(refs, decision, slots, unserved)
         await self.export_gauges(live, node_capacity, decision)
 
     async def export_gauges(self, live: LiveJobs, node_capacity: admission.Capacity,
@@ -355,10 +280,24 @@ class Scheduler:
         self.claimed_without_job.discard(item.chunk_id)
         await self.queue.release(item, tier, submitted_at)
 
-    def record_reasons(self, refs: dict[str, JobRef], decision: admission.Decision, slots: dict[str, int]) -> None:
+    def note_troubles(self, troubles: dict[str, Trouble]) -> None:
+        """Each DatasetJob shows the trouble of one of its stuck chunks (the lowest index)."""
+        for ref in self.registry.jobs.values():
+            ref.trouble = None
+        for member in sorted(troubles, key=lambda m: split_chunk_id(m)[1], reverse=True):
+            ref = self.registry.jobs.get(split_chunk_id(member)[0])
+            if ref is not None:
+                ref.trouble = troubles[member]
+
+    def record_reasons(self, refs: dict[str, JobRef], decision: admission.Decision, slots: dict[str, int],
+                       unserved: set[str]) -> None:
         for uid, ref in refs.items():
+            ref.waiting_message = ""
             if ref.suspended:
                 ref.waiting_reason = "Suspended"
+            elif ref.namespace in unserved:
+                ref.waiting_reason = pod_trouble.SERVICE_ACCOUNT_MISSING
+                ref.waiting_message = missing_message(self.settings.worker_service_account, ref.namespace)
             elif uid in slots and slots[uid] == 0 and ref.parallelism is not None:
                 ref.waiting_reason = "WaitingForJobParallelism"
             else:

@@ -51,6 +51,11 @@ class OperatorSettings(BaseSettings):
     status_interval_seconds: float = Field(3.0, gt=0, description="At most one status write per job per interval.")
     admit_deadline_seconds: float = Field(120.0, gt=0, description="A claimed chunk without a Job by then is requeued.")
     max_wait_seconds: float = Field(1800.0, gt=0, description="A chunk queued longer is promoted above every tier.")
+    stuck_pod_grace_seconds: float = Field(
+        120.0, gt=0, description="A chunk pod that cannot be created, pulled or started this long is given up: "
+        "its Job deleted, the attempt failed (retried by the retry policy).")
+    unschedulable_grace_seconds: float = Field(
+        600.0, gt=0, description="Likewise for a chunk pod no node can take (time for a cluster autoscaler).")
     retry_base_seconds: float = Field(10.0, ge=0)
     retry_max_seconds: float = Field(600.0, ge=0)
     chunk_disk_bytes: int = Field(300 * MIB, ge=1, description="Disk one running chunk needs (~250 MiB + margin).")

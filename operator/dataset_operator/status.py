@@ -8,12 +8,14 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from chunk_worker.contract import COUNTERS
+from dataset_operator.pod_trouble import Trouble
 
 SUSPENDED = "Suspended"
 BACKOFF = "Backoff"
 INVALID_SPEC = "InvalidSpec"
 FINALIZING = "Finalizing"
 FINALIZE_FAILED = "FinalizeFailed"
+CHUNKS_FAILED = "ChunksFailed"
 
 
 def now_iso() -> str:
@@ -60,6 +62,9 @@ class Facts:
     queue_position: int | None
     waiting_reason: str | None  # from admission: WaitingForQuota, WaitingForNode*, ...
     suspended: bool
+    waiting_message: str = ""  # replaces the waiting reason's usual message when set
+    trouble: Trouble | None = None  # a chunk pod that cannot be made, placed or started, now
+    last_failure: dict[str, Any] | None = None  # the latest failed attempt: chunk, attempt, reason, message, time
     backoff: int = 0  # chunks waiting out a retry backoff
     generation: int | None = None
     extra_message: str = ""
@@ -96,29 +101,48 @@ def set_condition(conditions: list[dict[str, Any]], kind: str, status: bool, rea
     return result
 
 
+def _last_failure(facts: Facts) -> str:
+    failure = facts.last_failure
+    if not failure:
+        return ""
+    return (f"; last failure: chunk {failure.get('chunk')} attempt {failure.get('attempt')}, "
+            f"{failure.get('reason')}: {failure.get('message', '')}")
+
+
 def phase_and_reason(facts: Facts) -> tuple[str, str | None, str]:
+    """One actionable reason: a named pod trouble (WorkerOOMKilled, WorkerImageUnavailable, ...) wins
+    over the generic Backoff and ChunksFailed, so the status says what to fix."""
     finished = len(facts.done) + len(facts.failed)
+    failure_reason = (facts.last_failure or {}).get("reason")
     if facts.total and finished >= facts.total:
+        if not facts.done:  # nothing to finalize: the chunks' failure is the news
+            return ("Failed", failure_reason or CHUNKS_FAILED,
+                    f"all {facts.total} chunks failed for good{_last_failure(facts)}")
         if facts.finalize_state == "failed":
             return "Failed", FINALIZE_FAILED, facts.finalize_message
         if facts.finalize_state != "succeeded":
             return "Running", FINALIZING, facts.finalize_message or "every chunk settled; the dataset is being finalized"
         if facts.failed:
-            return "Failed", "ChunksFailed", f"{len(facts.failed)} of {facts.total} chunks failed for good"
+            return ("Failed", failure_reason or CHUNKS_FAILED,
+                    f"{len(facts.failed)} of {facts.total} chunks failed for good{_last_failure(facts)}")
         return "Succeeded", None, f"all {facts.total} chunks succeeded"
     if facts.suspended and facts.running == 0:
         return "Suspended", SUSPENDED, "spec.suspend is true; set it to false to resume"
+    if facts.running > 0 and facts.trouble is not None:
+        return "Running", facts.trouble.reason, f"{facts.running} chunks running; {facts.trouble.message}"
     if facts.running > 0:
-        return "Running", None, f"{facts.running} chunks running"
+        waiting = f"; {facts.backoff} wait out a retry backoff{_last_failure(facts)}" if facts.backoff else ""
+        return "Running", None, f"{facts.running} chunks running{waiting}"
     if facts.backoff and facts.backoff >= facts.total - finished:
-        return "Queued", BACKOFF, f"{facts.backoff} chunks wait out a retry backoff"
+        return ("Queued", failure_reason or BACKOFF,
+                f"{facts.backoff} chunks wait out a retry backoff{_last_failure(facts)}")
     reason = facts.waiting_reason
     messages = {
         "WaitingForQuota": "the cluster's concurrent chunk quota is in use",
         "WaitingForNodeDisk": "nodes report too little free disk for another chunk",
         "WaitingForNodeMemory": "nodes report too little available memory for another chunk",
     }
-    return "Queued", reason, messages.get(reason or "", "waiting for admission")
+    return "Queued", reason, facts.waiting_message or messages.get(reason or "", "waiting for admission")
 
 
 def build_status(facts: Facts, now: str | None = None) -> dict[str, Any]:
@@ -161,6 +185,7 @@ def build_status(facts: Facts, now: str | None = None) -> dict[str, Any]:
         "completionTime": facts.completion_time or (now if phase in ("Succeeded", "Failed") else None),
         "observedGeneration": facts.generation,
         "output": {"location": facts.location, "format": facts.format, **facts.outputs},
+        "lastFailure": facts.last_failure,
     }
     return status
 

@@ -5,6 +5,7 @@ its data) and has it rebuilt from the spec and the status, the record of what fi
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from typing import Any
@@ -16,7 +17,7 @@ from chunk_worker.contract import COUNTERS, ChunkField
 from dataset_operator import finalizing, jobs, metrics, status
 from dataset_operator.finalizing import Finalizer
 from dataset_operator.planner import Planner
-from dataset_operator.queue import ChunkQueue, split_chunk_id
+from dataset_operator.queue import LAST_FAILURE, ChunkQueue, split_chunk_id
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.scheduler import Scheduler
 from dataset_operator.settings import OperatorSettings
@@ -33,6 +34,16 @@ def _int_map(raw: dict[Any, Any]) -> dict[str, int]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+def _last_failure(raw: dict[Any, Any]) -> dict[str, Any] | None:
+    value = raw.get(LAST_FAILURE) or raw.get(LAST_FAILURE.encode())
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
 
 
 class StatusWriter:
@@ -95,11 +106,12 @@ class StatusWriter:
         done = {int(v) for v in results[0]}
         failed = {int(v) for v in results[1]}
         settled = _int_map(results[2])
+        last_failure = _last_failure(results[2])
         counters = Counter({name: settled.get(name, 0) for name in COUNTERS})
         for values in results[3:]:
             counters.update({name: int(value or 0) for name, value in zip(COUNTERS, values)})
         finalize = None
-        if len(done) + len(failed) >= plan.chunk_count:
+        if done and len(done) + len(failed) >= plan.chunk_count:
             finalize = await self.finalizer.step(ref, plan)
         facts = status.Facts(
             total=plan.chunk_count,
@@ -109,6 +121,9 @@ class StatusWriter:
             counters=dict(counters),
             queue_position=ranks.get(ref.uid),
             waiting_reason=ref.waiting_reason,
+            waiting_message=ref.waiting_message,
+            trouble=ref.trouble,
+            last_failure=last_failure,
             suspended=ref.suspended,
             backoff=backoff.get(ref.uid, 0),
             generation=ref.generation,

@@ -33,5 +33,9 @@ def test_every_manifest_reason_is_in_the_readme():
 def test_every_status_reason_the_operator_sets_is_in_the_readme():
     from dataset_operator import status
 
-    for reason in (status.SUSPENDED, status.BACKOFF, status.INVALID_SPEC, status.FINALIZING, status.FINALIZE_FAILED):
+    from dataset_operator import pod_trouble
+
+    reasons = (status.SUSPENDED, status.BACKOFF, status.INVALID_SPEC, status.FINALIZING, status.FINALIZE_FAILED,
+               status.CHUNKS_FAILED, *pod_trouble.STUCK_REASONS, *pod_trouble.ENDED_REASONS)
+    for reason in reasons:
         assert f"`{reason}`" in README, reason

@@ -2,6 +2,7 @@
 
 import random
 
+from dataset_operator.pod_trouble import Trouble
 from dataset_operator.status import (
     Facts,
     build_status,
@@ -122,3 +123,42 @@ def test_output_names_the_index_and_card_once_finalized():
     status = build_status(facts(done={0, 1, 2, 3}, finalize_state="succeeded", location="file:///d",
                                 format="webdataset", outputs=outputs), T1)
     assert status["output"] == {"location": "file:///d", "format": "webdataset", **outputs}
+
+
+OOM = {"chunk": 2, "attempt": 1, "reason": "WorkerOOMKilled", "time": T1,
+       "message": "pod x: the worker was killed at its memory limit of 64Mi (exit 137)"}
+
+
+def test_backoff_after_a_named_failure_says_that_failure():
+    status = build_status(facts(done={0, 1}, backoff=2, last_failure=OOM), T1)
+    assert (status["phase"], status["reason"]) == ("Queued", "WorkerOOMKilled")
+    assert "chunk 2 attempt 1" in status["message"] and "64Mi" in status["message"]
+    assert status["lastFailure"] == OOM
+
+
+def test_chunks_failed_for_good_name_the_last_failure():
+    status = build_status(facts(done={0, 1, 3}, failed={2}, finalize_state="succeeded", last_failure=OOM), T1)
+    assert (status["phase"], status["reason"]) == ("Failed", "WorkerOOMKilled")
+    assert condition(status, "Failed")["reason"] == "WorkerOOMKilled"
+    assert status["message"].startswith("1 of 4 chunks failed for good; last failure: chunk 2")
+
+
+def test_running_job_with_a_stuck_pod_names_the_trouble():
+    stuck = Trouble("WorkerImageUnavailable", "pod p: image '127.0.0.1:1/w:0' cannot be pulled (ImagePullBackOff)")
+    status = build_status(facts(running=1, trouble=stuck), T1)
+    assert (status["phase"], status["reason"]) == ("Running", "WorkerImageUnavailable")
+    assert "127.0.0.1:1/w:0" in status["message"]
+
+
+def test_a_waiting_message_replaces_the_reasons_usual_one():
+    status = build_status(facts(waiting_reason="WorkerServiceAccountMissing",
+                                waiting_message='ServiceAccount "pixcrawler-worker" not found'), T1)
+    assert (status["phase"], status["reason"]) == ("Queued", "WorkerServiceAccountMissing")
+    assert status["message"] == 'ServiceAccount "pixcrawler-worker" not found'
+    assert status["lastFailure"] is None
+
+
+def test_a_job_whose_every_chunk_failed_ends_failed_without_finalizing():
+    status = build_status(facts(total=2, failed={0, 1}, last_failure=OOM), T1)
+    assert (status["phase"], status["reason"]) == ("Failed", "WorkerOOMKilled")
+    assert status["message"].startswith("all 2 chunks failed for good")

@@ -1,0 +1,157 @@
+"""How a chunk attempt ends, as the leader sees it: a finished Job is settled (done, retried after a
+backoff, or failed for good); a Job whose pod cannot be made, placed or started is named, and given
+up after a grace period so it stops holding a quota slot; a Job that vanished is settled from what
+its worker recorded. Every failed attempt is recorded with the reason the pods give
+(`WorkerOOMKilled`, `WorkerImageUnavailable`, ...), which the status shows."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from chunk_worker.contract import ChunkField, ChunkState
+from dataset_operator import completion, jobs, metrics, pod_trouble
+from dataset_operator.pod_inspector import PodInspector
+from dataset_operator.pod_trouble import Trouble
+from dataset_operator.queue import ChunkQueue, split_chunk_id, text
+from dataset_operator.registry import JobRef, Registry
+from dataset_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+
+class ChunkOutcomes:
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient,
+                 registry: Registry) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.batch = client.BatchV1Api(api)
+        self.registry = registry
+        self.inspector = PodInspector(api)
+
+    def max_attempts(self, ref: JobRef) -> int:
+        return (ref.spec.get("retries") or {}).get("maxAttempts", 3)
+
+    async def settle_finished(self, finished: list[dict[str, Any]]) -> None:
+        """Finished Jobs stay listed until their TTL, so most are settled already: their records are
+        read in one round trip and only the unsettled ones cost more."""
+        owned = [(job, *jobs.chunk_of(job)) for job in finished if jobs.chunk_of(job)[0] is not None]
+        async with self.queue.client.pipeline(transaction=False) as pipe:
+            for _, member, _ in owned:
+                pipe.hmget(self.queue.keys.chunk(member), [ChunkField.STATE, ChunkField.ATTEMPT, ChunkField.STARTED_AT])
+            records = await pipe.execute() if owned else []
+        for (job, member, attempt), record in zip(owned, records):
+            state, recorded_attempt, started = [text(value) for value in record]
+            if state in (ChunkState.SUCCEEDED.value, ChunkState.FAILED.value, ChunkState.QUEUED.value):
+                continue
+            if recorded_attempt is not None and int(recorded_attempt) != attempt:
+                continue  # a Job of an older attempt, already dealt with
+            uid, _ = split_chunk_id(member)
+            ref = self.registry.jobs.get(uid)
+            if ref is None or ref.deleting:
+                continue  # deleted (settling would recreate its keys) or not seen yet since a restart
+            outcome = completion.classify(job)
+            if outcome == "active":
+                continue
+            if outcome == "failed_permanent" and started is None:
+                # Exit 2 before the worker recorded its start: it found no chunk record (Redis lost it),
+                # which says nothing about the spec. Retry.
+                outcome = "failed"
+            if recorded_attempt is None:  # the record was lost: the next claim must not reuse this Job's name
+                await self.queue.client.hsetnx(self.queue.keys.chunk(member), ChunkField.ATTEMPT, attempt)
+            if outcome == "succeeded":
+                if await self.queue.settle(member, ChunkState.SUCCEEDED):
+                    metrics.CHUNKS_FINISHED.labels(result="succeeded").inc()
+                    await self.count_images(member)
+                continue
+            await self.fail_attempt(member, attempt, outcome, await self.inspector.ended(job), ref)
+
+    async def fail_attempt(self, member: str, attempt: int, outcome: completion.Outcome, trouble: Trouble,
+                           ref: JobRef) -> None:
+        """One failed attempt: retried after a backoff while attempts remain, else failed for good."""
+        decision = completion.next_step(outcome, attempt, self.max_attempts(ref), self.settings.retry_base_seconds,
+                                        self.settings.retry_max_seconds)
+        if decision.step == "fail":
+            if await self.queue.settle(member, ChunkState.FAILED):
+                metrics.CHUNKS_FINISHED.labels(result="failed").inc()
+                await self.count_images(member)
+                await self.queue.record_failure(member, attempt, trouble.reason, trouble.message)
+                log.warning("chunk failed for good", extra={"fields": {
+                    "chunk": member, "attempt": attempt, "reason": trouble.reason, "why": trouble.message}})
+        elif decision.step == "retry":
+            if await self.queue.retry_later(member, time.time() + decision.delay, trouble.describe()):
+                metrics.CHUNKS_FINISHED.labels(result="retried").inc()
+                await self.queue.record_failure(member, attempt, trouble.reason, trouble.message)
+                log.info("chunk attempt failed; retrying", extra={"fields": {
+                    "chunk": member, "attempt": attempt, "reason": trouble.reason, "why": trouble.message}})
+
+    async def watch_stuck(self, active: dict[str, dict[str, Any]]) -> dict[str, Trouble]:
+        """Names the trouble of every active Job whose pod cannot run (chunk id -> trouble) and gives
+        up those that have had it for longer than their grace: deleted, the attempt failed."""
+        now = time.time()
+        by_name = {job["metadata"]["name"]: member for member, job in active.items()}
+        troubles = await self.inspector.stuck(active.values(), now)
+        found = {}
+        for name, trouble in troubles.items():
+            member = by_name[name]
+            found[member] = trouble
+            grace = (self.settings.unschedulable_grace_seconds if trouble.reason == pod_trouble.UNSCHEDULABLE
+                     else self.settings.stuck_pod_grace_seconds)
+            ref = self.registry.jobs.get(split_chunk_id(member)[0])
+            if ref is None or ref.deleting or not pod_trouble.gives_up(trouble, now, grace):
+                continue
+            job = active[member]
+            if not await self._delete(job):
+                continue
+            log.warning("gave up a chunk Job whose pod cannot run", extra={"fields": {
+                "chunk": member, "job": name, "reason": trouble.reason, "why": trouble.message}})
+            _, attempt = jobs.chunk_of(job)
+            given_up = Trouble(trouble.reason, f"{trouble.message} (given up after {grace:.0f}s)", trouble.since)
+            await self.fail_attempt(member, attempt, "failed", given_up, ref)
+        return found
+
+    async def _delete(self, job: dict[str, Any]) -> bool:
+        meta = job["metadata"]
+        try:
+            await self.batch.delete_namespaced_job(meta["name"], meta["namespace"], propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("could not delete stuck Job %s: %s %s", meta["name"], exc.status, exc.reason)
+                return False
+        return True
+
+    async def recover_orphans(self, listed: set[str]) -> None:
+        """A chunk marked admitted or running whose Job is gone without being seen to finish (deleted by
+        hand, or removed by its TTL while no operator ran) is settled from what its worker recorded:
+        `outcome` done means it succeeded; anything else is retried like a failure."""
+        for uid, ref in list(self.registry.jobs.items()):
+            if ref.deleting:
+                continue
+            async for key in self.queue.client.scan_iter(match=self.queue.keys.chunk_pattern(uid), count=1000):
+                key = text(key)
+                member = key.removeprefix(self.queue.keys.chunk(""))
+                if member in listed:
+                    continue
+                state, outcome, attempt = [text(value) for value in await self.queue.client.hmget(
+                    key, [ChunkField.STATE, ChunkField.OUTCOME, ChunkField.ATTEMPT])]
+                if state not in (ChunkState.ADMITTED.value, ChunkState.RUNNING.value):
+                    continue
+                if outcome == "done":
+                    await self.queue.settle(member, ChunkState.SUCCEEDED)
+                    continue
+                if int(attempt or 1) >= self.max_attempts(ref):
+                    await self.queue.settle(member, ChunkState.FAILED)
+                else:
+                    await self.queue.retry_later(member, time.time(), "its Job disappeared before it finished")
+                log.warning("recovered a chunk whose Job disappeared", extra={"fields": {"chunk": member}})
+
+    async def count_images(self, member: str) -> None:
+        names = ("uploaded", "rejected", "failed", "duplicates")
+        values = await self.queue.client.hmget(self.queue.keys.chunk(member), [ChunkField.counter(n) for n in names])
+        for name, value in zip(names, values):
+            if value:
+                metrics.IMAGES.labels(status=name).inc(int(value))

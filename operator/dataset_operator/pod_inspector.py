@@ -1,0 +1,98 @@
+"""Reads the pods and events of chunk Jobs that are not running as they should, for pod_trouble to
+name. Only Jobs without a ready pod are looked at, and then with one list per namespace, so a cycle
+of healthy running chunks costs no extra call."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any, Iterable
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from dataset_operator import pod_trouble
+from dataset_operator.pod_trouble import Trouble
+
+log = logging.getLogger(__name__)
+
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+SETTLING_SECONDS = 2.0  # a pod younger than this is still being made: not worth a list
+
+
+def _meta(job: dict[str, Any]) -> dict[str, Any]:
+    return job.get("metadata") or {}
+
+
+def needs_a_look(job: dict[str, Any], now: float) -> bool:
+    status = job.get("status") or {}
+    created = pod_trouble.timestamp(_meta(job).get("creationTimestamp")) or now
+    return not status.get("ready") and now - created >= SETTLING_SECONDS
+
+
+class PodInspector:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.warned: set[str] = set()
+
+    async def stuck(self, active: Iterable[dict[str, Any]], now: float) -> dict[str, Trouble]:
+        """Job name -> trouble, for the active Jobs whose pod cannot be made, placed or started."""
+        by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for job in active:
+            if needs_a_look(job, now):
+                by_namespace[_meta(job).get("namespace", "")].append(job)
+        found: dict[str, Trouble] = {}
+        for namespace, candidates in by_namespace.items():
+            names = {_meta(job)["name"] for job in candidates}
+            pods = await self._pods(namespace, names)
+            events = await self._refusals(namespace, {name for name in names if not pods.get(name)})
+            for job in candidates:
+                name = _meta(job)["name"]
+                trouble = pod_trouble.stuck(pods.get(name, []), events.get(name, []),
+                                            pod_trouble.timestamp(_meta(job).get("creationTimestamp")))
+                if trouble is not None:
+                    found[name] = trouble
+        return found
+
+    async def ended(self, job: dict[str, Any]) -> Trouble:
+        """Why a finished, failed Job failed (its pods are kept until the Job's TTL)."""
+        namespace, name = _meta(job).get("namespace", ""), _meta(job).get("name", "")
+        pods = await self._pods(namespace, {name}, selector=f"{JOB_NAME_LABEL}={name}")
+        return pod_trouble.ended(job, pods.get(name, []))
+
+    async def _pods(self, namespace: str, names: set[str], selector: str | None = None
+                    ) -> dict[str, list[dict[str, Any]]]:
+        if not names:
+            return {}
+        label_selector = selector or f"{JOB_NAME_LABEL} in ({','.join(sorted(names))})"
+        body = await self._list(self.core.list_namespaced_pod, namespace, label_selector=label_selector)
+        pods: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for pod in body:
+            owner = (_meta(pod).get("labels") or {}).get(JOB_NAME_LABEL)
+            if owner in names:
+                pods[owner].append(pod)
+        return pods
+
+    async def _refusals(self, namespace: str, names: set[str]) -> dict[str, list[dict[str, Any]]]:
+        """The Job controller's FailedCreate events: all a Job that cannot make a pod says about it."""
+        if not names:
+            return {}
+        body = await self._list(self.core.list_namespaced_event, namespace,
+                                field_selector="involvedObject.kind=Job,reason=FailedCreate")
+        events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for event in body:
+            name = (event.get("involvedObject") or {}).get("name")
+            if name in names:
+                events[name].append(event)
+        return events
+
+    async def _list(self, call: Any, namespace: str, **params: str) -> list[dict[str, Any]]:
+        try:
+            response = await call(namespace, _preload_content=False, **params)
+            return (await response.json()).get("items", [])
+        except ApiException as exc:
+            key = f"{call.__name__}:{namespace}:{exc.status}"
+            if key not in self.warned:  # an RBAC gap is worth one line, not one per cycle
+                self.warned.add(key)
+                log.warning("cannot inspect chunk pods: %s %s %s", call.__name__, exc.status, exc.reason)
+            return []

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PIXCRAWLER_CACHE ?= $(HOME)/.cache/pixcrawler-operator
 
-.PHONY: demo demo-worker test deps venv system node-deps azurite control-plane node-images cluster-up cluster-down bench kind-e2e clean
+.PHONY: demo demo-worker test deps venv system node-deps azurite prometheus control-plane node-images cluster-up cluster-down bench kind-e2e clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ node-deps:
 azurite:
 	bash hack/install-azurite.sh
 
+prometheus:
+	bash hack/install-prometheus.sh
+
 control-plane:
 	bash hack/control-plane.sh build
 
@@ -30,7 +33,7 @@ control-plane:
 node-images: node-deps
 	bash hack/node-images.sh build
 
-deps: venv system azurite node-deps
+deps: venv system azurite prometheus node-deps
 
 test: deps control-plane node-images
 	$(PY) -m pytest

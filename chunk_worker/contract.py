@@ -225,8 +225,30 @@ class Reason(str, enum.Enum):
     TOO_LARGE_TO_DECODE = "too_large_to_decode"  # decoding would need more than the worker's whole memory budget
 
 
+REASON_VALUES = frozenset(reason.value for reason in Reason)
+
+
 def http_reason(status: int) -> str:
     return f"http_{status}"
+
+
+HTTP_CLASSES = ("http_4xx", "http_5xx", "http_other")
+
+
+def metric_reason(reason: str) -> str:
+    """A reason as a metric label: the Reason values, with HTTP statuses folded into their class
+    (`http_4xx`, `http_5xx`, `http_other`), so the label set stays bounded."""
+    if reason in HTTP_CLASSES:
+        return reason
+    if reason.startswith("http_"):
+        code = reason.removeprefix("http_")
+        return f"http_{code[0]}xx" if len(code) == 3 and code[0] in "45" and code.isdigit() else "http_other"
+    return reason if reason in REASON_VALUES else "other"
+
+
+def metric_reasons() -> list[str]:
+    """Every value `metric_reason` can give."""
+    return sorted({*REASON_VALUES, *HTTP_CLASSES, "other"})
 
 
 class ManifestLine(BaseModel):
@@ -424,6 +446,13 @@ class ChunkField:
     MANIFEST = "manifest"
     POD = "pod"
 
+    REASON_PREFIX = "r_"
+
     @staticmethod
     def counter(name: str) -> str:
         return f"n_{name}"
+
+    @staticmethod
+    def reason_counter(reason: str) -> str:
+        """Items not stored, by `metric_reason`: bounded, so the operator can export it as a label."""
+        return f"{ChunkField.REASON_PREFIX}{metric_reason(reason)}"

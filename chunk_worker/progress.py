@@ -9,7 +9,7 @@ from typing import Protocol
 
 import redis
 
-from chunk_worker.contract import COUNTERS, ChunkField, ChunkState, ManifestLine
+from chunk_worker.contract import COUNTERS, ChunkField, ChunkState, ManifestLine, metric_reasons
 from chunk_worker.errors import ProgressUnavailable
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,13 @@ class Tally:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter({name: 0 for name in COUNTERS})
+        self.reasons: Counter[str] = Counter()  # items not stored, by ChunkField.reason_counter
 
     def add(self, line: ManifestLine) -> None:
         for name, value in counts_for(line).items():
             self.counts[name] += value
+        if line.status != "ok" and line.reason:
+            self.reasons[ChunkField.reason_counter(line.reason)] += 1
 
 
 class RedisProgress:
@@ -60,6 +63,10 @@ class RedisProgress:
         self._last_flush = 0.0
 
     def started(self, total: int) -> None:
+        try:  # an earlier attempt's reason counts must not add to this one's
+            self.client.hdel(self.chunk_key, *(ChunkField.reason_counter(r) for r in metric_reasons()))
+        except redis.RedisError as exc:
+            raise ProgressUnavailable(f"cannot record progress in Redis: {exc}") from exc
         self._write(
             {
                 ChunkField.STATE: ChunkState.RUNNING.value,
@@ -90,7 +97,8 @@ class RedisProgress:
         )
 
     def _counter_fields(self) -> dict[str, int]:
-        return {ChunkField.counter(name): int(value) for name, value in self.tally.counts.items()}
+        return {**{ChunkField.counter(name): int(value) for name, value in self.tally.counts.items()},
+                **self.tally.reasons}
 
     def _write(self, mapping: dict[str, object], required: bool) -> None:
         try:

@@ -1,13 +1,17 @@
-"""Real local services on free ports: redis-server and Azurite, for tests, the demo and benchmarks. Each
+"""Real local services on free ports: redis-server, Azurite and Prometheus, for tests, the demo and benchmarks. Each
 listens on loopback unless given another address of this machine (the local node's, for its pods), keeps
 its log in its work dir and is stopped by `stop()` (or the with-block)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 from pinned import cache_dir, versions
 from ports import free_port, wait_for_port
@@ -118,3 +122,51 @@ class Azurite(Service):
     def connection_string(self) -> str:
         return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
                 f"BlobEndpoint={self.blob_endpoint};")
+
+
+def prometheus_binary(name: str = "prometheus") -> Path:
+    """`prometheus` or `promtool` as hack/install-prometheus.sh unpacked them from Debian's package."""
+    found = sorted(cache_dir().glob(f"prometheus-*/{name}"))
+    if not found:
+        raise ServiceFailed(f"{name} is not installed under {cache_dir()}/prometheus-*: run `make prometheus`")
+    return found[-1]
+
+
+class Prometheus(Service):
+    """A Prometheus server with the given config (its `rule_files` included), its TSDB in the work dir, and
+    the HTTP API calls the tests make."""
+
+    name = "prometheus"
+
+    def __init__(self, config: dict[str, Any], workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.config = config
+
+    def command(self) -> list[str]:
+        config_file = self.workdir / "prometheus.yml"
+        config_file.write_text(json.dumps(self.config, indent=2))  # JSON is YAML
+        return [str(prometheus_binary()), f"--config.file={config_file}",
+                f"--storage.tsdb.path={self.workdir / 'data'}", f"--web.listen-address={self.host}:{self.port}",
+                "--log.level=warn"]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def api(self, path: str, **params: Any) -> Any:
+        """`/api/v1/<path>`'s `data`; a query Prometheus refuses raises ValueError with its error."""
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=30) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:
+            body = json.load(exc)
+        if body.get("status") != "success":
+            raise ValueError(f"{body.get('errorType')}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        return self.api("query", query=expr, time=at)["result"]
+
+    def query_range(self, expr: str, start: float, end: float, step: float = 1.0) -> list[dict[str, Any]]:
+        return self.api("query_range", query=expr, start=start, end=end, step=step)["result"]

@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from chunk_worker.contract import ChunkField, ChunkState
+from chunk_worker.contract import ChunkField, ChunkState, metric_reasons
 from dataset_operator import completion, jobs, metrics, pod_trouble
 from dataset_operator.pod_inspector import PodInspector
 from dataset_operator.pod_trouble import Trouble
@@ -79,15 +79,19 @@ class ChunkOutcomes:
             if await self.queue.settle(member, ChunkState.FAILED):
                 metrics.CHUNKS_FINISHED.labels(result="failed").inc()
                 await self.count_images(member)
-                await self.queue.record_failure(member, attempt, trouble.reason, trouble.message)
+                await self.record_failure(member, attempt, trouble)
                 log.warning("chunk failed for good", extra={"fields": {
                     "chunk": member, "attempt": attempt, "reason": trouble.reason, "why": trouble.message}})
         elif decision.step == "retry":
             if await self.queue.retry_later(member, time.time() + decision.delay, trouble.describe()):
                 metrics.CHUNKS_FINISHED.labels(result="retried").inc()
-                await self.queue.record_failure(member, attempt, trouble.reason, trouble.message)
+                await self.record_failure(member, attempt, trouble)
                 log.info("chunk attempt failed; retrying", extra={"fields": {
                     "chunk": member, "attempt": attempt, "reason": trouble.reason, "why": trouble.message}})
+
+    async def record_failure(self, member: str, attempt: int, trouble: Trouble) -> None:
+        metrics.CHUNK_ATTEMPTS_FAILED.labels(reason=trouble.reason).inc()
+        await self.queue.record_failure(member, attempt, trouble.reason, trouble.message)
 
     async def watch_stuck(self, active: dict[str, dict[str, Any]]) -> dict[str, Trouble]:
         """Names the trouble of every active Job whose pod cannot run (chunk id -> trouble) and gives
@@ -151,7 +155,12 @@ class ChunkOutcomes:
 
     async def count_images(self, member: str) -> None:
         names = ("uploaded", "rejected", "failed", "duplicates")
-        values = await self.queue.client.hmget(self.queue.keys.chunk(member), [ChunkField.counter(n) for n in names])
+        reasons = metric_reasons()
+        fields = [ChunkField.counter(n) for n in names] + [ChunkField.reason_counter(r) for r in reasons]
+        values = await self.queue.client.hmget(self.queue.keys.chunk(member), fields)
         for name, value in zip(names, values):
             if value:
                 metrics.IMAGES.labels(status=name).inc(int(value))
+        for reason, value in zip(reasons, values[len(names):]):
+            if value:
+                metrics.IMAGES_NOT_STORED.labels(reason=reason).inc(int(value))

@@ -165,8 +165,12 @@ nodeAgent:
             custom = client.CustomObjectsApi(api)
             for item in custom.list_namespaced_custom_object("pixcrawler.io", "v1alpha1", namespace,
                                                              "datasetjobs")["items"]:
-                custom.delete_namespaced_custom_object("pixcrawler.io", "v1alpha1", namespace, "datasetjobs",
-                                                       item["metadata"]["name"])
+                try:
+                    custom.delete_namespaced_custom_object("pixcrawler.io", "v1alpha1", namespace, "datasetjobs",
+                                                           item["metadata"]["name"])
+                except client.ApiException as exc:
+                    if exc.status != 404:  # 404: it finished deleting since the list
+                        raise
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and custom.list_namespaced_custom_object(
                     "pixcrawler.io", "v1alpha1", namespace, "datasetjobs")["items"]:

@@ -137,7 +137,13 @@ async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
     try:
         epoch = await elector.acquire()
         metrics.LEADER.set(1)
-        await wait_for_redis(queue, epoch)
+        lease = asyncio.create_task(elector.hold(), name="lease")  # renewing from the first moment of the term
+        tasks = [lease]
+        redis_ready = asyncio.create_task(wait_for_redis(queue, epoch), name="redis")
+        await asyncio.wait([redis_ready, lease], return_when=asyncio.FIRST_COMPLETED)
+        if not redis_ready.done():
+            redis_ready.cancel()
+            raise lease.exception() or LeadershipLost("the lease task ended")
         jobs_registry = Registry()
         scheduler = Scheduler(settings, queue, api, jobs_registry, epoch)
         planner = Planner(settings, queue)
@@ -149,8 +155,8 @@ async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
             clusterwide=not settings.namespace, namespaces=[settings.namespace] if settings.namespace else (),
             standalone=True, stop_flag=stop,
         )
-        tasks = [asyncio.create_task(operator, name="kopf"), asyncio.create_task(scheduler.run(), name="scheduler"),
-                 asyncio.create_task(writer.run(), name="status"), asyncio.create_task(elector.hold(), name="lease")]
+        tasks += [asyncio.create_task(operator, name="kopf"), asyncio.create_task(scheduler.run(), name="scheduler"),
+                  asyncio.create_task(writer.run(), name="status")]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task.exception():

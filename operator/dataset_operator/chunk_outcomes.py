@@ -45,30 +45,37 @@ class ChunkOutcomes:
                 pipe.hmget(self.queue.keys.chunk(member), [ChunkField.STATE, ChunkField.ATTEMPT, ChunkField.STARTED_AT])
             records = await pipe.execute() if owned else []
         for (job, member, attempt), record in zip(owned, records):
-            state, recorded_attempt, started = [text(value) for value in record]
-            if state in (ChunkState.SUCCEEDED.value, ChunkState.FAILED.value, ChunkState.QUEUED.value):
-                continue
-            if recorded_attempt is not None and int(recorded_attempt) != attempt:
-                continue  # a Job of an older attempt, already dealt with
-            uid, _ = split_chunk_id(member)
-            ref = self.registry.jobs.get(uid)
-            if ref is None or ref.deleting:
-                continue  # deleted (settling would recreate its keys) or not seen yet since a restart
-            outcome = completion.classify(job)
-            if outcome == "active":
-                continue
-            if outcome == "failed_permanent" and started is None:
-                # Exit 2 before the worker recorded its start: it found no chunk record (Redis lost it),
-                # which says nothing about the spec. Retry.
-                outcome = "failed"
-            if recorded_attempt is None:  # the record was lost: the next claim must not reuse this Job's name
-                await self.queue.client.hsetnx(self.queue.keys.chunk(member), ChunkField.ATTEMPT, attempt)
-            if outcome == "succeeded":
-                if await self.queue.settle(member, ChunkState.SUCCEEDED):
-                    metrics.CHUNKS_FINISHED.labels(result="succeeded").inc()
-                    await self.count_images(member)
-                continue
-            await self.fail_attempt(member, attempt, outcome, await self.inspector.ended(job), ref)
+            try:
+                await self.settle_one(job, member, attempt, record)
+            except Exception:  # one chunk's trouble must not keep the others unsettled
+                metrics.JOB_ERRORS.labels(loop="settle").inc()
+                log.exception("could not settle chunk %s", member)
+
+    async def settle_one(self, job: dict[str, Any], member: str, attempt: int, record: list[Any]) -> None:
+        state, recorded_attempt, started = [text(value) for value in record]
+        if state in (ChunkState.SUCCEEDED.value, ChunkState.FAILED.value, ChunkState.QUEUED.value):
+            return
+        if recorded_attempt is not None and int(recorded_attempt) != attempt:
+            return  # a Job of an older attempt, already dealt with
+        uid, _ = split_chunk_id(member)
+        ref = self.registry.jobs.get(uid)
+        if ref is None or ref.deleting:
+            return  # deleted (settling would recreate its keys) or not seen yet since a restart
+        outcome = completion.classify(job)
+        if outcome == "active":
+            return
+        if outcome == "failed_permanent" and started is None:
+            # Exit 2 before the worker recorded its start: it found no chunk record (Redis lost it),
+            # which says nothing about the spec. Retry.
+            outcome = "failed"
+        if recorded_attempt is None:  # the record was lost: the next claim must not reuse this Job's name
+            await self.queue.client.hsetnx(self.queue.keys.chunk(member), ChunkField.ATTEMPT, attempt)
+        if outcome == "succeeded":
+            if await self.queue.settle(member, ChunkState.SUCCEEDED):
+                metrics.CHUNKS_FINISHED.labels(result="succeeded").inc()
+                await self.count_images(member)
+            return
+        await self.fail_attempt(member, attempt, outcome, await self.inspector.ended(job), ref)
 
     async def fail_attempt(self, member: str, attempt: int, outcome: completion.Outcome, trouble: Trouble,
                            ref: JobRef) -> None:

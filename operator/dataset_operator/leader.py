@@ -148,28 +148,33 @@ class LeaderElector:
             await asyncio.sleep(wait)
 
     async def hold(self) -> None:
-        """Renews every retry period; raises LeadershipLost when renewals fail for the renew deadline,
-        or when another identity holds the lease."""
+        """Renews every retry period; raises LeadershipLost when no renewal has succeeded for the renew
+        deadline (a renewal that hangs is cut off at the deadline, which is shorter than the lease, so
+        this leader stops before another can start), or when another identity holds the lease."""
         last_renewal = time.monotonic()
         while True:
             await asyncio.sleep(self.retry)
+            left = self.renew_deadline - (time.monotonic() - last_renewal)
             try:
-                lease = await self._read()
-                if lease is None or view_of(lease).holder != self.identity:
-                    raise LeadershipLost("the lease is held by another identity")
-                view = view_of(lease)
-                body = self._body(view.transitions, time.time(), view.resource_version)
-                body["spec"]["acquireTime"] = (lease.get("spec") or {}).get("acquireTime") or body["spec"]["acquireTime"]
-                await self.coordination.replace_namespaced_lease(self.name, self.namespace, body)
+                await asyncio.wait_for(self._renew(), timeout=max(left, 0.001))
                 last_renewal = time.monotonic()
             except LeadershipLost:
                 self.is_leader = False
                 raise
-            except Exception as exc:
-                log.warning("lease renewal failed: %s", exc)
-                if time.monotonic() - last_renewal > self.renew_deadline:
+            except Exception as exc:  # asyncio.TimeoutError included: a hung call counts as failed
+                log.warning("lease renewal failed: %s", exc or type(exc).__name__)
+                if time.monotonic() - last_renewal >= self.renew_deadline:
                     self.is_leader = False
                     raise LeadershipLost(f"no renewal for {self.renew_deadline:.0f}s") from exc
+
+    async def _renew(self) -> None:
+        lease = await self._read()
+        if lease is None or view_of(lease).holder != self.identity:
+            raise LeadershipLost("the lease is held by another identity")
+        view = view_of(lease)
+        body = self._body(view.transitions, time.time(), view.resource_version)
+        body["spec"]["acquireTime"] = (lease.get("spec") or {}).get("acquireTime") or body["spec"]["acquireTime"]
+        await self.coordination.replace_namespaced_lease(self.name, self.namespace, body)
 
     async def release(self) -> None:
         """On a clean shutdown, hand over at once instead of making the standby wait out the lease."""

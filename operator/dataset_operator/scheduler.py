@@ -164,8 +164,9 @@ class Scheduler:
                 await self.batch.read_namespaced_job(name, ref.namespace)
                 continue  # it exists after all; the next list will see it
             except ApiException as exc:
-                if exc.status != 404:
-                    raise
+                if exc.status != 404:  # cannot tell now: ask again next cycle, admit the others meanwhile
+                    log.warning("cannot read Job %s/%s: %s %s", ref.namespace, name, exc.status, exc.reason)
+                    continue
             await self.release(claimed, ref.tier, ref.submitted_at)
             log.info("requeued a chunk admitted without a Job", extra={"fields": {"chunk": member}})
 

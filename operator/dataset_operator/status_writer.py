@@ -57,6 +57,7 @@ class StatusWriter:
         self.scheduler = scheduler
         self.planner = planner
         self.finalizer = Finalizer(settings, queue, api)
+        self.failing: dict[str, str] = {}  # job uid -> the error its last status update met
 
     async def run(self) -> None:
         while True:
@@ -77,10 +78,13 @@ class StatusWriter:
                 continue
             try:
                 await self.update(ref, ranks, backoff)
+                self.failing.pop(ref.uid, None)
             except ApiException as exc:
                 if exc.status != 404:
                     log.warning("status of %s not written: %s %s %s", ref.key, exc.status, exc.reason,
                                 (exc.body or "")[:500])
+            except Exception as exc:  # one job's trouble (storage, a bad rebuild) must not stop the others
+                await self.job_failed(ref, exc)
             phases[ref.status.get("phase") or "Pending"] += 1
         for phase in ("Pending", "Queued", "Running", "Succeeded", "Failed", "Suspended"):
             metrics.DATASETJOBS.labels(phase=phase).set(phases.get(phase, 0))
@@ -149,16 +153,30 @@ class StatusWriter:
         if new["phase"] != old_phase:
             await self.event(ref, new)
 
+    async def job_failed(self, ref: JobRef, exc: Exception) -> None:
+        """Logged and counted each time; a Warning event on that job once per distinct error."""
+        metrics.JOB_ERRORS.labels(loop="status").inc()
+        message = f"{type(exc).__name__}: {exc}"[:1000]
+        log.error("status of %s not updated", ref.key, exc_info=exc, extra={"fields": {"job": ref.key}})
+        if self.failing.get(ref.uid) == message:
+            return
+        self.failing[ref.uid] = message
+        await self.post_event(ref, "StatusUpdateFailed", f"the operator cannot update this job's status: {message}",
+                              "Warning")
+
     async def event(self, ref: JobRef, new: dict[str, Any]) -> None:
         """One event per phase transition: rare by construction, so no further rate limit is needed."""
         kind = "Warning" if new["phase"] == "Failed" else "Normal"
+        await self.post_event(ref, new.get("reason") or new["phase"], f"{new['phase']}: {new.get('message', '')}", kind)
+
+    async def post_event(self, ref: JobRef, reason: str, message: str, kind: str) -> None:
         now = status.now_iso()
         body = {
             "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
             "involvedObject": {"apiVersion": f"{jobs.GROUP}/{jobs.VERSION}", "kind": "DatasetJob",
                                "name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
-            "reason": new.get("reason") or new["phase"],
-            "message": f"{new['phase']}: {new.get('message', '')}"[:1024],
+            "reason": reason,
+            "message": message[:1024],
             "type": kind,
             "source": {"component": jobs.MANAGED_BY},
             "firstTimestamp": now,

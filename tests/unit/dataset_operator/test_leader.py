@@ -1,8 +1,18 @@
 """The pure parts of leader election: reading a Lease and judging its expiry."""
 
+import asyncio
 from datetime import datetime, timezone
 
-from dataset_operator.leader import LeaseView, expired, seconds_until_expiry, view_of
+import pytest
+
+from dataset_operator.leader import (
+    LeaderElector,
+    LeadershipLost,
+    LeaseView,
+    expired,
+    seconds_until_expiry,
+    view_of,
+)
 
 RENEWED = datetime(2025, 6, 1, 10, 0, 0, 500000, tzinfo=timezone.utc).timestamp()
 
@@ -44,3 +54,46 @@ def test_seconds_until_expiry_counts_down_to_zero():
     view = view_of(lease())
     assert seconds_until_expiry(view, RENEWED + 5) == 10.0
     assert seconds_until_expiry(view, RENEWED + 20) == 0.0
+
+
+class HangingLeaseAPI:
+    """A coordination API whose reads answer and whose renewals never return (an API server that
+    accepted the connection and went silent)."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+
+    async def read_namespaced_lease(self, name, namespace):
+        return lease(holder=self.holder)
+
+    async def replace_namespaced_lease(self, name, namespace, body):
+        await asyncio.Event().wait()
+
+
+class Serializer:
+    @staticmethod
+    def sanitize_for_serialization(value):
+        return value
+
+
+def elector_on(api) -> LeaderElector:
+    elector = LeaderElector(Serializer(), "ns", "lease", "op-1", duration=15.0, renew_deadline=0.2, retry=0.05)
+    elector.coordination, elector.is_leader = api, True
+    return elector
+
+
+def test_a_renewal_that_hangs_loses_the_lead_at_the_renew_deadline():
+    elector = elector_on(HangingLeaseAPI("op-1"))
+
+    async def hold() -> None:  # the outer timeout only keeps a regression from hanging the suite
+        await asyncio.wait_for(elector.hold(), timeout=30)
+
+    with pytest.raises(LeadershipLost, match="no renewal"):
+        asyncio.run(hold())
+    assert not elector.is_leader
+
+
+def test_another_holder_ends_the_lead_at_once():
+    elector = elector_on(HangingLeaseAPI("op-2"))
+    with pytest.raises(LeadershipLost, match="another identity"):
+        asyncio.run(asyncio.wait_for(elector.hold(), timeout=30))

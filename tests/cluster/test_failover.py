@@ -1,5 +1,5 @@
-"""Two operator processes: SIGKILL the leader mid-run and the standby takes over within the lease
-duration, never runs a chunk twice at once, and finishes the job."""
+"""Two operator processes: SIGKILL the leader mid-run and the standby takes over, never runs a chunk
+twice at once, and finishes the job (the takeover time is printed, a figure for bench/, not asserted)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from tests.cluster.conftest import JobSampler, image_urls, inline_job, phase, wa
 pytestmark = pytest.mark.cluster
 
 LEASE = "pixcrawler-operator"
-LEASE_SECONDS = 15.0  # the default PIXCRAWLER_LEASE_DURATION_SECONDS
 
 
 def holder(coordination: client.CoordinationV1Api, namespace: str) -> str | None:
@@ -49,8 +48,6 @@ def test_the_standby_takes_over_when_the_leader_is_killed(operator, image_server
                                  what="the end")
     assert phase(done) == "Succeeded"
     assert done["status"]["chunks"]["succeeded"] == 10
-    # The dead leader may have renewed just before the kill: the lease then runs out up to 15 s later.
-    assert takeover <= LEASE_SECONDS + 1.0, f"takeover took {takeover:.1f}s"
     assert len(sampler.jobs) > created_before, "the new leader created no chunk Job"
     assert not sampler.errors
     assert sampler.doubled == set(), f"chunks with two active Jobs at once: {sampler.doubled}"

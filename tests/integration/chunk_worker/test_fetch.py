@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -87,25 +86,22 @@ def test_retry_after_as_an_http_date_is_honoured(fetcher, image_server):
     assert len(image_server.request_times("/429", client)) == 2
 
 
-def test_retry_after_beyond_the_deadline_gives_up_without_sleeping(image_server):
+def test_retry_after_beyond_the_deadline_gives_up_without_sleeping(image_server, monkeypatch):
     client = key()
+    slept: list[float] = []
+    monkeypatch.setattr("chunk_worker.fetch.time.sleep", slept.append)
     with make_fetcher(item_deadline_seconds=3.0) as fetcher:
-        started = time.monotonic()
         result = fetcher.fetch(image_server.url(f"/429?key={client}&retry_after=60"))
-        elapsed = time.monotonic() - started
     assert result.reason == "http_429" and result.status == 429
-    assert elapsed < 3.0
+    assert slept == []
     assert len(image_server.request_times("/429", client)) == 1
 
 
 @pytest.mark.parametrize("path", ["/drip", "/drip-headers"])
 def test_a_dripping_server_cannot_hold_a_fetch_past_its_deadline(image_server, path):
-    with make_fetcher(item_deadline_seconds=2.0) as fetcher:
-        started = time.monotonic()
+    with make_fetcher(item_deadline_seconds=2.0) as fetcher:  # the drip never ends: only the deadline stops it
         result = fetcher.fetch(image_server.url(path))
-        elapsed = time.monotonic() - started
     assert not result.ok and result.reason == "timeout"
-    assert elapsed < 10.0
 
 
 def test_byte_cap_holds_without_content_length(image_server):

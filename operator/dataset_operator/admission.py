@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 WAITING_FOR_QUOTA = "WaitingForQuota"
 WAITING_FOR_NODE_DISK = "WaitingForNodeDisk"
@@ -22,7 +22,6 @@ class Capacity:
 class Decision:
     admit: int
     reason: str | None  # why chunks beyond `admit` wait; None when nothing waits
-    job_slots: dict[str, int] = field(default_factory=dict)
 
 
 def job_slots(parallelism: dict[str, int | None], running_by_job: dict[str, int], suspended: set[str]) -> dict[str, int]:

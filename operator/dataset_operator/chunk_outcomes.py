@@ -15,6 +15,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import ChunkField, ChunkState, metric_reasons
 from dataset_operator import completion, jobs, metrics, pod_trouble
+from dataset_operator.plan import max_attempts
 from dataset_operator.pod_inspector import PodInspector
 from dataset_operator.pod_trouble import Trouble
 from dataset_operator.queue import ChunkQueue, split_chunk_id, text
@@ -32,9 +33,6 @@ class ChunkOutcomes:
         self.batch = client.BatchV1Api(api)
         self.registry = registry
         self.inspector = PodInspector(api)
-
-    def max_attempts(self, ref: JobRef) -> int:
-        return (ref.spec.get("retries") or {}).get("maxAttempts", 3)
 
     async def settle_finished(self, finished: list[dict[str, Any]]) -> None:
         """Finished Jobs stay listed until their TTL, so most are settled already: their records are
@@ -80,7 +78,7 @@ class ChunkOutcomes:
     async def fail_attempt(self, member: str, attempt: int, outcome: completion.Outcome, trouble: Trouble,
                            ref: JobRef) -> None:
         """One failed attempt: retried after a backoff while attempts remain, else failed for good."""
-        decision = completion.next_step(outcome, attempt, self.max_attempts(ref), self.settings.retry_base_seconds,
+        decision = completion.next_step(outcome, attempt, max_attempts(ref.spec), self.settings.retry_base_seconds,
                                         self.settings.retry_max_seconds)
         if decision.step == "fail":
             if await self.queue.settle(member, ChunkState.FAILED):
@@ -154,7 +152,7 @@ class ChunkOutcomes:
                 if outcome == "done":
                     await self.queue.settle(member, ChunkState.SUCCEEDED)
                     continue
-                if int(attempt or 1) >= self.max_attempts(ref):
+                if int(attempt or 1) >= max_attempts(ref.spec):
                     await self.queue.settle(member, ChunkState.FAILED)
                 else:
                     await self.queue.retry_later(member, time.time(), "its Job disappeared before it finished")

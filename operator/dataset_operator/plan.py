@@ -63,6 +63,13 @@ class JobPlan(BaseModel):
         return math.ceil(self.total_items / self.chunk_size)
 
 
+DEFAULT_MAX_ATTEMPTS = 3  # the CRD's default for spec.retries.maxAttempts, for specs written before it
+
+
+def max_attempts(spec: dict[str, Any]) -> int:
+    return (spec.get("retries") or {}).get("maxAttempts", DEFAULT_MAX_ATTEMPTS)
+
+
 def _check_http_url(url: str, where: str) -> None:
     if not (url.startswith("http://") or url.startswith("https://")):
         raise InvalidSpec(f"{where}: {url!r} is not an http:// or https:// URL")
@@ -190,7 +197,7 @@ def make_plan(
         sources=sources,
         validation=parsed(Validation, spec.get("validation", {}), "spec.validation"),
         output=output_url(default_storage, namespace, name, spec.get("output", {})),
-        max_attempts=spec.get("retries", {}).get("maxAttempts", 3),
+        max_attempts=max_attempts(spec),
         format=spec.get("output", {}).get("format", "files"),
         transform=parsed(Transform, spec.get("transform", {}), "spec.transform"),
         split=parsed(Split, spec.get("split", {}), "spec.split"),

@@ -78,6 +78,3 @@ class Registry:
 
     def forget(self, uid: str) -> None:
         self.jobs.pop(uid, None)
-
-    def active(self) -> list[JobRef]:
-        return [ref for ref in self.jobs.values() if not ref.deleting and not ref.terminal]

@@ -27,14 +27,16 @@ LAST_FAILURE = "last_failure"
 SCAN_BATCH = 1000
 
 # KEYS: queue, admitted, fence, enqueued.  ARGV: epoch, n, now, deadline, scan limit, chunk key prefix,
-# then (job uid, slots left) pairs for jobs with a per-job cap (0 = suspended or at its cap).
+# only listed (1: chunks of jobs without a pair are skipped), then (job uid, slots left) pairs
+# (0 = suspended or at its cap).
 CLAIM = """
 local epoch = tonumber(ARGV[1])
 local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
 if epoch < fence then return redis.error_reply('STALE_FENCE epoch ' .. epoch .. ' < ' .. fence) end
 local n, now, deadline, scan, prefix = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local only_listed = ARGV[7] == '1'
 local caps = {}
-for i = 7, #ARGV, 2 do caps[ARGV[i]] = tonumber(ARGV[i + 1]) end
+for i = 8, #ARGV, 2 do caps[ARGV[i]] = tonumber(ARGV[i + 1]) end
 local claimed = {}
 local offset = 0
 while #claimed < n and offset < scan do
@@ -43,7 +45,7 @@ while #claimed < n and offset < scan do
   for _, id in ipairs(batch) do
     local uid = string.match(id, '^(.*)-%d+$') or id
     local cap = caps[uid]
-    if cap == nil or cap > 0 then
+    if (cap == nil and not only_listed) or (cap ~= nil and cap > 0) then
       if cap ~= nil then caps[uid] = cap - 1 end
       claimed[#claimed + 1] = id
       if #claimed >= n then break end
@@ -186,12 +188,14 @@ class ChunkQueue:
         return self._plans[uid]
 
     async def claim(self, epoch: int, n: int, admit_deadline: float, job_slots: dict[str, int],
-                    scan_limit: int = 20_000) -> list[Claimed]:
-        """Pops up to n chunks from the top, skipping jobs with no slot left; raises on a stale epoch."""
+                    scan_limit: int = 20_000, only_listed: bool = False) -> list[Claimed]:
+        """Pops up to n chunks from the top, skipping jobs with no slot left (and, with `only_listed`,
+        jobs `job_slots` does not name: ones this leader does not know or that are being deleted);
+        raises on a stale epoch."""
         if n <= 0:
             return []
         args: list[object] = [epoch, n, f"{time.time():.3f}", f"{admit_deadline:.3f}", scan_limit,
-                              self.keys.chunk("")]
+                              self.keys.chunk(""), "1" if only_listed else "0"]
         for uid, slots in job_slots.items():
             args += [uid, max(slots, 0)]
         flat = await self._claim(keys=[self.keys.queue, self.keys.admitted, self.keys.fence, self.keys.enqueued],

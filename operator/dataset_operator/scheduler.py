@@ -202,13 +202,12 @@ class Scheduler:
         decision = admission.decide(self.settings.max_concurrent_chunks, running, node_capacity, queued)
         slots = admission.job_slots({uid: ref.parallelism for uid, ref in refs.items()}, running_by_job,
                                     {uid for uid, ref in refs.items() if ref.suspended})
-        unknown = await self._unknown_jobs(refs)
-        slots.update({uid: 0 for uid in unknown})
         unserved = await self.identity.missing({ref.namespace for ref in refs.values() if not ref.terminal})
         slots.update({uid: 0 for uid, ref in refs.items() if ref.namespace in unserved})
+        claimable = {uid: slots.get(uid, decision.admit) for uid in refs}  # unknown and deleting jobs: never
         metrics.QUOTA_USED.set(running)
         claimed = await self.queue.claim(self.epoch, decision.admit, time.time() + self.settings.admit_deadline_seconds,
-                                         slots)
+                                         claimable, only_listed=True)
         self.claimed_without_job.update(item.chunk_id for item in claimed)
         if decision.admit:
             metrics.ADMISSION_ATTEMPTS.labels(result="admitted" if claimed else "empty").inc()
@@ -239,11 +238,6 @@ class Scheduler:
                 pipe.hget(self.queue.keys.chunk(member), ChunkField.STATE)
             values = await pipe.execute()
         return [text(value) for value in values]
-
-    async def _unknown_jobs(self, refs: dict[str, JobRef]) -> set[str]:
-        """Queued chunks of jobs this process has not seen yet (its watch is still listing) wait a cycle."""
-        head = await self.queue.client.zrange(self.queue.keys.queue, 0, 200)
-        return {uid for uid, _ in map(split_chunk_id, head) if uid not in refs}
 
     async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> None:
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)

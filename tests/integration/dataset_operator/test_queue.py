@@ -270,3 +270,15 @@ def test_chunk_index_beyond_five_digits_is_claimed_as_itself(redis_url):
         [claimed] = await queue.claim(1, 1, DEADLINE, {job.uid: 1})
         assert (claimed.uid, claimed.index) == (job.uid, 100_000)
     run(redis_url, body)
+
+
+def test_only_listed_claims_skip_jobs_the_leader_does_not_know(redis_url):
+    """A chunk of a job the leader has not seen (or is deleting) stays queued, wherever it sits."""
+    async def body(queue, client):
+        known, unknown = plan(2, name="known"), plan(2, tier="new-user", name="unknown")
+        await queue.enqueue(known, T0)
+        await queue.enqueue(unknown, T0)
+        claimed = await queue.claim(1, 4, DEADLINE, {known.uid: 4}, only_listed=True)
+        assert ids(claimed) == [chunk_id(known.uid, 0), chunk_id(known.uid, 1)]
+        assert await client.zrange(KEYS.queue, 0, -1) == [chunk_id(unknown.uid, 0), chunk_id(unknown.uid, 1)]
+    run(redis_url, body)

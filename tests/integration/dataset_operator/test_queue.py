@@ -20,14 +20,17 @@ DEADLINE = T0 + 10_000
 
 
 def run(redis_url: str, body: Callable[[ChunkQueue, aioredis.Redis], Awaitable[object]]) -> object:
-    """Runs one async test body against an empty Redis with a fresh ChunkQueue."""
+    """Runs one async test body against an empty Redis with a fresh ChunkQueue. The queue gets a client
+    in bytes mode, as the operator runs it; the test reads and arranges keys through a decoding one."""
     async def main() -> object:
+        raw = aioredis.from_url(redis_url)
         client = aioredis.from_url(redis_url, decode_responses=True)
         await client.flushall()
         try:
-            return await body(ChunkQueue(client, KEYS), client)
+            return await body(ChunkQueue(raw, KEYS), client)
         finally:
             await client.aclose()
+            await raw.aclose()
     return asyncio.run(main())
 
 
@@ -244,12 +247,12 @@ def test_queue_ranks_give_each_jobs_first_queued_chunk(redis_url):
     run(redis_url, body)
 
 
-def test_two_leaders_claiming_concurrently_never_claim_the_same_chunk(redis_url):
+def test_concurrent_claims_on_two_connections_never_claim_the_same_chunk(redis_url):
     async def body(queue, client):
         jobs = [plan(20), plan(20)]
         for offset, job in enumerate(jobs):
             await queue.enqueue(job, T0 + offset)
-        other_client = aioredis.from_url(redis_url, decode_responses=True)
+        other_client = aioredis.from_url(redis_url)
         try:
             leaders = [queue, ChunkQueue(other_client, KEYS)]
             rounds = [leaders[i % 2].claim(1, 3, DEADLINE, {}) for i in range(16)]
@@ -281,4 +284,23 @@ def test_only_listed_claims_skip_jobs_the_leader_does_not_know(redis_url):
         claimed = await queue.claim(1, 4, DEADLINE, {known.uid: 4}, only_listed=True)
         assert ids(claimed) == [chunk_id(known.uid, 0), chunk_id(known.uid, 1)]
         assert await client.zrange(KEYS.queue, 0, -1) == [chunk_id(unknown.uid, 0), chunk_id(unknown.uid, 1)]
+    run(redis_url, body)
+
+
+def test_a_deposed_leader_claims_nothing_once_the_next_term_raised_the_fence(redis_url):
+    async def body(queue, client):
+        await queue.enqueue(plan(6), T0)
+        other_client = aioredis.from_url(redis_url)
+        try:
+            old, new = queue, ChunkQueue(other_client, KEYS)
+            await old.raise_fence(3)
+            first = await old.claim(3, 2, DEADLINE, {})
+            await new.raise_fence(4)
+            with pytest.raises(ResponseError, match="STALE_FENCE epoch 3 < 4"):
+                await old.claim(3, 2, DEADLINE, {})
+            second = await new.claim(4, 10, DEADLINE, {})
+        finally:
+            await other_client.aclose()
+        assert len(first) == 2 and len(second) == 4
+        assert not set(ids(first)) & set(ids(second))
     run(redis_url, body)

@@ -1,0 +1,1 @@
+"""`kubectl pixcrawler`: a kubectl plugin to submit DatasetJobs and watch them to their end."""

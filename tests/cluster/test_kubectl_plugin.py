@@ -1,0 +1,79 @@
+"""`kubectl pixcrawler` run through the real kubectl (plugin discovery on PATH) against the local
+cluster: what `create --dry-run=client` writes passes the API server's validation, a created search
+job runs to its end and `watch` exits 0 on it, and 1 on a job that fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from localcluster import binary
+from tests.cluster.conftest import phase
+
+pytestmark = pytest.mark.cluster
+
+BIN = Path(sys.executable).parent  # the venv's bin, where the package installed kubectl-pixcrawler
+
+
+def kubectl(cluster, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "KUBECONFIG": str(cluster.kubeconfig)}
+    return subprocess.run([str(binary("kubectl")), *args], input=stdin, capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_kubectl_finds_the_plugin(cluster):
+    listed = kubectl(cluster, "plugin", "list")
+    assert "kubectl-pixcrawler" in listed.stdout, listed.stdout + listed.stderr
+
+
+def test_a_client_dry_run_passes_the_api_servers_validation(cluster, crd, namespace):
+    written = kubectl(cluster, "pixcrawler", "-n", namespace, "create", "cats", "--label", "cat", "--query", "cats",
+                      "--limit", "1000", "--format", "webdataset", "--license", "cc0", "--dry-run=client", "-o", "yaml")
+    assert written.returncode == 0, written.stderr
+    checked = kubectl(cluster, "create", "-n", namespace, "--dry-run=server", "-o", "yaml", "-f", "-",
+                      stdin=written.stdout)
+    assert checked.returncode == 0, checked.stderr
+    spec = yaml.safe_load(checked.stdout)["spec"]
+    assert spec["sources"] == [{"label": "cat", "search": {"provider": "openverse", "query": "cats", "limit": 1000}}]
+    assert spec["output"]["format"] == "webdataset" and spec["chunkSize"] == 500  # the schema's default
+
+
+def test_an_invalid_job_is_refused_with_the_servers_message(cluster, crd, namespace):
+    refused = kubectl(cluster, "pixcrawler", "-n", namespace, "create", "cats", "--label", "cat", "--query", "cats",
+                      "--limit", "0")
+    assert refused.returncode == 1
+    assert "limit" in refused.stderr and refused.stderr.startswith("error:")
+
+
+def test_watch_of_a_missing_job_says_so(cluster, crd, namespace):
+    missing = kubectl(cluster, "pixcrawler", "-n", namespace, "watch", "nothing-here")
+    assert missing.returncode == 3 and "not found" in missing.stderr
+
+
+def test_a_created_search_job_is_watched_to_success(cluster, operator, image_server):
+    operator.start()
+    created = kubectl(cluster, "pixcrawler", "-n", operator.namespace, "create", "cats", "--label", "cat", "--query",
+                      "cats", "--limit", "6", "--chunk-size", "3", "--endpoint", image_server.url("/openverse"))
+    assert created.returncode == 0 and "datasetjob.pixcrawler.io/cats created" in created.stdout, created.stderr
+    watched = kubectl(cluster, "pixcrawler", "-n", operator.namespace, "watch", "cats", "--interval", "0.5",
+                      "--timeout", "240")
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert watched.stdout.splitlines()[-1].startswith("Succeeded | chunks 2/2 | images 6 stored")
+    assert phase(operator.get("cats")) == "Succeeded"
+
+
+def test_watch_exits_1_when_the_job_fails(cluster, operator):
+    operator.start()
+    job = {"apiVersion": "pixcrawler.io/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "blocked"},
+           "spec": {"sources": [{"label": "x", "urlList": {"url": "http://10.0.0.1/list.txt", "count": 2}}],
+                    "chunkSize": 2}}  # a private address: the worker refuses it before connecting (exit 2)
+    operator.apply(job)
+    watched = kubectl(cluster, "pixcrawler", "-n", operator.namespace, "watch", "blocked", "--interval", "0.5",
+                      "--timeout", "240")
+    assert watched.returncode == 1, watched.stdout + watched.stderr
+    assert watched.stdout.splitlines()[-1].startswith("Failed | chunks 1/1")

@@ -234,8 +234,8 @@ def _working_mode(image: Image.Image, image_format: ImageFormat) -> Image.Image:
         return image.convert("RGB")
     if mode == "LA" and image_format in ("WEBP", "GIF"):
         return image.convert("RGBA")
-    if mode in ("L", "LA", "RGB", "RGBA"):
-        return image
+    if mode in ("L", "LA", "RGB", "RGBA") or (mode == "RGBX" and image_format == "JPEG"):
+        return image  # RGBX: validate.whole_jpeg's pixels, which Pillow stores and encodes as RGB
     return image.convert("RGB")  # CMYK, YCbCr, ...
 
 

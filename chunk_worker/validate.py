@@ -16,7 +16,7 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy
 from PIL import ImageOps
@@ -25,10 +25,7 @@ from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, WebPImag
 from chunk_worker.contract import Reason, Validation
 from chunk_worker.memory import Header, NeverFits, Reservation, decode_need
 
-try:  # libjpeg-turbo's TurboJPEG API: the same decoder as Pillow's, without its row-by-row unpacking
-    import simplejpeg
-except ImportError:  # pragma: no cover - a worker dependency; without it every JPEG goes through Pillow
-    simplejpeg = None
+simplejpeg: Any = True  # libjpeg-turbo's TurboJPEG API, imported on first use (_turbojpeg); None: not there
 
 # Pillow warns (rather than fails) between MAX_IMAGE_PIXELS and twice that. The limit
 # that matters is ours (checked from the header below), so the warning can only ever
@@ -257,10 +254,13 @@ def whole_jpeg(data: bytes, header: Image.Image) -> Image.Image | None:
     that is not plain YCbCr (greyscale, CMYK), or is upright only after EXIF orientation, and any
     file libjpeg warns about (strict: truncated or corrupt data), which Pillow then judges as always.
     The header image's info (ICC profile, EXIF) travels with the pixels."""
-    if simplejpeg is None or header.mode != "RGB" or exif_orientation(header) != 1:
+    if header.mode != "RGB" or exif_orientation(header) != 1:
+        return None
+    turbojpeg = _turbojpeg()
+    if turbojpeg is None:
         return None
     try:
-        pixels = simplejpeg.decode_jpeg(data, colorspace="RGBX", strict=True)
+        pixels = turbojpeg.decode_jpeg(data, colorspace="RGBX", strict=True)
     except ValueError:
         return None
     if pixels.shape[:2] != (header.height, header.width):
@@ -268,6 +268,20 @@ def whole_jpeg(data: bytes, header: Image.Image) -> Image.Image | None:
     decoded = Image.frombuffer("RGBX", header.size, pixels, "raw", "RGBX", 0, 1)
     decoded.info = dict(header.info)
     return decoded
+
+
+def _turbojpeg() -> Any:
+    """simplejpeg, imported the first time a JPEG needs it: merely importing it raised a fresh
+    process's later peak RSS by 16 MiB (glibc's heap thresholds), which a chunk that never decodes
+    a JPEG at full scale should not pay. None when it is not installed (Pillow decodes everything)."""
+    global simplejpeg
+    if simplejpeg is True:
+        try:
+            import simplejpeg as module
+        except ImportError:  # pragma: no cover - a worker dependency
+            module = None
+        simplejpeg = module
+    return simplejpeg
 
 
 def decode_later_frames(data: bytes, image_format: str, rules: Validation) -> None:

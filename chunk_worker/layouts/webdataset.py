@@ -26,10 +26,11 @@ TAR_CONTENT_TYPE = "application/x-tar"
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
-def sample_members(sample: StagedSample) -> list[tuple[str, bytes | None]]:
-    """(member name, payload) in the fixed order; None is the image, copied from the spool."""
+def sample_members(sample: StagedSample, json: bytes | None = None) -> list[tuple[str, bytes | None]]:
+    """(member name, payload) in the fixed order; None is the image, copied from the spool. `json`:
+    the record's `record_json`, when already made."""
     record = sample.record
-    members: list[tuple[str, bytes | None]] = [(f"{sample.key}.json", record_json(record))]
+    members: list[tuple[str, bytes | None]] = [(f"{sample.key}.json", json or record_json(record))]
     if record["cls"] is not None:
         members.append((f"{sample.key}.cls", str(record["cls"]).encode()))
     members.append((f"{sample.key}.txt", (record["caption"] or record["label"]).encode()))
@@ -80,7 +81,8 @@ def _padding(size: int) -> bytes:
     return b"\0" * (tarfile.BLOCKSIZE - remainder) if remainder else b""
 
 
-def write_tar(path: Path, samples: list[StagedSample], staged: StagedSamples) -> None:
+def write_tar(path: Path, samples: list[StagedSample], staged: StagedSamples,
+              jsons: list[bytes] | None = None) -> None:
     """Writes the shard as `tarfile` would (USTAR, members in `samples` order, two zero blocks, then
     padded to a whole record), each image copied from the spool by the kernel and its scratch space
     released as it goes, so the chunk holds its bytes on disk about once."""
@@ -88,8 +90,8 @@ def write_tar(path: Path, samples: list[StagedSample], staged: StagedSamples) ->
     try:
         written = 0
         pending = bytearray()  # headers and small members, written together before each image
-        for sample in samples:
-            for name, payload in sample_members(sample):
+        for index, sample in enumerate(samples):
+            for name, payload in sample_members(sample, jsons[index] if jsons is not None else None):
                 if payload is not None:
                     pending += member_header(name, len(payload))
                     pending += payload
@@ -138,8 +140,9 @@ class WebDatasetLayout:
         metadata = self.tmp_dir / "shard.parquet"
         shard = self.tmp_dir / "shard.tar"
         try:
-            pq.write_table(records_table([sample.record for sample in samples]), metadata)
-            write_tar(shard, samples, self.samples)
+            jsons = [record_json(sample.record) for sample in samples]  # the .json members and the sidecar's rows
+            pq.write_table(records_table([sample.record for sample in samples], jsons), metadata)
+            write_tar(shard, samples, self.samples, jsons)
         except OSError as exc:
             raise scratch_unavailable(exc) from exc
         finally:

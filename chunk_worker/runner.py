@@ -56,10 +56,12 @@ REFUSED_BY_POLICY = {
 }
 
 
-PARK_MEMORY_BYTES = 16 * 1024 * 1024
+PARK_MEMORY_BYTES = 4 * 1024 * 1024
 """Parked images (encoded bytes, ~100 KB each for web-sized JPEGs) kept in memory at most; the rest
-wait on disk. In-order claims park nearly every image for a moment (the lower positions still in
-flight), so writing each one out and reading it back was 0.6 ms of CPU per image."""
+wait in the parking's spool file. In-order claims park nearly every image for a moment (the lower
+positions still in flight): a file each, written and read back, was 0.6 ms of CPU per image. On the
+bench workload up to 12 MiB wait at once; past 4 MiB (about 1 in 4 images there) one pwrite and one
+pread each cost next to nothing, and the cap keeps a stalled download from holding more memory."""
 
 TRIM_EVERY = 200
 """Items between two `release_free_heap` calls: the freed image buffers of 200 items sit between

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import redis
@@ -115,7 +116,7 @@ def command_run(args: argparse.Namespace) -> int:
     from chunk_worker.memory import budget_for
     from chunk_worker.netpolicy import NetworkPolicy
     from chunk_worker.progress import RedisProgress, Tally, TerminalProgress
-    from chunk_worker.runner import Pipeline, run_chunk
+    from chunk_worker.runner import Pipeline, pixel_slots, run_chunk
     from chunk_worker.sources import resolve_items
     from chunk_worker.storage import open_storage
 
@@ -146,7 +147,8 @@ def command_run(args: argparse.Namespace) -> int:
     fetcher = Fetcher(policy, settings, max_bytes=spec.validation.max_bytes)
     storage = open_storage(output, pool_size=threads)
     deduper = make_deduper(spec.validation.dedup, redis=client, keys=keys, scope=spec.scope)
-    pipeline = Pipeline(spec, fetcher, deduper, storage, budget=budget)
+    pipeline = Pipeline(spec, fetcher, deduper, storage, budget=budget,
+                        pixel_work=threading.BoundedSemaphore(pixel_slots(settings.pixel_slots)))
     try:
         summary = run_chunk(spec, resolve_items(spec, fetcher), pipeline, progress, tally, threads, settings.tmp_dir)
     except ChunkError as exc:

@@ -207,7 +207,7 @@ class MemoryBudget:
         self._in_use = 0
         self._peak = 0
         self._waiting: collections.deque[object] = collections.deque()
-        self._changed = threading.Condition()
+        self._changed = threading.Condition(threading.Lock())  # never re-entered: a plain lock is cheaper
 
     @property
     def in_use(self) -> int:
@@ -242,8 +242,12 @@ class MemoryBudget:
     def _acquire(self, need: int) -> None:
         if self.impossible(need):
             raise NeverFits(need, self.capacity)
-        ticket = object()
         with self._changed:
+            if not self._waiting and self._in_use + need <= self.capacity:  # the usual case: nobody queued, it fits
+                self._in_use += need
+                self._peak = max(self._peak, self._in_use)
+                return
+            ticket = object()
             self._waiting.append(ticket)
             try:
                 self._changed.wait_for(lambda: self._waiting[0] is ticket and self._in_use + need <= self.capacity)
@@ -256,7 +260,8 @@ class MemoryBudget:
     def _release(self, need: int) -> None:
         with self._changed:
             self._in_use -= need
-            self._changed.notify_all()
+            if self._waiting:  # waking nobody is not free: every release of every item came here
+                self._changed.notify_all()
 
 
 class Reservation:

@@ -5,11 +5,14 @@ Dedup claims are made in item order (dedup.ClaimSequencer), so the lower positio
 is the one kept whichever download ends first. An image whose claim waits for a slower item before it
 is parked, its bytes in the chunk's temp dir, and its thread takes the next item; the thread whose
 item ends the wait hands the released claims to whichever threads are free. An image is transformed
-before its claim (a duplicate's transform is wasted work), so that no decoded pixels wait."""
+before its claim (a duplicate's transform is wasted work), so that no decoded pixels wait. Parked
+bytes stay in memory while all of them together fit in PARK_MEMORY_BYTES, past that they go to one
+scratch file (spool.Spool)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import tempfile
@@ -33,6 +36,7 @@ from chunk_worker.memory import MemoryBudget
 from chunk_worker.progress import Progress, Tally
 from chunk_worker.redaction import redact_url
 from chunk_worker.sources import RejectedLine
+from chunk_worker.spool import Spool
 from chunk_worker.splits import class_index, split_of
 from chunk_worker.storage import Storage
 from chunk_worker.transform import pixels_for, transform_image
@@ -52,9 +56,30 @@ REFUSED_BY_POLICY = {
 }
 
 
+PARK_MEMORY_BYTES = 4 * 1024 * 1024
+"""Parked images (encoded bytes, ~100 KB each for web-sized JPEGs) kept in memory at most; the rest
+wait in the parking's spool file. In-order claims park nearly every image for a moment (the lower
+positions still in flight): a file each, written and read back, was 0.6 ms of CPU per image. On the
+bench workload up to 12 MiB wait at once; past 4 MiB (about 1 in 4 images there) one pwrite and one
+pread each cost next to nothing, and the cap keeps a stalled download from holding more memory."""
+
 TRIM_EVERY = 200
 """Items between two `release_free_heap` calls: the freed image buffers of 200 items sit between
 records that stay, where glibc never returns them on its own (3,000 home items: 230 -> 150 MiB)."""
+
+
+def pixel_slots(configured: int | None = None) -> int:
+    """How many items decode, hash and encode at once: `configured` (PIXCRAWLER_PIXEL_SLOTS), else the
+    CPUs this process may run on, plus one. The other item threads wait on the network or for a
+    slot, not for the GIL: 32 threads all doing pixel work on 2 cores spent 0.5 ms per image handing
+    the GIL back and forth (futex wakes), and each held a decoded image in memory meanwhile."""
+    if configured:
+        return configured
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return cpus + 1
 
 
 def status_for_fetch_failure(reason: str) -> str:
@@ -71,37 +96,75 @@ def planned_total(spec: ChunkSpec) -> int:
     return len(spec.items) + sum(source.count for source in spec.sources)
 
 
+class Parking:
+    """Where images wait for their claim: in memory while the bytes waiting there stay under
+    `memory_bytes`, else in one spool file in `directory`. Thread-safe."""
+
+    def __init__(self, directory: Path, memory_bytes: int = PARK_MEMORY_BYTES) -> None:
+        self.spool = Spool(directory / "parked")
+        self.memory_bytes = memory_bytes
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def hold(self, size: int) -> bool:
+        """Whether `size` more bytes may wait in memory (then counted until `let_go`)."""
+        with self._lock:
+            if self._held + size > self.memory_bytes:
+                return False
+            self._held += size
+            return True
+
+    def let_go(self, size: int) -> None:
+        with self._lock:
+            self._held -= size
+
+    def close(self) -> None:
+        self.spool.close()
+
+
 class Accepted:
     """An image past validation and transform, before its claim: its line if kept, what it is if a
-    duplicate, and the bytes to store, moved to a file while the claim waits (`park`)."""
+    duplicate, and the bytes to store, held by the parking while the claim waits (`park`)."""
 
     def __init__(self, info: ImageInfo, described: dict, line: ManifestLine, data: bytes) -> None:
         self.info, self.described, self.line = info, described, line
         self._data: bytes | None = data
-        self._file: Path | None = None
+        self._parking: Parking | None = None
+        self._held = False  # counted against the parking's memory
+        self._offset: int | None = None  # in the parking's spool
+        self._size = len(data)
         self._taken = False
         self._lock = threading.Lock()
 
-    def park(self, file: Path) -> None:
-        """Unless its claim already took them, the bytes wait in `file`, not in memory."""
+    def park(self, parking: Parking) -> None:
+        """Unless its claim already took them, the bytes wait in the parking's memory or its spool."""
         with self._lock:
             if self._taken or self._data is None:
                 return
-            try:
-                file.write_bytes(self._data)
-            except OSError:  # no room in the temp dir: they wait in memory instead
-                file.unlink(missing_ok=True)
+            self._parking = parking
+            if parking.hold(self._size):
+                self._held = True
                 return
-            self._data, self._file = None, file
+            try:
+                self._offset = parking.spool.append(self._data)
+            except OSError:  # no room in the temp dir: they wait in memory instead
+                return
+            self._data = None
 
     def take(self) -> bytes:
         with self._lock:
             self._taken = True
             data, self._data = self._data, None
+            parking = self._parking
             if data is None:
-                assert self._file is not None, "an image is taken once"
-                data = self._file.read_bytes()
-                self._file.unlink()
+                assert parking is not None and self._offset is not None, "an image is taken once"
+                data = parking.spool.read(self._offset, self._size)
+                parking.spool.release(self._offset, self._size)
+                self._offset = None
+            elif self._held:
+                assert parking is not None
+                parking.let_go(self._size)
+                self._held = False
             return data
 
 
@@ -118,8 +181,9 @@ class Pipeline:
     layout: Layout | None = None
     budget: MemoryBudget | None = None
     claims: ClaimSequencer[Accepted] | None = None
-    parking: Path | None = None
+    parking: Parking | None = None
     released: queue.SimpleQueue[Claimed[Accepted]] = field(default_factory=queue.SimpleQueue)
+    pixel_work: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(pixel_slots()))
 
     def process(self, position: int, item: Item) -> ManifestLine | None:
         """The item's line, or None while its claim waits for a lower position: `finish` makes the
@@ -134,7 +198,7 @@ class Pipeline:
                 return outcome
             mine = self._release(self.claims.submit(position, outcome.info, outcome), position)
             if mine is None:
-                outcome.park(self.parking / f"{position:05d}")
+                outcome.park(self.parking)
                 return None
             return self.finish(mine)[1]
         except ChunkError:
@@ -191,7 +255,7 @@ class Pipeline:
             return ManifestLine(status=status_for_fetch_failure(reason), reason=reason, **known)
         data = fetched.data
         slot = self.budget.slot() if self.budget is not None else None
-        with slot or nullcontext():  # the decode's memory, reserved before its first pixel, held until encoded
+        with self.pixel_work, slot or nullcontext():  # the decode's memory, reserved before its first pixel, held until encoded
             try:
                 info, decoded = validate_decoded(data, rules, partial(pixels_for, self.spec.transform), slot)
             except Rejected as rejected:
@@ -292,12 +356,11 @@ def run_chunk(
     """The manifest is assembled in a per-chunk temp dir and written to the output last."""
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix=f"pixcrawler-chunk-{spec.chunk:05d}-", dir=tmp_root))
+    parking = Parking(tmp)
     try:
         pipeline.storage.check()
         samples = tmp / "samples"
         samples.mkdir()
-        parking = tmp / "parked"
-        parking.mkdir()
         pipeline = replace(pipeline, layout=open_layout(spec, pipeline.storage, samples), parking=parking,
                            claims=ClaimSequencer(pipeline.deduper, partial(item_owner, spec.chunk)),
                            released=queue.SimpleQueue())
@@ -323,4 +386,5 @@ def run_chunk(
                                            **summary.counts))
         return summary
     finally:
+        parking.close()
         shutil.rmtree(tmp, ignore_errors=True)

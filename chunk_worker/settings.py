@@ -21,6 +21,8 @@ class WorkerSettings(BaseSettings):
     )
     fetch_threads: int = Field(32, ge=1, le=512, description="Concurrent downloads per chunk.")
     per_host_limit: int = Field(8, ge=1, le=512, description="Concurrent downloads per host.")
+    pixel_slots: int | None = Field(
+        None, ge=1, le=512, description="Items decoded, hashed and encoded at once (default: usable CPUs + 1).")
     item_deadline_seconds: float = Field(30.0, gt=0, description="Total time for one image, all retries included.")
     fetch_attempts: int = Field(3, ge=1, le=10, description="Tries per image on 429/5xx/connection errors.")
     max_redirects: int = Field(5, ge=0, le=20)

@@ -18,6 +18,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -57,7 +58,8 @@ class Storage(Protocol):
     def put_file(self, name: str, path: Path, content_type: str) -> None:
         """Streams a local file to `name`, replacing what is there; nothing is visible under `name`
         until the whole file is (a crash mid-way leaves the previous object or none). Memory does
-        not grow with the file's size."""
+        not grow with the file's size. The caller may remove `path` afterwards but must not change
+        it: FileStorage hard-links it into place when both are on one file system."""
         ...
 
     def list(self, prefix: str = "") -> Iterator[str]:
@@ -261,8 +263,9 @@ class FileStorage:
             raise errors.StorageUnavailable(f"cannot write {final}: {exc}") from exc
 
     def put_file(self, name: str, path: Path, content_type: str) -> None:
-        """Copied to a temp file in the staging dir, fsynced, then renamed over the final name: a reader
-        sees the old file or the new one, never part of one. The temp file is removed on any error."""
+        """Hard-linked (same file system: no byte is copied) or else copied to a temp file in the
+        staging dir, fsynced, then renamed over the final name: a reader sees the old file or the new
+        one, never part of one. The temp name is removed on any error."""
         final = self._path(name)
         with open(path, "rb") as source:  # a missing source is the caller's bug, not an outage
             try:
@@ -271,10 +274,13 @@ class FileStorage:
                     self._made.add(final.parent)
                 temp = self._temp_for(final)
                 try:
-                    with open(temp, "wb") as handle:
-                        shutil.copyfileobj(source, handle, COPY_BUFFER)
-                        handle.flush()
-                        os.fsync(handle.fileno())
+                    if stat.S_ISREG(os.fstat(source.fileno()).st_mode) and self._link(path, temp):
+                        os.fsync(source.fileno())  # the same inode: its bytes are on disk before the rename
+                    else:
+                        with open(temp, "wb") as handle:
+                            shutil.copyfileobj(source, handle, COPY_BUFFER)
+                            handle.flush()
+                            os.fsync(handle.fileno())
                     os.replace(temp, final)
                 except BaseException:
                     temp.unlink(missing_ok=True)
@@ -286,6 +292,18 @@ class FileStorage:
                     os.close(directory)
             except OSError as exc:
                 raise errors.StorageUnavailable(f"cannot write {final}: {exc}") from exc
+
+    @staticmethod
+    def _link(path: Path, temp: Path) -> bool:
+        """Whether `path` could be linked as `temp`; False where it must be copied (another file
+        system, or one without hard links)."""
+        try:
+            os.link(path, temp)
+            return True
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                return False
+            raise
 
     def list(self, prefix: str = "") -> Iterator[str]:
         """Lazy, and only into directories the prefix can match. Entries are visited in the order of

@@ -16,7 +16,7 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy
 from PIL import ImageOps
@@ -24,6 +24,8 @@ from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, WebPImag
 
 from chunk_worker.contract import Reason, Validation
 from chunk_worker.memory import Header, NeverFits, Reservation, decode_need
+
+simplejpeg: Any = True  # libjpeg-turbo's TurboJPEG API, imported on first use (_turbojpeg); None: not there
 
 # Pillow warns (rather than fails) between MAX_IMAGE_PIXELS and twice that. The limit
 # that matters is ours (checked from the header below), so the warning can only ever
@@ -182,6 +184,7 @@ def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None,
         try:
             keep = pixels_for is not None
             reduce_by = 1
+            whole = False  # a JPEG wanted at full scale, which TurboJPEG may decode (whole_jpeg)
             if image_format == "JPEG":
                 # libjpeg's DCT scaling: every byte of the stream is still decoded (truncation and
                 # corruption are caught), but pixels come out at 1/8 scale, all the hash looks at,
@@ -198,17 +201,23 @@ def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None,
                 drafted = image.draft("RGB", request)
                 if keep and drafted is not None:
                     reduce_by = max(1, dct_scale((width, height), hash_size) // round(width / drafted[1][2]))
+                whole = keep and drafted is not None and image.size == (width, height)  # no DCT scaling
             if memory is not None:
                 reserve_decode(memory, image, image_format, (width, height),
                                pixels_for(width, height) if pixels_for is not None else None)
             if image_format in ANIMATED:  # after any reservation: the frames are walked, then closed, before frame 0
                 decode_later_frames(data, image_format, rules)
-            image.load()
+            fast = whole_jpeg(data, image) if whole else None
+            if fast is not None:
+                image.close()
+                image = fast
+            else:
+                image.load()
             if image.width * image.height > pixel_limit(rules):  # a GIF frame may outgrow the header
                 raise Rejected(Reason.TOO_MANY_PIXELS, f"{image.width}x{image.height}")
             if image.mode in ("P", "PA") and image.palette is None:  # a PNG whose PLTE chunk is broken
                 raise Rejected(Reason.TRUNCATED, "palette image without a palette")
-            orientation = exif_orientation(image)
+            orientation = 1 if fast is not None else exif_orientation(image)  # whole_jpeg: upright as stored
             if orientation != 1:  # the hash describes what a viewer shows, so a rotated copy matches
                 ImageOps.exif_transpose(image, in_place=True)
             phash = perceptual_hash(image.reduce(reduce_by) if reduce_by > 1 else image)
@@ -236,6 +245,43 @@ def _inspect(data: bytes, rules: Validation, pixels_for: PixelsFor | None,
         original_height=height,
     )
     return info, image if kept else None
+
+
+def whole_jpeg(data: bytes, header: Image.Image) -> Image.Image | None:
+    """The JPEG decoded at full scale by TurboJPEG, as an RGBX image (Pillow's own layout of RGB
+    pixels, so resampling and JPEG encoding treat it exactly as the RGB image Pillow would decode;
+    the pixels are the same, a test holds them equal), or None to let Pillow decode it: a file
+    that is not plain YCbCr (greyscale, CMYK), or is upright only after EXIF orientation, and any
+    file libjpeg warns about (strict: truncated or corrupt data), which Pillow then judges as always.
+    The header image's info (ICC profile, EXIF) travels with the pixels."""
+    if header.mode != "RGB" or exif_orientation(header) != 1:
+        return None
+    turbojpeg = _turbojpeg()
+    if turbojpeg is None:
+        return None
+    try:
+        pixels = turbojpeg.decode_jpeg(data, colorspace="RGBX", strict=True)
+    except ValueError:
+        return None
+    if pixels.shape[:2] != (header.height, header.width):
+        return None
+    decoded = Image.frombuffer("RGBX", header.size, pixels, "raw", "RGBX", 0, 1)
+    decoded.info = dict(header.info)
+    return decoded
+
+
+def _turbojpeg() -> Any:
+    """simplejpeg, imported the first time a JPEG needs it: merely importing it raised a fresh
+    process's later peak RSS by 16 MiB (glibc's heap thresholds), which a chunk that never decodes
+    a JPEG at full scale should not pay. None when it is not installed (Pillow decodes everything)."""
+    global simplejpeg
+    if simplejpeg is True:
+        try:
+            import simplejpeg as module
+        except ImportError:  # pragma: no cover - a worker dependency
+            module = None
+        simplejpeg = module
+    return simplejpeg
 
 
 def decode_later_frames(data: bytes, image_format: str, rules: Validation) -> None:

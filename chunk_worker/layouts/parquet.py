@@ -45,7 +45,7 @@ def row_groups(samples: list[StagedSample]) -> Iterator[list[StagedSample]]:
     group: list[StagedSample] = []
     size = 0
     for sample in samples:
-        sample_size = sample.path.stat().st_size
+        sample_size = sample.size
         if group and (len(group) == ROW_GROUP_ROWS or size + sample_size > ROW_GROUP_BYTES):
             yield group
             group, size = [], 0
@@ -55,16 +55,16 @@ def row_groups(samples: list[StagedSample]) -> Iterator[list[StagedSample]]:
         yield group
 
 
-def write_parquet(path: Path, samples: list[StagedSample]) -> None:
-    """One row group in memory at a time; each staged image is removed once written."""
+def write_parquet(path: Path, samples: list[StagedSample], staged: StagedSamples) -> None:
+    """One row group in memory at a time; each staged image's scratch space is released once written."""
     schema = image_schema()
     with pq.ParquetWriter(path, schema) as writer:
         for group in row_groups(samples):
-            rows = [{"image": {"bytes": sample.path.read_bytes(), "path": sample.member}, **sample.record}
+            rows = [{"image": {"bytes": staged.read(sample), "path": sample.member}, **sample.record}
                     for sample in group]
             writer.write_table(pa.Table.from_pylist(rows, schema=schema))
             for sample in group:
-                sample.path.unlink()
+                staged.release(sample)
 
 
 class ParquetLayout:
@@ -83,11 +83,15 @@ class ParquetLayout:
     def commit(self) -> None:
         """Once per chunk (it consumes the staged images)."""
         samples = self.samples.sorted()
-        for split in self.splits:
-            path = self.tmp_dir / f"{split}.parquet"
-            try:
-                write_parquet(path, [sample for sample in samples if sample.record["split"] == split])
-            except OSError as exc:
-                raise scratch_unavailable(exc) from exc
-            self.storage.put_file(parquet_name(split, self.chunk), path, PARQUET_CONTENT_TYPE)
-            path.unlink()
+        try:
+            for split in self.splits:
+                path = self.tmp_dir / f"{split}.parquet"
+                try:
+                    write_parquet(path, [sample for sample in samples if sample.record["split"] == split],
+                                  self.samples)
+                except OSError as exc:
+                    raise scratch_unavailable(exc) from exc
+                self.storage.put_file(parquet_name(split, self.chunk), path, PARQUET_CONTENT_TYPE)
+                path.unlink()
+        finally:
+            self.samples.close()

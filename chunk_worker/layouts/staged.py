@@ -1,5 +1,6 @@
 """Accepted samples kept on local disk until a shard is committed: memory holds their metadata
-records, never their image bytes, so a chunk's footprint is bounded by its disk, not its RAM."""
+records, never their image bytes, so a chunk's footprint is bounded by its disk, not its RAM. The
+bytes of all of them wait in one scratch file (spool.Spool), not in a file each."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from chunk_worker import errors
 from chunk_worker.contract import EXTENSIONS, ManifestLine
 from chunk_worker.layouts.records import record_of
+from chunk_worker.spool import Spool
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -40,7 +42,8 @@ class StagedSample:
     key: str
     extension: str
     record: dict[str, Any]
-    path: Path
+    offset: int  # where its image bytes are in the StagedSamples' spool
+    size: int
 
     @property
     def member(self) -> str:
@@ -48,32 +51,45 @@ class StagedSample:
 
 
 class StagedSamples:
-    """Thread-safe: each sample is written to its own file; only the index is shared."""
+    """Thread-safe: the bytes go to one spool file at offsets of their own; only the index is shared."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self.spool = Spool(directory / "spool")
         self._lock = threading.Lock()
-        self._samples: dict[str, StagedSample] = {}
+        self._samples: dict[str, StagedSample | None] = {}  # None: being written
 
     def add(self, line: ManifestLine, data: bytes, blob: str) -> ManifestLine:
         check_sample(line)
         key = check_key(line)
         stored = line.model_copy(update={"blob": blob})
         extension = EXTENSIONS[line.format]
-        path = self.directory / f"{key}.{extension}"
+        with self._lock:
+            if key in self._samples:
+                raise ValueError(f"{line.url}: sample key {key} was already added to this chunk")
+            self._samples[key] = None
         try:
-            with open(path, "xb") as handle:
-                handle.write(data)
-        except FileExistsError:
-            raise ValueError(f"{line.url}: sample key {key} was already added to this chunk") from None
+            offset = self.spool.append(data)
         except OSError as exc:  # a full scratch disk ends the chunk (retried elsewhere), not just this item
-            path.unlink(missing_ok=True)
+            with self._lock:
+                del self._samples[key]
             raise scratch_unavailable(exc) from exc
         with self._lock:
-            self._samples[key] = StagedSample(key, extension, record_of(stored), path)
+            self._samples[key] = StagedSample(key, extension, record_of(stored), offset, len(data))
         return stored
 
     def sorted(self) -> list[StagedSample]:
         with self._lock:
-            return [self._samples[key] for key in sorted(self._samples)]
+            return [sample for _, sample in sorted(self._samples.items()) if sample is not None]
+
+    def read(self, sample: StagedSample) -> bytes:
+        return self.spool.read(sample.offset, sample.size)
+
+    def release(self, sample: StagedSample) -> None:
+        """Its bytes are in the shard now: the scratch space they took goes back."""
+        self.spool.release(sample.offset, sample.size)
+
+    def close(self) -> None:
+        """Removes the spool (after the commit, or when the chunk ends without one)."""
+        self.spool.close()

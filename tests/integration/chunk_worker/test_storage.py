@@ -1,5 +1,6 @@
 """Storage backends against a real directory and a real Azurite: idempotent, typed, failing fast."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -408,3 +409,26 @@ def test_put_file_and_open_hold_a_few_blocks_not_the_file(any_storage, tmp_path)
     grown_kib = int(subprocess.run([sys.executable, "-c", MEASURED_UPLOADER, url, SHARD, str(big)],
                                    check=True, capture_output=True, text=True).stdout)
     assert grown_kib * 1024 < size / 3
+
+
+def test_file_put_file_links_a_file_on_the_same_file_system(file_storage, tmp_path):
+    """No byte is copied: the shard the layout wrote becomes the object (and the caller may remove it)."""
+    source = tmp_path / "shard.tar"
+    source.write_bytes(b"t" * 10000)
+    file_storage.put_file(SHARD, source, TAR)
+    assert (tmp_path / "out" / SHARD).stat().st_ino == source.stat().st_ino
+    source.unlink()
+    assert file_storage.read(SHARD) == b"t" * 10000
+
+
+def test_file_put_file_copies_where_it_cannot_link(file_storage, tmp_path, monkeypatch):
+    source = tmp_path / "shard.tar"
+    source.write_bytes(b"c" * 10000)
+
+    def cross_device(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    file_storage.put_file(SHARD, source, TAR)
+    assert (tmp_path / "out" / SHARD).stat().st_ino != source.stat().st_ino
+    assert file_storage.read(SHARD) == b"c" * 10000

@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 EXIT_SUCCEEDED, EXIT_FAILED = 0, 1
+MESSAGE_CHARS = 240
+
+
+def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """A status message on one line (a worker's last log lines have newlines), cut to `limit`."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def progress_line(body: dict[str, Any]) -> str:
@@ -19,7 +26,7 @@ def progress_line(body: dict[str, Any]) -> str:
     if status.get("queuePosition") is not None:
         parts.append(f"queue position {status['queuePosition']}")
     if status.get("reason"):
-        parts.append(f"{status['reason']}: {status.get('message', '')}".rstrip(": "))
+        parts.append(f"{status['reason']}: {one_line(status.get('message') or '')}".rstrip(": "))
     return " | ".join(parts)
 
 

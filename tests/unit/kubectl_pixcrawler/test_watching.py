@@ -23,3 +23,11 @@ def test_a_new_job_without_status_is_pending():
 def test_exit_code_is_zero_on_success_one_on_failure_and_none_meanwhile():
     assert [exit_code(body(p)) for p in ("Succeeded", "Failed", "Running", "Queued")] == [0, 1, None, None]
     assert exit_code({}) is None
+
+
+def test_a_message_with_the_workers_log_lines_stays_on_one_bounded_line():
+    message = "1 of 1 chunks failed for good; last failure: WorkerFailed: exit 2:\n" + "\n".join(
+        f'{{"level": "error", "msg": "line {n}"}}' for n in range(40))
+    line = progress_line(body("Failed", reason="WorkerFailed", message=message))
+    assert "\n" not in line and line.endswith("…")
+    assert len(line) < 400

@@ -17,7 +17,7 @@ STORAGE_SECRET = "pixcrawler-storage"
 
 def install_datasetjob_api(cluster: LocalCluster, azurite: Azurite) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/datasetjobs.pixcrawler.io")
+    cluster.wait_established("datasetjobs.pixcrawler.io")
     cluster.kubectl("create", "secret", "generic", STORAGE_SECRET,
                     f"--from-literal=AZURE_STORAGE_CONNECTION_STRING={azurite.connection_string}")
     cluster.kubectl("create", "serviceaccount", "pixcrawler-worker")

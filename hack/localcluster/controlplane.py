@@ -108,6 +108,16 @@ class ControlPlane:
             raise KubectlFailed(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
         return done
 
+    def wait_established(self, crd: str, timeout: float = 60.0) -> None:
+        """Until a CRD serves. Not `kubectl wait --for=condition=Established`: that fails at once while
+        the new CRD has no status.conditions yet."""
+        deadline = time.monotonic() + timeout
+        query = '-o=jsonpath={.status.conditions[?(@.type=="Established")].status}'
+        while self.kubectl("get", f"crd/{crd}", query, check=False).stdout.strip() != "True":
+            if time.monotonic() > deadline:
+                raise KubectlFailed(f"crd/{crd} not Established after {timeout:.0f}s")
+            time.sleep(0.2)
+
     def admin_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca))
         pki = self.state / "pki"

@@ -40,7 +40,7 @@ def chart_namespace(cluster, admin) -> Iterator[str]:
 def monitoring_crds(cluster) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(Path(__file__).with_name("monitoring-crds.yaml")))
     for name in ("servicemonitors", "prometheusrules"):
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}.monitoring.coreos.com")
+        cluster.wait_established(f"{name}.monitoring.coreos.com")
 
 
 def adopt_crd(cluster, release: str, namespace: str) -> None:

@@ -34,7 +34,7 @@ CHUNK_JOBS = "app.kubernetes.io/managed-by=pixcrawler-operator,pixcrawler.io/chu
 @pytest.fixture(scope="session")
 def crd(cluster) -> None:
     cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/datasetjobs.pixcrawler.io")
+    cluster.wait_established("datasetjobs.pixcrawler.io")
 
 
 @dataclass

@@ -14,11 +14,6 @@ have mmdebstrap || need+=(mmdebstrap)
 have buildah || need+=(buildah)
 have gcc || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -n "$(find /usr/lib -name libc.a -print -quit 2>/dev/null)" ] || need+=(libc6-dev)
-[ ${#need[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-node: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
-  exit 1
-fi
-echo "install-node: installing ${need[*]}" >&2
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# shellcheck source=hack/apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
+apt_install install-node "${need[@]}"

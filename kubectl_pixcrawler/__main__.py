@@ -13,7 +13,7 @@ from typing import Any
 from kubectl_pixcrawler.manifest import GROUP, PLURAL, VERSION, datasetjob
 from kubectl_pixcrawler.watching import chunk_counts, exit_code, progress_line
 
-EXIT_USAGE, EXIT_NOT_FOUND, EXIT_TIMEOUT = 2, 3, 4
+EXIT_NOT_FOUND, EXIT_TIMEOUT = 3, 4  # argparse exits 2 on bad usage
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import ChunkField, ChunkState, metric_reasons
 from dataset_operator import completion, jobs, metrics, pod_trouble
@@ -30,7 +29,6 @@ class ChunkOutcomes:
                  registry: Registry) -> None:
         self.settings = settings
         self.queue = queue
-        self.batch = client.BatchV1Api(api)
         self.registry = registry
         self.inspector = PodInspector(api)
 
@@ -108,30 +106,19 @@ class ChunkOutcomes:
         for name, trouble in troubles.items():
             member = by_name[name]
             found[member] = trouble
-            grace = (self.settings.unschedulable_grace_seconds if trouble.reason == pod_trouble.UNSCHEDULABLE
-                     else self.settings.stuck_pod_grace_seconds)
+            grace = pod_trouble.grace(trouble, self.settings.stuck_pod_grace_seconds,
+                                      self.settings.unschedulable_grace_seconds)
             ref = self.registry.jobs.get(split_chunk_id(member)[0])
             if ref is None or ref.deleting or not pod_trouble.gives_up(trouble, now, grace):
                 continue
             job = active[member]
-            if not await self._delete(job):
+            if not await self.inspector.delete(job):
                 continue
             log.warning("gave up a chunk Job whose pod cannot run", extra={"fields": {
                 "chunk": member, "job": name, "reason": trouble.reason, "why": trouble.message}})
             _, attempt = jobs.chunk_of(job)
-            given_up = Trouble(trouble.reason, f"{trouble.message} (given up after {grace:.0f}s)", trouble.since)
-            await self.fail_attempt(member, attempt, "failed", given_up, ref)
+            await self.fail_attempt(member, attempt, "failed", pod_trouble.given_up(trouble, grace), ref)
         return found
-
-    async def _delete(self, job: dict[str, Any]) -> bool:
-        meta = job["metadata"]
-        try:
-            await self.batch.delete_namespaced_job(meta["name"], meta["namespace"], propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status != 404:
-                log.warning("could not delete stuck Job %s: %s %s", meta["name"], exc.status, exc.reason)
-                return False
-        return True
 
     async def recover_orphans(self, listed: set[str]) -> None:
         """A chunk marked admitted or running whose Job is gone without being seen to finish (deleted by

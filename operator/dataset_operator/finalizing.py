@@ -25,6 +25,7 @@ from dataset_operator.settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 FinalizeState = Literal["running", "backoff", "succeeded", "failed"]
+RUNNING = "the finalize Job writes the index and the dataset card"
 
 
 @dataclass(frozen=True)
@@ -58,42 +59,31 @@ class Finalizer:
         job = await self._read(name, ref.namespace)
         if job is None:
             await self._create(ref, plan, attempt)
-            return FinalizeProgress("running", attempt, "the finalize Job writes the index and the dataset card")
+            return FinalizeProgress("running", attempt, RUNNING)
         outcome = completion.classify(job)
         decision = completion.next_step(outcome, attempt, plan.max_attempts, self.settings.retry_base_seconds,
                                         self.settings.retry_max_seconds)
-        if decision.step == "wait":
-            return await self._watch(ref, plan, job, attempt)
         if decision.step == "succeed":
             return FinalizeProgress("succeeded", attempt)
-        why = (await self.inspector.ended(job)).describe()
+        if decision.step == "wait":
+            now = time.time()
+            trouble = (await self.inspector.stuck([job], now)).get(name)
+            if trouble is None:
+                return FinalizeProgress("running", attempt, RUNNING)
+            grace = pod_trouble.grace(trouble, self.settings.stuck_pod_grace_seconds,
+                                      self.settings.unschedulable_grace_seconds)
+            if not pod_trouble.gives_up(trouble, now, grace) or not await self.inspector.delete(job):
+                return FinalizeProgress("running", attempt, f"the finalize Job cannot run: {trouble.describe()}")
+            # given up like a chunk's stuck Job: the attempt failed
+            decision = completion.next_step("failed", attempt, plan.max_attempts, self.settings.retry_base_seconds,
+                                            self.settings.retry_max_seconds)
+            why = pod_trouble.given_up(trouble, grace).describe()
+        else:
+            why = (await self.inspector.ended(job)).describe()
         if decision.step == "fail":
             log.warning("finalize failed for good", extra={"fields": {"job": ref.key, "attempt": attempt, "why": why}})
             return FinalizeProgress("failed", attempt, f"the finalize Job failed {attempt} times; last: {why}")
         await self.queue.retry_finalize(ref.uid, attempt + 1, time.time() + decision.delay)
-        return FinalizeProgress("backoff", attempt + 1, f"finalize attempt {attempt} failed ({why}); retrying")
-
-    async def _watch(self, ref: JobRef, plan: JobPlan, job: dict[str, Any], attempt: int) -> FinalizeProgress:
-        """A finalize pod that cannot run is named, and given up after the grace like a chunk's."""
-        now = time.time()
-        trouble = (await self.inspector.stuck([job], now)).get(job["metadata"]["name"])
-        if trouble is None:
-            return FinalizeProgress("running", attempt, "the finalize Job writes the index and the dataset card")
-        grace = (self.settings.unschedulable_grace_seconds if trouble.reason == pod_trouble.UNSCHEDULABLE
-                 else self.settings.stuck_pod_grace_seconds)
-        if not pod_trouble.gives_up(trouble, now, grace):
-            return FinalizeProgress("running", attempt, f"the finalize Job cannot run: {trouble.describe()}")
-        try:
-            await self.batch.delete_namespaced_job(job["metadata"]["name"], ref.namespace,
-                                                   propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        why = f"{trouble.describe()} (given up after {grace:.0f}s)"
-        if attempt >= plan.max_attempts:
-            return FinalizeProgress("failed", attempt, f"the finalize Job failed {attempt} times; last: {why}")
-        delay = completion.backoff_seconds(attempt, self.settings.retry_base_seconds, self.settings.retry_max_seconds)
-        await self.queue.retry_finalize(ref.uid, attempt + 1, now + delay)
         return FinalizeProgress("backoff", attempt + 1, f"finalize attempt {attempt} failed ({why}); retrying")
 
     async def _read(self, name: str, namespace: str) -> dict[str, Any] | None:

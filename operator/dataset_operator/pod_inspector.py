@@ -33,6 +33,7 @@ def needs_a_look(job: dict[str, Any], now: float) -> bool:
 class PodInspector:
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
         self.warned: set[str] = set()
 
     async def stuck(self, active: Iterable[dict[str, Any]], now: float) -> dict[str, Trouble]:
@@ -57,14 +58,24 @@ class PodInspector:
     async def ended(self, job: dict[str, Any]) -> Trouble:
         """Why a finished, failed Job failed (its pods are kept until the Job's TTL)."""
         namespace, name = _meta(job).get("namespace", ""), _meta(job).get("name", "")
-        pods = await self._pods(namespace, {name}, selector=f"{JOB_NAME_LABEL}={name}")
+        pods = await self._pods(namespace, {name})
         return pod_trouble.ended(job, pods.get(name, []))
 
-    async def _pods(self, namespace: str, names: set[str], selector: str | None = None
-                    ) -> dict[str, list[dict[str, Any]]]:
+    async def delete(self, job: dict[str, Any]) -> bool:
+        """Deletes a stuck Job (its pods with it); False when the API server refused."""
+        meta = _meta(job)
+        try:
+            await self.batch.delete_namespaced_job(meta["name"], meta["namespace"], propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("could not delete stuck Job %s: %s %s", meta["name"], exc.status, exc.reason)
+                return False
+        return True
+
+    async def _pods(self, namespace: str, names: set[str]) -> dict[str, list[dict[str, Any]]]:
         if not names:
             return {}
-        label_selector = selector or f"{JOB_NAME_LABEL} in ({','.join(sorted(names))})"
+        label_selector = f"{JOB_NAME_LABEL} in ({','.join(sorted(names))})"
         body = await self._list(self.core.list_namespaced_pod, namespace, label_selector=label_selector)
         pods: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for pod in body:

@@ -127,6 +127,15 @@ def ended(job: dict[str, Any], pods: Iterable[dict[str, Any]]) -> Trouble:
     return Trouble(WORKER_FAILED, f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".strip())
 
 
+def grace(trouble: Trouble, stuck_seconds: float, unschedulable_seconds: float) -> float:
+    """How long a stuck Job may wait: longer when no node fits, so an autoscaler can add one."""
+    return unschedulable_seconds if trouble.reason == UNSCHEDULABLE else stuck_seconds
+
+
+def given_up(trouble: Trouble, after: float) -> Trouble:
+    return Trouble(trouble.reason, f"{trouble.message} (given up after {after:.0f}s)", trouble.since)
+
+
 def gives_up(trouble: Trouble, now: float, grace: float) -> bool:
     """A stuck Job is given up (deleted, its chunk retried by the retry policy) once its trouble has
     lasted `grace` seconds, so it stops holding a quota slot."""

@@ -42,6 +42,14 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run([str(binary("helm")), *args], capture_output=True, text=True, check=check, timeout=120)
 
 
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """promtool from the Debian package hack/install-prometheus.sh unpacked."""
+    from localservices import prometheus_binary
+
+    return subprocess.run([str(prometheus_binary("promtool")), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=120)
+
+
 def render(values: dict[str, Any], tmp: Path, release: str = "pxc", namespace: str = "default",
            chart: Path = CHART) -> tuple[Path, list[dict[str, Any]]]:
     """`helm template` with `values`; returns the manifest file and its parsed documents."""
@@ -52,6 +60,13 @@ def render(values: dict[str, Any], tmp: Path, release: str = "pxc", namespace: s
     manifest = tmp / f"manifest-{release}.yaml"
     manifest.write_text(result.stdout)
     return manifest, [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def rules_file(docs: list[dict[str, Any]], tmp: Path) -> Path:
+    """The rendered PrometheusRule's groups as a rules file Prometheus and promtool load."""
+    rules = tmp / "rules.yaml"
+    rules.write_text(yaml.safe_dump(find(docs, "PrometheusRule")["spec"]))
+    return rules
 
 
 def find(docs: list[dict[str, Any]], kind: str, name_suffix: str = "") -> dict[str, Any]:

@@ -4,28 +4,19 @@ alert fires on the series it is meant for, only after its `for:`, with its label
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import yaml
 
-from localservices import prometheus_binary
-from tests.chart.chart import find, render
+from tests.chart.chart import promtool, render, rules_file
 
 HERE = Path(__file__).resolve().parent
 RULES = {"metrics": {"prometheusRule": {"enabled": True}}}
 
 
-def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(prometheus_binary("promtool")), *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
-
-
-def rendered_rules(tmp_path: Path, values: dict = RULES) -> Path:
-    _, docs = render(values, tmp_path, release="pxc", namespace="pixcrawler")
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(yaml.safe_dump(find(docs, "PrometheusRule")["spec"]))
-    return rules
+def rendered_rules(tmp_path: Path) -> Path:
+    _, docs = render(RULES, tmp_path, release="pxc", namespace="pixcrawler")
+    return rules_file(docs, tmp_path)
 
 
 def test_promtool_accepts_the_rendered_rules(tmp_path):

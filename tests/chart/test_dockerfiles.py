@@ -23,7 +23,8 @@ def test_hadolint_passes():
 def test_shellcheck_passes_on_the_scripts():
     shellcheck = shutil.which("shellcheck", path=str(ROOT / ".venv" / "bin"))
     scripts = [ROOT / "hack" / name for name in ("kind-e2e.sh", "lint-dockerfiles.sh", "node-images.sh",
-                                                 "install-node.sh")]
+                                                 "install-node.sh", "install-system.sh", "apt-install.sh",
+                                                 "install-prometheus.sh")]
     result = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 

@@ -19,10 +19,10 @@ import yaml
 from kubernetes import client
 
 from localservices import Prometheus
-from tests.chart.chart import CHART, find, render
+from tests.chart.chart import CHART, find, promtool, render, rules_file
 from tests.chart.conftest import wait_for_phase
-from tests.chart.test_alert_rules import promtool
 from tests.cluster.conftest import image_urls, inline_job, wait_for
+from tests.fixtures.services import running
 
 pytestmark = pytest.mark.cluster
 
@@ -69,8 +69,7 @@ def for_prometheus(expr: str, namespace: str) -> str:
 def rendered(release, tmp_path_factory) -> tuple[list[dict], Path]:
     tmp = tmp_path_factory.mktemp("monitoring")
     _, docs = render(MONITORING, tmp, release=release.name, namespace=release.namespace)
-    rules = tmp / "rules.yaml"
-    rules.write_text(yaml.safe_dump(find(docs, "PrometheusRule")["spec"]))
+    rules = rules_file(docs, tmp)
     checked = promtool("check", "rules", str(rules), cwd=tmp)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     return docs, rules
@@ -131,15 +130,13 @@ def prometheus(cluster, release, rendered, tmp_path_factory) -> Iterator[Prometh
         "scrape_configs": [{"job_name": "pixcrawler-operator",
                             "file_sd_configs": [{"files": [str(targets.path)], "refresh_interval": "1s"}]}],
     }
-    server = Prometheus(config, workdir)
-    server.start()
     try:
-        replicas = len(release.operators.pods())
-        wait_for(lambda: len([t for t in server.api("targets")["activeTargets"] if t["health"] == "up"]) == replicas,
-                 timeout=60, what=f"{replicas} operator targets up")
-        yield server
+        with running(Prometheus(config, workdir), 60) as server:
+            replicas = len(release.operators.pods())
+            wait_for(lambda: len([t for t in server.api("targets")["activeTargets"] if t["health"] == "up"])
+                     == replicas, timeout=60, what=f"{replicas} operator targets up")
+            yield server
     finally:
-        server.stop()
         targets.close()
 
 

@@ -6,6 +6,7 @@ and `helm upgrade` applies CRD changes."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import psutil
 import pytest
@@ -55,12 +56,23 @@ def test_node_agent_daemonset_reports_the_node_real_disk_and_memory(release):
     prefix = yaml.safe_load(release.values.read_text())["redis"]["prefix"]
     url = yaml.safe_load(release.values.read_text())["redis"]["external"]["url"]
     with redis.Redis.from_url(url, decode_responses=True) as r:
-        report = r.hgetall(f"{prefix}node:{release.cluster.node_name}")
-    assert report, "the node agent wrote no report"
+        key = f"{prefix}node:{release.cluster.node_name}"
+        deadline = time.monotonic() + 60
+        while not (report := r.hgetall(key)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    assert report, f"the node agent wrote no report under {key} in 60 s\n{_node_agent_state(release)}"
     # its emptyDir lies on the kubelet's file system; a container sees the machine's memory
     disk, memory = psutil.disk_usage(str(KUBELET_ROOT)).free, psutil.virtual_memory().available
     assert abs(int(report["disk_free"]) - disk) < GIB, (report, disk)
     assert abs(int(report["memory_available"]) - memory) < 2 * GIB, (report, memory)
+
+
+def _node_agent_state(release) -> str:
+    shown = release.cluster.kubectl("get", "pods", "-n", release.namespace, "-l", "app.kubernetes.io/component=node-agent",
+                                    "-o", "wide", check=False)
+    logs = release.cluster.kubectl("logs", "-n", release.namespace, "--tail=20", "-l",
+                                   "app.kubernetes.io/component=node-agent", check=False)
+    return f"{shown.stdout}{shown.stderr}{logs.stdout}{logs.stderr}"
 
 
 def _denied(call) -> int:

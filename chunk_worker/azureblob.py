@@ -160,11 +160,15 @@ class AzureStorage:
         except AzureError as exc:
             raise self._unavailable(f"cannot list {prefix!r}", exc) from exc
 
-    def open(self, name: str) -> BinaryIO | None:
+    def open(self, name: str, offset: int = 0) -> BinaryIO | None:
         try:
-            downloader = self._blob(name).download_blob(max_concurrency=1)
+            downloader = self._blob(name).download_blob(max_concurrency=1, offset=offset or None)
         except ResourceNotFoundError:
             return None
+        except HttpResponseError as exc:
+            if exc.status_code == 416:  # the range starts at or past the end: nothing is left to read
+                return io.BytesIO(b"")
+            raise self._unavailable(f"cannot read {name}", exc) from exc
         except AzureError as exc:
             raise self._unavailable(f"cannot read {name}", exc) from exc
         return io.BufferedReader(_DownloadReader(downloader, name, self), buffer_size=io.DEFAULT_BUFFER_SIZE)

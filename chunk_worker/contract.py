@@ -257,7 +257,8 @@ class ManifestLine(BaseModel):
     For accepted items it is also the sample's metadata record (the .json member of a WebDataset
     sample, the columns of the Parquet files and of the index): `sha256` and `phash` describe the
     downloaded bytes, `width`/`height`/`bytes`/`format` what was stored (after the transform),
-    `original_width`/`original_height` the download. `blob` is where the bytes are: the image file
+    `original_width`/`original_height` the download; `stored_sha256` hashes the bytes stored (what a
+    download of the dataset verifies: they differ from `sha256` once the transform re-encodes). `blob` is where the bytes are: the image file
     (files), the shard tar (webdataset) or the Parquet file (parquet); `key` names the sample in it."""
 
     model_config = ConfigDict(extra="forbid")
@@ -271,6 +272,7 @@ class ManifestLine(BaseModel):
     split: SplitName | None = None
     cls: int | None = None
     sha256: str | None = None
+    stored_sha256: str | None = None
     phash: str | None = None
     width: int | None = None
     height: int | None = None
@@ -416,6 +418,7 @@ INDEX_JSONL = "index.jsonl"
 INDEX_PARQUET = "index.parquet"
 CARD_NAME = "README.md"
 ATTRIBUTION_NAME = "ATTRIBUTION.md"
+REPORT_NAME = "report.html"
 
 
 def chunk_json_schema() -> str:

@@ -11,6 +11,7 @@ scratch file (spool.Spool)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -274,8 +275,13 @@ class Pipeline:
         line = ManifestLine(status="ok", key=sample_key(self.spec.chunk, position),
                             split=split_of(info.sha256, self.spec.split), cls=cls,
                             **dict(described, width=stored.width, height=stored.height, bytes=len(stored.data),
-                                   format=stored.format))
+                                   format=stored.format, stored_sha256=stored_sha256(data, info.sha256, stored.data)))
         return Accepted(info, described, line, stored.data)
+
+
+def stored_sha256(downloaded: bytes, downloaded_sha256: str, stored: bytes) -> str:
+    """The hash a download of the dataset checks: the download's own when the bytes were kept."""
+    return downloaded_sha256 if stored is downloaded else hashlib.sha256(stored).hexdigest()
 
 
 @dataclass

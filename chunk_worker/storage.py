@@ -67,8 +67,9 @@ class Storage(Protocol):
         part starting with "." are the storage's own temp and probe files and are never listed."""
         ...
 
-    def open(self, name: str) -> BinaryIO | None:
-        """A streaming reader of the object (bounded memory whatever its size), or None if there is none."""
+    def open(self, name: str, offset: int = 0) -> BinaryIO | None:
+        """A streaming reader of the object from byte `offset` on (bounded memory whatever its size; at
+        or past the end it reads nothing), or None if there is none."""
         ...
 
     def exists(self, name: str) -> bool: ...
@@ -327,13 +328,15 @@ class FileStorage:
             elif name.startswith(prefix) or prefix.startswith(name):
                 yield from self._walk(directory / name.rsplit("/", 2)[-2], name, prefix)
 
-    def open(self, name: str) -> BinaryIO | None:
+    def open(self, name: str, offset: int = 0) -> BinaryIO | None:
         try:
-            return open(self._path(name), "rb")
+            reader = open(self._path(name), "rb")
         except (FileNotFoundError, IsADirectoryError):
             return None
         except OSError as exc:
             raise errors.StorageUnavailable(f"cannot read {name}: {exc}") from exc
+        reader.seek(offset)
+        return reader
 
     def exists(self, name: str) -> bool:
         return self._path(name).exists()

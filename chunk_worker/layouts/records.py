@@ -27,6 +27,7 @@ RECORD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cls", _INT),
     ("split", _STRING),
     ("sha256", _STRING),
+    ("stored_sha256", _STRING),
     ("phash", _STRING),
     ("width", _INT),
     ("height", _INT),

@@ -58,7 +58,7 @@ def chunk_lines(chunk: int, size: int) -> list[tuple[ManifestLine, bytes | None]
             width, height = image.size
         lines.append((ManifestLine(
             url=f"http://127.0.0.1/{seed}.jpg", label=label, status="ok", key=sample_key(chunk, position),
-            split=split_of(sha, SPLIT), cls=class_index(label, CLASSES), sha256=sha, phash="0" * 16, width=width,
+            split=split_of(sha, SPLIT), cls=class_index(label, CLASSES), sha256=sha, stored_sha256=sha, phash="0" * 16, width=width,
             height=height, original_width=width, original_height=height, bytes=len(data), format="JPEG",
             license=licence, license_url=url, creator=f"Creator {seed}" if licence else None,
             landing_url=f"https://example.org/photo/{seed}" if licence else None,

@@ -3,6 +3,7 @@ Hugging Face Parquet, resized and upright, identical on a retry, never half-visi
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -55,6 +56,18 @@ def test_webdataset_shard_holds_every_accepted_sample_resized_with_class_and_spl
         assert sample["json"]["split"] == line["split"]
         assert sample["txt"] == line["label"]
     assert {line["split"] for line in lines.values()} <= {"train", "validation", "test"}
+
+
+def test_each_resized_sample_names_the_sha256_of_its_stored_bytes(image_server, tmp_path):
+    spec = write_spec(tmp_path, items(image_server, 4), format="webdataset", transform=RESIZE_256)
+    out = tmp_path / "out"
+    assert run_worker("--spec", str(spec), "--output", out.as_uri(), *ALLOW).returncode == 0
+    lines = {line["key"]: line for line in manifest(out) if line["status"] == "ok"}
+    samples = list(webdataset.WebDataset(str(out / "shards" / "00000.tar"), shardshuffle=False))
+    assert len(samples) == len(lines) == 4
+    for sample in samples:
+        line = lines[sample["__key__"]]
+        assert hashlib.sha256(sample["jpg"]).hexdigest() == line["stored_sha256"] != line["sha256"]
 
 
 def test_a_phone_photo_with_exif_orientation_6_comes_out_upright_in_parquet(image_server, tmp_path):

@@ -61,7 +61,7 @@ async def used_memory(redis: aioredis.Redis) -> int:
 
 
 async def zset_bytes(redis: aioredis.Redis, keys: Keys) -> int:
-    return sum([int(await redis.memory_usage(key, samples=0) or 0) for key in (keys.queue, keys.enqueued, keys.waiting)])
+    return sum([int(await redis.memory_usage(key, samples=0) or 0) for key in (keys.queue, keys.waiting, keys.promoted)])
 
 
 def median_ms(samples: list[float]) -> str:

@@ -334,6 +334,11 @@ class Keys:
         return f"{self.prefix}admitted"
 
     @property
+    def running(self) -> str:
+        """zset chunk id -> when its Job was first seen live; left when the chunk is settled or retried."""
+        return f"{self.prefix}running"
+
+    @property
     def delayed(self) -> str:
         return f"{self.prefix}delayed"
 
@@ -342,16 +347,15 @@ class Keys:
         return f"{self.prefix}fence"
 
     @property
-    def enqueued(self) -> str:
-        """zset chunk id -> time it re-entered the queue (a retry or a release); finds such chunks
-        past the maximum wait cheaply."""
-        return f"{self.prefix}enqueued"
+    def waiting(self) -> str:
+        """zset job uid -> since when it has waited for an admission (its submission, then its last
+        claim, or a chunk's return to the queue); the bounded wait is counted from it."""
+        return f"{self.prefix}waiting"
 
     @property
-    def waiting(self) -> str:
-        """zset job uid -> submission time, until its chunks are promoted: first-time chunks wait
-        as long as their job, so one entry per job stands for all of them."""
-        return f"{self.prefix}waiting"
+    def promoted(self) -> str:
+        """hash job uid -> its one chunk promoted above every tier, until that chunk is claimed."""
+        return f"{self.prefix}promoted"
 
     def chunk(self, chunk_id: str) -> str:
         return f"{self.prefix}chunk:{chunk_id}"
@@ -382,6 +386,11 @@ class Keys:
 
     def node(self, name: str) -> str:
         return f"{self.prefix}node:{name}"
+
+    @property
+    def nodes(self) -> str:
+        """zset node name -> time of its latest report: the scheduler reads reports without a SCAN."""
+        return f"{self.prefix}nodes"
 
 
 def chunk_id(job_uid: str, index: int) -> str:

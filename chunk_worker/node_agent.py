@@ -25,12 +25,18 @@ def measure(disk_path: str) -> dict[str, int | float]:
     }
 
 
-def report(client: redis.Redis, keys: Keys, node: str, disk_path: str, ttl: int) -> dict[str, int | float]:
-    values = measure(disk_path)
+def publish(client: redis.Redis, keys: Keys, node: str, values: dict[str, int | float], ttl: int) -> None:
+    """The report under node:<name> with a TTL, and its time in the `nodes` index the scheduler reads."""
     with client.pipeline(transaction=True) as pipe:
         pipe.hset(keys.node(node), mapping=values)
         pipe.expire(keys.node(node), ttl)
+        pipe.zadd(keys.nodes, {node: values["at"]})
         pipe.execute()
+
+
+def report(client: redis.Redis, keys: Keys, node: str, disk_path: str, ttl: int) -> dict[str, int | float]:
+    values = measure(disk_path)
+    publish(client, keys, node, values, ttl)
     return values
 
 

@@ -121,29 +121,25 @@ class ChunkOutcomes:
         return found
 
     async def recover_orphans(self, listed: set[str]) -> None:
-        """A chunk marked admitted or running whose Job is gone without being seen to finish (deleted by
-        hand, or removed by its TTL while no operator ran) is settled from what its worker recorded:
-        `outcome` done means it succeeded; anything else is retried like a failure."""
-        for uid, ref in list(self.registry.jobs.items()):
-            if ref.deleting:
+        """A chunk whose Job was seen live but is gone without being seen to finish (deleted by hand, or
+        removed by its TTL while no operator ran) is settled from what its worker recorded: `outcome`
+        done means it succeeded; anything else is retried like a failure. The candidates come from the
+        `running` index (at most the quota's worth), never from a scan of the keyspace."""
+        for member in await self.queue.running():
+            if member in listed:
                 continue
-            async for key in self.queue.client.scan_iter(match=self.queue.keys.chunk_pattern(uid), count=1000):
-                key = text(key)
-                member = key.removeprefix(self.queue.keys.chunk(""))
-                if member in listed:
-                    continue
-                state, outcome, attempt = [text(value) for value in await self.queue.client.hmget(
-                    key, [ChunkField.STATE, ChunkField.OUTCOME, ChunkField.ATTEMPT])]
-                if state not in (ChunkState.ADMITTED.value, ChunkState.RUNNING.value):
-                    continue
-                if outcome == "done":
-                    await self.queue.settle(member, ChunkState.SUCCEEDED)
-                    continue
-                if int(attempt or 1) >= max_attempts(ref.spec):
-                    await self.queue.settle(member, ChunkState.FAILED)
-                else:
-                    await self.queue.retry_later(member, time.time(), "its Job disappeared before it finished")
-                log.warning("recovered a chunk whose Job disappeared", extra={"fields": {"chunk": member}})
+            ref = self.registry.jobs.get(split_chunk_id(member)[0])
+            if ref is None or ref.deleting:
+                continue
+            state, outcome, attempt = [text(value) for value in await self.queue.client.hmget(
+                self.queue.keys.chunk(member), [ChunkField.STATE, ChunkField.OUTCOME, ChunkField.ATTEMPT])]
+            if outcome == "done":
+                await self.queue.settle(member, ChunkState.SUCCEEDED)
+            elif int(attempt or 1) >= max_attempts(ref.spec):
+                await self.queue.settle(member, ChunkState.FAILED)
+            else:
+                await self.queue.retry_later(member, time.time(), "its Job disappeared before it finished")
+            log.warning("recovered a chunk whose Job disappeared", extra={"fields": {"chunk": member, "state": state}})
 
     async def count_images(self, member: str) -> None:
         names = ("uploaded", "rejected", "failed", "duplicates")

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import redis.asyncio as aioredis
 
 from chunk_worker.contract import COUNTERS, ChunkField, ChunkState, Keys, chunk_id
-from dataset_operator import priority
+from dataset_operator import capacity, priority
 from dataset_operator.plan import JobPlan
 
 ENQUEUE_BATCH = 5000
@@ -26,9 +26,9 @@ FINALIZE_NOT_BEFORE = "finalize_not_before"
 LAST_FAILURE = "last_failure"
 SCAN_BATCH = 1000
 
-# KEYS: queue, admitted, fence, enqueued.  ARGV: epoch, n, now, deadline, scan limit, chunk key prefix,
-# only listed (1: chunks of jobs without a pair are skipped), then (job uid, slots left) pairs
-# (0 = suspended or at its cap).
+# KEYS: queue, admitted, fence, waiting, promoted.  ARGV: epoch, n, now, deadline, scan limit, chunk key
+# prefix, only listed (1: chunks of jobs without a pair are skipped), then (job uid, slots left) pairs
+# (0 = suspended or at its cap). A claim restarts its job's wait and ends its promotion.
 CLAIM = """
 local epoch = tonumber(ARGV[1])
 local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -55,8 +55,10 @@ while #claimed < n and offset < scan do
 end
 local result = {}
 for _, id in ipairs(claimed) do
+  local uid = string.match(id, '^(.*)-%d+$') or id
   redis.call('ZREM', KEYS[1], id)
-  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[4], now, uid)
+  redis.call('HDEL', KEYS[5], uid)
   redis.call('ZADD', KEYS[2], deadline, id)
   redis.call('HSET', prefix .. id, 'state', 'admitted', 'admitted_at', now, 'fence', epoch)
   result[#result + 1] = id
@@ -73,7 +75,7 @@ if epoch > current then redis.call('SET', KEYS[1], epoch) return epoch end
 return current
 """
 
-# KEYS: chunk hash, job hash, job done-or-failed set, admitted, delayed, queue, enqueued.
+# KEYS: chunk hash, job hash, job done-or-failed set, admitted, delayed, queue, running.
 # ARGV: final state, chunk id, index, now, counter names...
 # Adds the chunk's final counters to the job exactly once, however often it is called.
 SETTLE = """
@@ -89,24 +91,25 @@ for k = 4, 7 do redis.call('ZREM', KEYS[k], ARGV[2]) end
 return 1
 """
 
-# KEYS: chunk hash, admitted, delayed.  ARGV: chunk id, retry at, message.
+# KEYS: chunk hash, admitted, delayed, running.  ARGV: chunk id, retry at, message.
 RETRY_LATER = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'succeeded' or state == 'failed' or state == 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'message', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 return 1
 """
 
-# KEYS: chunk hash, admitted, queue, enqueued.  ARGV: chunk id, score, now.
+# KEYS: chunk hash, admitted, queue, waiting.  ARGV: chunk id, score, now, job uid.
 # An admitted chunk whose Job could not be created goes back without losing an attempt.
 RELEASE = """
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'queued')
 redis.call('HINCRBY', KEYS[1], 'attempt', -1)
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[4])
 return 1
 """
 
@@ -188,18 +191,18 @@ class ChunkQueue:
         return self._plans[uid]
 
     async def claim(self, epoch: int, n: int, admit_deadline: float, job_slots: dict[str, int],
-                    scan_limit: int = 20_000, only_listed: bool = False) -> list[Claimed]:
+                    scan_limit: int = 20_000, only_listed: bool = False, now: float | None = None) -> list[Claimed]:
         """Pops up to n chunks from the top, skipping jobs with no slot left (and, with `only_listed`,
         jobs `job_slots` does not name: ones this leader does not know or that are being deleted);
         raises on a stale epoch."""
         if n <= 0:
             return []
-        args: list[object] = [epoch, n, f"{time.time():.3f}", f"{admit_deadline:.3f}", scan_limit,
+        args: list[object] = [epoch, n, f"{time.time() if now is None else now:.3f}", f"{admit_deadline:.3f}", scan_limit,
                               self.keys.chunk(""), "1" if only_listed else "0"]
         for uid, slots in job_slots.items():
             args += [uid, max(slots, 0)]
-        flat = await self._claim(keys=[self.keys.queue, self.keys.admitted, self.keys.fence, self.keys.enqueued],
-                                 args=args)
+        keys = self.keys
+        flat = await self._claim(keys=[keys.queue, keys.admitted, keys.fence, keys.waiting, keys.promoted], args=args)
         claimed = []
         for member, attempt in zip(flat[0::2], flat[1::2]):
             uid, index = split_chunk_id(member)
@@ -209,8 +212,8 @@ class ChunkQueue:
     async def release(self, claimed: Claimed, tier: str, submitted_at: float) -> bool:
         score = priority.score(tier, claimed.index, submitted_at)
         keys = self.keys
-        return bool(await self._release(keys=[keys.chunk(claimed.chunk_id), keys.admitted, keys.queue, keys.enqueued],
-                                        args=[claimed.chunk_id, score, f"{time.time():.3f}"]))
+        return bool(await self._release(keys=[keys.chunk(claimed.chunk_id), keys.admitted, keys.queue, keys.waiting],
+                                        args=[claimed.chunk_id, score, f"{time.time():.3f}", claimed.uid]))
 
     async def set_spec(self, member: str, spec_json: str, k8s_job: str) -> None:
         await self.client.hset(self.keys.chunk(member), mapping={ChunkField.SPEC: spec_json,
@@ -222,13 +225,13 @@ class ChunkQueue:
         keys = self.keys
         target = keys.job_done(uid) if state is ChunkState.SUCCEEDED else keys.job_failed(uid)
         return bool(await self._settle(
-            keys=[keys.chunk(member), keys.job(uid), target, keys.admitted, keys.delayed, keys.queue, keys.enqueued],
+            keys=[keys.chunk(member), keys.job(uid), target, keys.admitted, keys.delayed, keys.queue, keys.running],
             args=[state.value, member, index, f"{time.time():.3f}", *COUNTERS],
         ))
 
     async def retry_later(self, member: str, retry_at: float, message: str) -> bool:
         keys = self.keys
-        return bool(await self._retry_later(keys=[keys.chunk(member), keys.admitted, keys.delayed],
+        return bool(await self._retry_later(keys=[keys.chunk(member), keys.admitted, keys.delayed, keys.running],
                                             args=[member, f"{retry_at:.3f}", message[:500]]))
 
     async def record_failure(self, member: str, attempt: int, reason: str, message: str) -> None:
@@ -251,34 +254,46 @@ class ChunkQueue:
                     continue
                 pipe.zrem(self.keys.delayed, member)
                 pipe.zadd(self.keys.queue, {member: priority.score(tiers[uid], index, submitted[uid])})
-                pipe.zadd(self.keys.enqueued, {member: now}, nx=True)
+                pipe.zadd(self.keys.waiting, {uid: now}, nx=True)
             await pipe.execute()
         return len(due)
 
     async def promote_waiting(self, now: float, max_wait: float, submitted: dict[str, float]) -> int:
-        """Chunks queued longer than `max_wait` jump to the promoted rank, so no tier starves forever:
-        whole jobs submitted that long ago, and single chunks that re-entered the queue that long ago."""
+        """Aging per job, one chunk at a time: a job none of whose chunks was admitted for `max_wait`
+        gets its first queued chunk promoted above every tier, and no other until that one is admitted
+        (which restarts its wait). Every waiting job thus progresses, and the higher tiers are held
+        back by at most one chunk per job that waited that long, never by a whole old job."""
         promoted = 0
-        for uid in await self.client.zrangebyscore(self.keys.waiting, "-inf", now - max_wait, start=0, num=100):
-            uid = text(uid)
-            members = [m async for m, _ in self.client.zscan_iter(self.keys.queue, match=f"{uid}-*", count=SCAN_BATCH)]
-            promoted += await self._promote(members, submitted.get(uid, now))
-            await self.client.zrem(self.keys.waiting, uid)
-        stale = await self.client.zrangebyscore(self.keys.enqueued, "-inf", now - max_wait, start=0, num=1000)
-        for member in stale:
-            uid, _ = split_chunk_id(member)
-            promoted += await self._promote([member], submitted.get(uid, now))
+        due = await self.client.zrangebyscore(self.keys.waiting, "-inf", now - max_wait, start=0, num=100)
+        for uid in map(text, due):
+            current = text(await self.client.hget(self.keys.promoted, uid))
+            if current is not None and await self.client.zscore(self.keys.queue, current) is not None:
+                await self.client.zrem(self.keys.waiting, uid)  # its promoted chunk still waits for a slot
+                continue
+            plan = await self.load_plan(uid)
+            member = None if plan is None else await self._first_queued(uid, plan.chunk_count)
+            if member is None:  # nothing of it queued: it waits for nothing (a requeue starts a new wait)
+                await self.client.zrem(self.keys.waiting, uid)
+                continue
+            _, index = split_chunk_id(member)
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.zadd(self.keys.queue, {member: priority.score("free", index, submitted.get(uid, now),
+                                                                   promoted=True)}, xx=True)
+                pipe.hset(self.keys.promoted, uid, member)
+                pipe.zrem(self.keys.waiting, uid)
+                await pipe.execute()
+            promoted += 1
         return promoted
 
-    async def _promote(self, members: list[str | bytes], submitted_at: float) -> int:
-        async with self.client.pipeline(transaction=True) as pipe:
-            for member in members:
-                _, index = split_chunk_id(member)
-                pipe.zrem(self.keys.enqueued, member)
-                pipe.zadd(self.keys.queue, {member: priority.score("free", index, submitted_at, promoted=True)},
-                          xx=True)
-            await pipe.execute()
-        return len(members)
+    async def _first_queued(self, uid: str, chunk_count: int) -> str | None:
+        """The job's lowest-index queued chunk (its first in queue order), by direct lookups of its
+        members in batches: no scan of the queue."""
+        for start in range(0, chunk_count, SCAN_BATCH):
+            members = [chunk_id(uid, index) for index in range(start, min(start + SCAN_BATCH, chunk_count))]
+            for member, score in zip(members, await self.client.zmscore(self.keys.queue, members)):
+                if score is not None:
+                    return member
+        return None
 
     async def retier(self, uid: str, tier: str, submitted_at: float) -> int:
         """A tier change moves the job's queued chunks (promoted ones keep their place)."""
@@ -309,17 +324,45 @@ class ChunkQueue:
         if members:
             await self.client.zrem(self.keys.admitted, *members)
 
-    async def mark_running(self, members: list[str]) -> None:
-        """Chunks whose Job is live no longer need the admitted-deadline watch (the worker itself
-        sets the chunk's state to running when it starts)."""
+    async def mark_running(self, members: list[str], now: float) -> None:
+        """Chunks whose Job is live move from the admitted-deadline watch to the `running` index,
+        where they stay until settled or retried (the worker itself sets the chunk's state to running
+        when it starts)."""
         if members:
-            await self.client.zrem(self.keys.admitted, *members)
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.zrem(self.keys.admitted, *members)
+                pipe.zadd(self.keys.running, {member: now for member in members}, nx=True)
+                await pipe.execute()
+
+    async def running(self) -> list[str]:
+        """Chunks whose Job was seen live and that are not settled yet: at most the quota's worth."""
+        return [text(member) for member in await self.client.zrange(self.keys.running, 0, -1)]
+
+    async def node_reports(self, since: float) -> list[capacity.NodeReport]:
+        """The node agents' reports newer than `since`, read from the `nodes` index (no SCAN); older
+        index entries are dropped, so the index holds only the nodes that still report."""
+        await self.client.zremrangebyscore(self.keys.nodes, "-inf", f"({since}")
+        names = [text(name) for name in await self.client.zrangebyscore(self.keys.nodes, since, "+inf")]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(self.keys.node(name))
+            found = await pipe.execute()
+        reports = []
+        for name, values in zip(names, found):
+            values = {text(key): text(value) for key, value in values.items()}
+            try:
+                reports.append(capacity.NodeReport(name, int(values["disk_free"]), int(values["memory_available"]),
+                                                   float(values["at"])))
+            except (KeyError, ValueError):
+                continue  # expired since, or written by an older agent
+        return reports
 
     async def remove_job(self, uid: str) -> None:
         """Everything of one job: queue entries, chunk records, dedup sets, counters."""
         self._plans.pop(uid, None)
         await self.client.zrem(self.keys.waiting, uid)
-        for zset in (self.keys.queue, self.keys.admitted, self.keys.delayed, self.keys.enqueued):
+        await self.client.hdel(self.keys.promoted, uid)
+        for zset in (self.keys.queue, self.keys.admitted, self.keys.delayed, self.keys.running):
             members = [m async for m, _ in self.client.zscan_iter(zset, match=f"{uid}-*", count=SCAN_BATCH)]
             for start in range(0, len(members), SCAN_BATCH):
                 await self.client.zrem(zset, *members[start:start + SCAN_BATCH])

@@ -135,7 +135,7 @@ class Scheduler:
         if self.cycles % ORPHAN_CHECK_EVERY == 0:
             listed = set(live.active) | {jobs.chunk_of(job)[0] for job in live.finished} | set(admitted)
             await self.outcomes.recover_orphans(listed)
-        await self.queue.mark_running([member for member in admitted if member in live.active])
+        await self.queue.mark_running([member for member in admitted if member in live.active], now)
         pending = {member: deadline for member, deadline in admitted.items() if member not in live.active}
         self.claimed_without_job = set(pending)
         await self.requeue_lost(pending, now)
@@ -173,14 +173,7 @@ class Scheduler:
     async def node_capacity(self, starting: int) -> admission.Capacity:
         needs = capacity.ChunkNeeds(self.settings.chunk_disk_bytes, self.settings.chunk_memory_bytes,
                                     self.settings.node_disk_reserve_bytes, self.settings.node_memory_reserve_bytes)
-        reports = []
-        async for key in self.queue.client.scan_iter(match=self.queue.keys.node("*"), count=500):
-            values = {text(name): text(value) for name, value in (await self.queue.client.hgetall(key)).items()}
-            try:
-                reports.append(capacity.NodeReport(text(key).rsplit(":", 1)[-1], int(values["disk_free"]),
-                                                   int(values["memory_available"]), float(values["at"])))
-            except (KeyError, ValueError):
-                continue  # a report being written or from an older agent
+        reports = await self.queue.node_reports(time.time() - self.settings.node_report_max_age_seconds)
         fresh = capacity.fresh(reports, time.time(), self.settings.node_report_max_age_seconds)
         if fresh:
             self.capacity_note = ""

@@ -50,7 +50,8 @@ class OperatorSettings(BaseSettings):
     scheduler_interval_seconds: float = Field(1.0, gt=0)
     status_interval_seconds: float = Field(3.0, gt=0, description="At most one status write per job per interval.")
     admit_deadline_seconds: float = Field(120.0, gt=0, description="A claimed chunk without a Job by then is requeued.")
-    max_wait_seconds: float = Field(1800.0, gt=0, description="A chunk queued longer is promoted above every tier.")
+    max_wait_seconds: float = Field(1800.0, gt=0, description="A job with no chunk admitted for this long gets "
+                                                                "one chunk promoted above every tier.")
     stuck_pod_grace_seconds: float = Field(
         120.0, gt=0, description="A chunk pod that cannot be created, pulled or started this long is given up: "
         "its Job deleted, the attempt failed (retried by the retry policy).")

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from chunk_worker import node_agent
+from chunk_worker.contract import Keys
 from tests.cluster.conftest import (
     JobSampler,
     chunk_key,
@@ -75,7 +77,7 @@ class NodeReports:
 
     def __init__(self, harness, node: str, disk_free: int, memory_available: int) -> None:
         self.client = redis_client(harness)
-        self.key = f"{prefix_of(harness)}node:{node}"
+        self.keys, self.node = Keys(prefix_of(harness)), node
         self.values = {"disk_free": disk_free, "memory_available": memory_available}
         self._stop = threading.Event()
         self._write()
@@ -87,8 +89,7 @@ class NodeReports:
         self._write()
 
     def _write(self) -> None:
-        self.client.hset(self.key, mapping={**self.values, "at": f"{time.time():.3f}"})
-        self.client.expire(self.key, 30)
+        node_agent.publish(self.client, self.keys, self.node, {**self.values, "at": round(time.time(), 3)}, 30)
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):

@@ -75,10 +75,11 @@ def test_delete_mid_run_leaves_no_redis_keys_no_jobs_and_no_object(operator, ima
     wait_until(lambda: core.list_namespaced_pod(operator.namespace).items == [], 120, "the chunk pods to go")
     with redis_client(operator) as redis:
         left = sorted(key for key in redis.scan_iter(match=f"{prefix_of(operator)}*") if uid in key)
-        queued = [m for zset in ("queue", "admitted", "delayed", "enqueued")
+        queued = [m for zset in ("queue", "admitted", "delayed", "waiting")
                   for m in redis.zrange(f"{prefix_of(operator)}{zset}", 0, -1) if m.startswith(uid)]
+        promoted = redis.hget(f"{prefix_of(operator)}promoted", uid)
     assert left == []
-    assert queued == []
+    assert queued == [] and promoted is None
 
 
 def test_delete_completes_when_redis_is_gone_for_good_and_says_so(operator, image_server, tmp_path):

@@ -165,22 +165,49 @@ def test_retry_later_waits_in_delayed_until_requeue_due_puts_it_back(redis_url):
     run(redis_url, body)
 
 
-def test_promote_waiting_promotes_only_chunks_older_than_the_maximum_wait(redis_url):
+def promoted_members(ranked: list[tuple[str, float]]) -> set[str]:
+    return {member for member, score in ranked if priority.decode(score)[0] == priority.PROMOTED}
+
+
+def test_a_job_waiting_past_the_maximum_gets_one_chunk_promoted_not_all(redis_url):
     async def body(queue, client):
         now = time.time()
-        waited, fresh, new_user = plan(2, "free"), plan(2, "free"), plan(2, "new-user")
+        waited, fresh, new_user = plan(3, "free"), plan(2, "free"), plan(2, "new-user")
         await queue.enqueue(waited, now - 3600)
         await queue.enqueue(fresh, now - 60)
         await queue.enqueue(new_user, now)
         submitted = {waited.uid: now - 3600, fresh.uid: now - 60, new_user.uid: now}
-        assert await queue.promote_waiting(now, max_wait=1800, submitted=submitted) == 2
-        ranks = {member: priority.decode(score)[0]
-                 for member, score in await client.zrange(KEYS.queue, 0, -1, withscores=True)}
-        assert {m for m, rank in ranks.items() if rank == priority.PROMOTED} == {
-            chunk_id(waited.uid, 0), chunk_id(waited.uid, 1)}
-        claimed = await queue.claim(1, 2, DEADLINE, {})
-        assert {c.uid for c in claimed} == {waited.uid}  # ahead of the new-user job
-        assert await queue.promote_waiting(now, max_wait=1800, submitted=submitted) == 0
+        assert await queue.promote_waiting(now, max_wait=1800, submitted=submitted) == 1
+        queued = await client.zrange(KEYS.queue, 0, -1, withscores=True)
+        assert promoted_members(queued) == {chunk_id(waited.uid, 0)}
+        claimed = await queue.claim(1, 3, DEADLINE, {})
+        assert [c.uid for c in claimed] == [waited.uid, new_user.uid, new_user.uid]  # one ahead, not three
+    run(redis_url, body)
+
+
+def test_no_second_chunk_is_promoted_while_the_first_waits_for_a_slot(redis_url):
+    async def body(queue, client):
+        now = time.time()
+        job = plan(3, "free")
+        await queue.enqueue(job, now - 3600)
+        assert await queue.promote_waiting(now, 1800, {job.uid: now - 3600}) == 1
+        await client.zadd(KEYS.waiting, {job.uid: now - 3600})  # a retried chunk came back long ago
+        assert await queue.promote_waiting(now + 3600, 1800, {job.uid: now - 3600}) == 0
+        assert promoted_members(await client.zrange(KEYS.queue, 0, -1, withscores=True)) == {chunk_id(job.uid, 0)}
+    run(redis_url, body)
+
+
+def test_a_claim_restarts_the_jobs_wait(redis_url):
+    async def body(queue, client):
+        job = plan(3, "free")
+        await queue.enqueue(job, T0)
+        await queue.promote_waiting(T0 + 1801, 1800, {job.uid: T0})
+        await queue.claim(1, 1, DEADLINE, {}, now=T0 + 1900)
+        assert await client.zscore(KEYS.waiting, job.uid) == T0 + 1900
+        assert await client.hget(KEYS.promoted, job.uid) is None
+        assert await queue.promote_waiting(T0 + 1900 + 1799, 1800, {job.uid: T0}) == 0
+        assert await queue.promote_waiting(T0 + 1900 + 1801, 1800, {job.uid: T0}) == 1
+        assert promoted_members(await client.zrange(KEYS.queue, 0, -1, withscores=True)) == {chunk_id(job.uid, 1)}
     run(redis_url, body)
 
 
@@ -226,7 +253,7 @@ def test_remove_job_leaves_no_key_of_that_job_and_keeps_other_jobs(redis_url):
         await queue.remove_job(gone.uid)
         keys = [key async for key in client.scan_iter(count=1000)]
         assert not [key for key in keys if gone.uid in key]
-        for zset in (KEYS.queue, KEYS.admitted, KEYS.delayed, KEYS.enqueued):
+        for zset in (KEYS.queue, KEYS.admitted, KEYS.delayed, KEYS.waiting):
             assert not [m for m in await client.zrange(zset, 0, -1) if m.startswith(gone.uid)]
         assert await client.exists(KEYS.job(kept.uid), KEYS.job_sha(kept.uid),
                                    KEYS.job_phash_band(kept.uid, 2, 4711)) == 3

@@ -17,7 +17,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from chunk_worker import errors
-from chunk_worker.storage import is_listed, name_prefix, object_name
+from chunk_worker.object_names import is_listed, name_prefix, object_name
 
 MANIFEST_CONTENT_TYPE = "application/x-ndjson"
 TRANSFER_CHUNK = 4 * 1024 * 1024

@@ -22,11 +22,12 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
 from chunk_worker import errors
+from chunk_worker.object_names import is_listed, name_prefix, object_name
 
 DEFAULT_POOL_SIZE = 32
 COPY_BUFFER = 1024 * 1024
@@ -83,26 +84,6 @@ class Storage(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def object_name(name: str) -> str:
-    """A relative, normalised name that cannot climb out of the output ("..", absolute paths)."""
-    path = PurePosixPath(name)
-    if not name or path.is_absolute() or any(part in ("", ".", "..") for part in name.split("/")):
-        raise ValueError(f"not a storage object name: {name!r}")
-    return str(path)
-
-
-def name_prefix(prefix: str) -> str:
-    """A listing prefix: empty, or an object name that may end in "/" or in part of a name."""
-    if prefix:
-        object_name(prefix.removesuffix("/"))
-    return prefix
-
-
-def is_listed(name: str) -> bool:
-    """The staging dir (".staging/...") and probes (".probe") are hidden from listings."""
-    return not any(part.startswith(".") for part in name.split("/"))
 
 
 def owner_host(staging_name: str) -> str:

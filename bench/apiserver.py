@@ -115,11 +115,11 @@ async def create_by_scheduler(api: client.ApiClient, settings: OperatorSettings,
         queue = ChunkQueue(redis, Keys(settings.redis_prefix))
         uid, name = dataset["metadata"]["uid"], dataset["metadata"]["name"]
         await queue.enqueue(plan_for(uid, name, count * 500, "free"), time.time())
-        epoch = await queue.raise_fence(1)
+        await queue.lead(1)
         registry = Registry()
         ref = registry.observe({**dataset, "spec": {**dataset["spec"], "suspend": False}})
-        scheduler = Scheduler(settings, queue, api, registry, epoch)
-        claimed = await queue.claim(epoch, count, time.time() + 600, {})
+        scheduler = Scheduler(settings, queue, api, registry)
+        claimed = await queue.claim(count, time.time() + 600, {})
         started = time.perf_counter()
         await scheduler.create_jobs(claimed, {uid: ref})
         elapsed = time.perf_counter() - started

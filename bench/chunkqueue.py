@@ -176,7 +176,7 @@ async def admission_cycle(redis: aioredis.Redis) -> None:
     keys = Keys("cyc:")
     queue = ChunkQueue(redis, keys)
     plans, submitted_base = await fill(redis, queue)
-    epoch = await queue.raise_fence(1)
+    await queue.lead(1)
     tiers = {plan.uid: plan.tier for plan in plans}
     submitted = {plan.uid: submitted_base + n for n, plan in enumerate(plans)}
     head = [plan.uid for plan in plans if plan.tier == "new-user"][:CAPPED_JOBS]  # the first in queue order
@@ -202,7 +202,7 @@ async def admission_cycle(redis: aioredis.Redis) -> None:
     print(f"  pure decision (job_slots over {JOBS:,} jobs + decide): {median_ms(pure)}; admits {decision.admit}")
 
     async def claim() -> list[Claimed]:
-        return await queue.claim(epoch, QUOTA, time.time() + 120, slots)
+        return await queue.claim(QUOTA, time.time() + 120, slots)
 
     async def undo(claimed: list[Claimed]) -> None:
         await put_back(queue, claimed, tiers, submitted)
@@ -216,7 +216,7 @@ async def admission_cycle(redis: aioredis.Redis) -> None:
     last = max(tiers, key=lambda uid: (TIERS.index(tiers[uid]), submitted[uid]))
 
     async def claim_sparse() -> list[Claimed]:
-        return await queue.claim(epoch, QUOTA, time.time() + 120, {uid: 0 for uid in tiers if uid != last})
+        return await queue.claim(QUOTA, time.time() + 120, {uid: 0 for uid in tiers if uid != last})
 
     sparse, count = await timed_runs(claim_sparse, undo)
     print(f"  worst case, every job suspended but the last in queue order (the Lua scan stops at its 20,000-entry "
@@ -225,10 +225,11 @@ async def admission_cycle(redis: aioredis.Redis) -> None:
     settings = OperatorSettings(max_concurrent_chunks=QUOTA, redis_prefix=keys.prefix)
     await redis.hset(keys.node("bench-node"), mapping={"disk_free": 500 * 1024**3, "memory_available": 64 * 1024**3,
                                                        "at": f"{time.time() + 3600:.3f}"})
+    await redis.zadd(keys.nodes, {"bench-node": time.time() + 3600})
     api = k8s.ApiClient()
     try:
         scheduler = RedisSideScheduler(settings, queue, api, registry_of(plans, parallelism, suspended,
-                                                                          submitted_base), epoch)
+                                                                          submitted_base))
 
         async def cycle() -> list[Claimed]:
             await scheduler.cycle()

@@ -107,7 +107,7 @@ async def wait_for_redis(queue: ChunkQueue, epoch: int) -> None:
     delay = 1.0
     while True:
         try:
-            await queue.raise_fence(epoch)
+            await queue.lead(epoch)
             return
         except aioredis.RedisError as exc:
             log.warning("Redis not reachable (%s); retrying in %.0fs", exc, delay)
@@ -145,7 +145,7 @@ async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
             redis_ready.cancel()
             raise lease.exception() or LeadershipLost("the lease task ended")
         jobs_registry = Registry()
-        scheduler = Scheduler(settings, queue, api, jobs_registry, epoch)
+        scheduler = Scheduler(settings, queue, api, jobs_registry)
         planner = Planner(settings, queue)
         writer = StatusWriter(settings, queue, api, jobs_registry, scheduler, planner)
         health.scheduler = scheduler

@@ -65,7 +65,7 @@ class ChunkOutcomes:
             # which says nothing about the spec. Retry.
             outcome = "failed"
         if recorded_attempt is None:  # the record was lost: the next claim must not reuse this Job's name
-            await self.queue.client.hsetnx(self.queue.keys.chunk(member), ChunkField.ATTEMPT, attempt)
+            await self.queue.keep_attempt(member, attempt)
         if outcome == "succeeded":
             if await self.queue.settle(member, ChunkState.SUCCEEDED):
                 metrics.CHUNKS_FINISHED.labels(result="succeeded").inc()

@@ -76,14 +76,6 @@ class Planner:
 
     async def restore(self, ref: JobRef, done: set[int], failed: set[int]) -> None:
         """Redis lost the job's counters: put back what the status recorded for settled chunks."""
-        keys = self.queue.keys
         settled = ref.status.get("imagesSettled") or {}
-        async with self.queue.client.pipeline(transaction=True) as pipe:
-            if done:
-                pipe.sadd(keys.job_done(ref.uid), *done)
-            if failed:
-                pipe.sadd(keys.job_failed(ref.uid), *failed)
-            counters = {name: int(settled.get(name, 0)) for name in COUNTERS if settled.get(name)}
-            if counters:
-                pipe.hset(keys.job(ref.uid), mapping=counters)
-            await pipe.execute()
+        counters = {name: int(settled.get(name, 0)) for name in COUNTERS if settled.get(name)}
+        await self.queue.restore_settled(ref.uid, done, failed, counters)

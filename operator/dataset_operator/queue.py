@@ -1,23 +1,27 @@
-"""The chunk queue in Redis: enqueue a planned job, claim the top chunks under a fencing token,
-settle finished chunks, retry with backoff, promote chunks that waited too long.
+"""The chunk queue in Redis: enqueue a planned job, claim the top chunks, settle finished chunks,
+retry with backoff, promote chunks of jobs that waited too long.
 
-Every multi-key change is one MULTI/EXEC or one Lua script, so a crash between two steps never
-leaves a chunk both queued and admitted, or counted twice. The scripts touch chunk hashes they
-derive from the chunk id, so Redis must not be in cluster mode (Azure Cache Basic/Standard/Premium
-without clustering is fine).
+Every multi-key change is one Lua script (queue_scripts.py) or one MULTI/EXEC, so a crash between two
+steps never leaves a chunk both queued and admitted, or counted twice. Every change is fenced by the
+leader epoch the queue was given with `lead()`: a deposed leader's writes are refused (StaleFence)
+once a newer leader has written, whatever Redis lost in between.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError, WatchError
 
 from chunk_worker.contract import COUNTERS, ChunkField, ChunkState, Keys, chunk_id
-from dataset_operator import capacity, priority
+from dataset_operator import capacity, priority, queue_scripts
 from dataset_operator.plan import JobPlan
 
 ENQUEUE_BATCH = 5000
@@ -25,94 +29,6 @@ FINALIZE_ATTEMPT = "finalize_attempt"  # fields of the job hash
 FINALIZE_NOT_BEFORE = "finalize_not_before"
 LAST_FAILURE = "last_failure"
 SCAN_BATCH = 1000
-
-# KEYS: queue, admitted, fence, waiting, promoted.  ARGV: epoch, n, now, deadline, scan limit, chunk key
-# prefix, only listed (1: chunks of jobs without a pair are skipped), then (job uid, slots left) pairs
-# (0 = suspended or at its cap). A claim restarts its job's wait and ends its promotion.
-CLAIM = """
-local epoch = tonumber(ARGV[1])
-local fence = tonumber(redis.call('GET', KEYS[3]) or '0')
-if epoch < fence then return redis.error_reply('STALE_FENCE epoch ' .. epoch .. ' < ' .. fence) end
-local n, now, deadline, scan, prefix = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local only_listed = ARGV[7] == '1'
-local caps = {}
-for i = 8, #ARGV, 2 do caps[ARGV[i]] = tonumber(ARGV[i + 1]) end
-local claimed = {}
-local offset = 0
-while #claimed < n and offset < scan do
-  local batch = redis.call('ZRANGE', KEYS[1], offset, offset + 199)
-  if #batch == 0 then break end
-  for _, id in ipairs(batch) do
-    local uid = string.match(id, '^(.*)-%d+$') or id
-    local cap = caps[uid]
-    if (cap == nil and not only_listed) or (cap ~= nil and cap > 0) then
-      if cap ~= nil then caps[uid] = cap - 1 end
-      claimed[#claimed + 1] = id
-      if #claimed >= n then break end
-    end
-  end
-  offset = offset + 200
-end
-local result = {}
-for _, id in ipairs(claimed) do
-  local uid = string.match(id, '^(.*)-%d+$') or id
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('ZADD', KEYS[4], now, uid)
-  redis.call('HDEL', KEYS[5], uid)
-  redis.call('ZADD', KEYS[2], deadline, id)
-  redis.call('HSET', prefix .. id, 'state', 'admitted', 'admitted_at', now, 'fence', epoch)
-  result[#result + 1] = id
-  result[#result + 1] = redis.call('HINCRBY', prefix .. id, 'attempt', 1)
-end
-return result
-"""
-
-# KEYS: fence.  ARGV: epoch.  The fence only moves forward.
-RAISE_FENCE = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local epoch = tonumber(ARGV[1])
-if epoch > current then redis.call('SET', KEYS[1], epoch) return epoch end
-return current
-"""
-
-# KEYS: chunk hash, job hash, job done-or-failed set, admitted, delayed, queue, running.
-# ARGV: final state, chunk id, index, now, counter names...
-# Adds the chunk's final counters to the job exactly once, however often it is called.
-SETTLE = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'succeeded' or state == 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'finished_at', ARGV[4])
-for i = 5, #ARGV do
-  local value = tonumber(redis.call('HGET', KEYS[1], 'n_' .. ARGV[i]) or '0')
-  if value ~= 0 then redis.call('HINCRBY', KEYS[2], ARGV[i], value) end
-end
-redis.call('SADD', KEYS[3], ARGV[3])
-for k = 4, 7 do redis.call('ZREM', KEYS[k], ARGV[2]) end
-return 1
-"""
-
-# KEYS: chunk hash, admitted, delayed, running.  ARGV: chunk id, retry at, message.
-RETRY_LATER = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'succeeded' or state == 'failed' or state == 'queued' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'message', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-return 1
-"""
-
-# KEYS: chunk hash, admitted, queue, waiting.  ARGV: chunk id, score, now, job uid.
-# An admitted chunk whose Job could not be created goes back without losing an attempt.
-RELEASE = """
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued')
-redis.call('HINCRBY', KEYS[1], 'attempt', -1)
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[4])
-return 1
-"""
-
 
 @dataclass(frozen=True)
 class Claimed:
@@ -133,20 +49,51 @@ def text(value: str | bytes | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class StaleFence(RuntimeError):
+    """A newer leader has written to the queue: this process no longer leads and must stop."""
+
+
 class ChunkQueue:
-    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, epoch: int = 0) -> None:
         self.client = client
         self.keys = keys
-        self._claim = client.register_script(CLAIM)
-        self._raise_fence = client.register_script(RAISE_FENCE)
-        self._settle = client.register_script(SETTLE)
-        self._retry_later = client.register_script(RETRY_LATER)
-        self._release = client.register_script(RELEASE)
+        self.epoch = epoch
+        self._scripts = {name: client.register_script(getattr(queue_scripts, name))
+                         for name in ("FENCE", "CLAIM", "SETTLE", "RETRY_LATER", "RELEASE")}
         self._plans: dict[str, JobPlan] = {}
 
-    async def raise_fence(self, epoch: int) -> int:
-        """A new leader moves the fence to its epoch: claims from any older leader are refused from now on."""
-        return int(await self._raise_fence(keys=[self.keys.fence], args=[epoch]))
+    async def lead(self, epoch: int) -> int:
+        """A new term writes under `epoch` from now on, and raises the fence to it at once: writes of
+        any older leader are refused from here on. Answers the fence (above `epoch`: StaleFence)."""
+        self.epoch = epoch
+        return int(await self._run("FENCE", [], []))
+
+    async def _run(self, script: str, keys: list[str], args: list[object]) -> Any:
+        try:
+            return await self._scripts[script](keys=[self.keys.fence, *keys], args=[self.epoch, *args])
+        except ResponseError as exc:
+            if str(exc).startswith(queue_scripts.STALE_FENCE):
+                raise StaleFence(f"epoch {self.epoch} is fenced off: {exc}") from exc
+            raise
+
+    async def _write(self, build: Callable[[Pipeline], object]) -> list[Any]:
+        """One MULTI/EXEC of the commands `build` queues, run only if the fence is not above this
+        queue's epoch and did not move meanwhile (WATCH): the scripts' guarantee, for plain commands.
+        Answers the commands' results."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            await pipe.watch(self.keys.fence)
+            fence = int(await pipe.get(self.keys.fence) or 0)
+            if self.epoch < fence:
+                raise StaleFence(f"epoch {self.epoch} is fenced off: fence {fence}")
+            pipe.multi()
+            if self.epoch > fence:
+                pipe.set(self.keys.fence, self.epoch)
+            build(pipe)
+            try:
+                results = await pipe.execute()
+            except WatchError as exc:
+                raise StaleFence(f"the fence moved during a write of epoch {self.epoch}") from exc
+        return results[1:] if self.epoch > fence else results
 
     async def enqueue(self, plan: JobPlan, submitted_at: float, skip: set[int] | frozenset[int] = frozenset()) -> int:
         """Idempotent: a second call adds nothing already there. `skip` holds chunks that already finished
@@ -158,15 +105,15 @@ class ChunkQueue:
             if index not in skip
         ]
         self._plans.pop(plan.uid, None)  # the next load reads whichever plan Redis kept
-        async with self.client.pipeline(transaction=True) as pipe:
+
+        def build(pipe: Pipeline) -> None:
             pipe.hsetnx(keys.job(plan.uid), "plan", plan.model_dump_json())
             pipe.hsetnx(keys.job(plan.uid), "submitted_at", f"{submitted_at:.3f}")
             pipe.hset(keys.job(plan.uid), "tier", plan.tier)
             pipe.zadd(keys.waiting, {plan.uid: submitted_at}, nx=True)
             for start in range(0, len(members), ENQUEUE_BATCH):
                 pipe.zadd(keys.queue, dict(members[start:start + ENQUEUE_BATCH]), nx=True)
-            results = await pipe.execute()
-        return sum(results[4:])
+        return sum((await self._write(build))[4:])
 
     async def finalize_attempt(self, uid: str) -> tuple[int, float]:
         """The finalize Job's current attempt (from 1) and the time before which it must not start."""
@@ -174,8 +121,8 @@ class ChunkQueue:
         return int(attempt or 1), float(not_before or 0)
 
     async def retry_finalize(self, uid: str, attempt: int, not_before: float) -> None:
-        await self.client.hset(self.keys.job(uid), mapping={FINALIZE_ATTEMPT: attempt,
-                                                             FINALIZE_NOT_BEFORE: f"{not_before:.3f}"})
+        await self._write(lambda pipe: pipe.hset(self.keys.job(uid), mapping={
+            FINALIZE_ATTEMPT: attempt, FINALIZE_NOT_BEFORE: f"{not_before:.3f}"}))
 
     async def has_job(self, uid: str) -> bool:
         return bool(await self.client.hexists(self.keys.job(uid), "plan"))
@@ -190,19 +137,18 @@ class ChunkQueue:
             self._plans[uid] = JobPlan.model_validate_json(raw)
         return self._plans[uid]
 
-    async def claim(self, epoch: int, n: int, admit_deadline: float, job_slots: dict[str, int],
-                    scan_limit: int = 20_000, only_listed: bool = False, now: float | None = None) -> list[Claimed]:
+    async def claim(self, n: int, admit_deadline: float, job_slots: dict[str, int], scan_limit: int = 20_000,
+                    only_listed: bool = False, now: float | None = None) -> list[Claimed]:
         """Pops up to n chunks from the top, skipping jobs with no slot left (and, with `only_listed`,
-        jobs `job_slots` does not name: ones this leader does not know or that are being deleted);
-        raises on a stale epoch."""
+        jobs `job_slots` does not name: ones this leader does not know or that are being deleted)."""
         if n <= 0:
             return []
-        args: list[object] = [epoch, n, f"{time.time() if now is None else now:.3f}", f"{admit_deadline:.3f}", scan_limit,
+        args: list[object] = [n, f"{time.time() if now is None else now:.3f}", f"{admit_deadline:.3f}", scan_limit,
                               self.keys.chunk(""), "1" if only_listed else "0"]
         for uid, slots in job_slots.items():
             args += [uid, max(slots, 0)]
         keys = self.keys
-        flat = await self._claim(keys=[keys.queue, keys.admitted, keys.fence, keys.waiting, keys.promoted], args=args)
+        flat = await self._run("CLAIM", [keys.queue, keys.admitted, keys.waiting, keys.promoted], args)
         claimed = []
         for member, attempt in zip(flat[0::2], flat[1::2]):
             uid, index = split_chunk_id(member)
@@ -212,50 +158,65 @@ class ChunkQueue:
     async def release(self, claimed: Claimed, tier: str, submitted_at: float) -> bool:
         score = priority.score(tier, claimed.index, submitted_at)
         keys = self.keys
-        return bool(await self._release(keys=[keys.chunk(claimed.chunk_id), keys.admitted, keys.queue, keys.waiting],
-                                        args=[claimed.chunk_id, score, f"{time.time():.3f}", claimed.uid]))
+        return bool(await self._run("RELEASE", [keys.chunk(claimed.chunk_id), keys.admitted, keys.queue, keys.waiting],
+                                    [claimed.chunk_id, score, f"{time.time():.3f}", claimed.uid]))
+
+    async def keep_attempt(self, member: str, attempt: int) -> None:
+        """A chunk record lost with Redis gets its Job's attempt back, so the next claim does not reuse
+        that Job's name."""
+        await self._write(lambda pipe: pipe.hsetnx(self.keys.chunk(member), ChunkField.ATTEMPT, attempt))
+
+    async def restore_settled(self, uid: str, done: set[int], failed: set[int], counters: dict[str, int]) -> None:
+        """What a DatasetJob's status recorded of its settled chunks, put back after Redis lost it."""
+        def build(pipe: Pipeline) -> None:
+            if done:
+                pipe.sadd(self.keys.job_done(uid), *done)
+            if failed:
+                pipe.sadd(self.keys.job_failed(uid), *failed)
+            if counters:
+                pipe.hset(self.keys.job(uid), mapping=counters)
+        await self._write(build)
 
     async def set_spec(self, member: str, spec_json: str, k8s_job: str) -> None:
-        await self.client.hset(self.keys.chunk(member), mapping={ChunkField.SPEC: spec_json,
-                                                                 ChunkField.K8S_JOB: k8s_job})
+        await self._write(lambda pipe: pipe.hset(self.keys.chunk(member), mapping={
+            ChunkField.SPEC: spec_json, ChunkField.K8S_JOB: k8s_job}))
 
     async def settle(self, member: str, state: ChunkState) -> bool:
         """Records a chunk's end (succeeded or failed for good) once; folds its counters into the job."""
         uid, index = split_chunk_id(member)
         keys = self.keys
         target = keys.job_done(uid) if state is ChunkState.SUCCEEDED else keys.job_failed(uid)
-        return bool(await self._settle(
-            keys=[keys.chunk(member), keys.job(uid), target, keys.admitted, keys.delayed, keys.queue, keys.running],
-            args=[state.value, member, index, f"{time.time():.3f}", *COUNTERS],
-        ))
+        return bool(await self._run(
+            "SETTLE", [keys.chunk(member), keys.job(uid), target, keys.admitted, keys.delayed, keys.queue, keys.running],
+            [state.value, member, index, f"{time.time():.3f}", *COUNTERS]))
 
     async def retry_later(self, member: str, retry_at: float, message: str) -> bool:
         keys = self.keys
-        return bool(await self._retry_later(keys=[keys.chunk(member), keys.admitted, keys.delayed, keys.running],
-                                            args=[member, f"{retry_at:.3f}", message[:500]]))
+        return bool(await self._run("RETRY_LATER", [keys.chunk(member), keys.admitted, keys.delayed, keys.running],
+                                    [member, f"{retry_at:.3f}", message[:500]]))
 
     async def record_failure(self, member: str, attempt: int, reason: str, message: str) -> None:
         """The job's latest failed attempt, kept with the job's totals so any leader shows it."""
         uid, index = split_chunk_id(member)
         when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        await self.client.hset(self.keys.job(uid), LAST_FAILURE, json.dumps(
-            {"chunk": index, "attempt": attempt, "reason": reason, "message": message[:1000], "time": when}))
+        record = json.dumps({"chunk": index, "attempt": attempt, "reason": reason, "message": message[:1000],
+                             "time": when})
+        await self._write(lambda pipe: pipe.hset(self.keys.job(uid), LAST_FAILURE, record))
 
     async def requeue_due(self, now: float, tiers: dict[str, str], submitted: dict[str, float]) -> int:
         """Delayed chunks whose backoff is over go back to the queue at their usual place."""
         due = await self.client.zrangebyscore(self.keys.delayed, "-inf", now, start=0, num=1000)
         if not due:
             return 0
-        async with self.client.pipeline(transaction=True) as pipe:
+
+        def build(pipe: Pipeline) -> None:
             for member in due:
                 uid, index = split_chunk_id(member)
-                if uid not in tiers:
-                    pipe.zrem(self.keys.delayed, member)
-                    continue
                 pipe.zrem(self.keys.delayed, member)
-                pipe.zadd(self.keys.queue, {member: priority.score(tiers[uid], index, submitted[uid])})
-                pipe.zadd(self.keys.waiting, {uid: now}, nx=True)
-            await pipe.execute()
+                if uid in tiers:  # a job this leader does not know (deleted) has its retry dropped
+                    pipe.zadd(self.keys.queue, {member: priority.score(tiers[uid], index, submitted[uid])})
+                    pipe.zadd(self.keys.waiting, {uid: now}, nx=True)
+        await self._write(build)
         return len(due)
 
     async def promote_waiting(self, now: float, max_wait: float, submitted: dict[str, float]) -> int:
@@ -268,20 +229,20 @@ class ChunkQueue:
         for uid in map(text, due):
             current = text(await self.client.hget(self.keys.promoted, uid))
             if current is not None and await self.client.zscore(self.keys.queue, current) is not None:
-                await self.client.zrem(self.keys.waiting, uid)  # its promoted chunk still waits for a slot
+                await self._write(lambda pipe: pipe.zrem(self.keys.waiting, uid))  # it still waits for a slot
                 continue
             plan = await self.load_plan(uid)
             member = None if plan is None else await self._first_queued(uid, plan.chunk_count)
             if member is None:  # nothing of it queued: it waits for nothing (a requeue starts a new wait)
-                await self.client.zrem(self.keys.waiting, uid)
+                await self._write(lambda pipe: pipe.zrem(self.keys.waiting, uid))
                 continue
-            _, index = split_chunk_id(member)
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.zadd(self.keys.queue, {member: priority.score("free", index, submitted.get(uid, now),
-                                                                   promoted=True)}, xx=True)
+            score = priority.score("free", split_chunk_id(member)[1], submitted.get(uid, now), promoted=True)
+
+            def build(pipe: Pipeline) -> None:
+                pipe.zadd(self.keys.queue, {member: score}, xx=True)
                 pipe.hset(self.keys.promoted, uid, member)
                 pipe.zrem(self.keys.waiting, uid)
-                await pipe.execute()
+            await self._write(build)
             promoted += 1
         return promoted
 
@@ -297,15 +258,16 @@ class ChunkQueue:
 
     async def retier(self, uid: str, tier: str, submitted_at: float) -> int:
         """A tier change moves the job's queued chunks (promoted ones keep their place)."""
-        changed = 0
-        await self.client.hset(self.keys.job(uid), "tier", tier)
-        async for member, value in self.client.zscan_iter(self.keys.queue, match=f"{uid}-*", count=SCAN_BATCH):
-            if priority.decode(value)[0] == priority.PROMOTED:
-                continue
-            _, index = split_chunk_id(member)
-            await self.client.zadd(self.keys.queue, {member: priority.score(tier, index, submitted_at)}, xx=True)
-            changed += 1
-        return changed
+        moved = {member: priority.score(tier, split_chunk_id(member)[1], submitted_at)
+                 async for member, value in self.client.zscan_iter(self.keys.queue, match=f"{uid}-*", count=SCAN_BATCH)
+                 if priority.decode(value)[0] != priority.PROMOTED}
+
+        def build(pipe: Pipeline) -> None:
+            pipe.hset(self.keys.job(uid), "tier", tier)
+            if moved:
+                pipe.zadd(self.keys.queue, moved, xx=True)
+        await self._write(build)
+        return len(moved)
 
     async def pending_by_tier(self) -> dict[str, int]:
         """Queued chunks per rank, by counting score ranges (no scan)."""
@@ -322,17 +284,17 @@ class ChunkQueue:
 
     async def forget_admitted(self, members: list[str]) -> None:
         if members:
-            await self.client.zrem(self.keys.admitted, *members)
+            await self._write(lambda pipe: pipe.zrem(self.keys.admitted, *members))
 
     async def mark_running(self, members: list[str], now: float) -> None:
         """Chunks whose Job is live move from the admitted-deadline watch to the `running` index,
         where they stay until settled or retried (the worker itself sets the chunk's state to running
         when it starts)."""
         if members:
-            async with self.client.pipeline(transaction=True) as pipe:
+            def build(pipe: Pipeline) -> None:
                 pipe.zrem(self.keys.admitted, *members)
                 pipe.zadd(self.keys.running, {member: now for member in members}, nx=True)
-                await pipe.execute()
+            await self._write(build)
 
     async def running(self) -> list[str]:
         """Chunks whose Job was seen live and that are not settled yet: at most the quota's worth."""
@@ -358,7 +320,8 @@ class ChunkQueue:
         return reports
 
     async def remove_job(self, uid: str) -> None:
-        """Everything of one job: queue entries, chunk records, dedup sets, counters."""
+        """Everything of one job: queue entries, chunk records, dedup sets, counters. Not fenced: a
+        deletion leaves the same nothing whoever runs it, and it runs in batches no MULTI should hold."""
         self._plans.pop(uid, None)
         await self.client.zrem(self.keys.waiting, uid)
         await self.client.hdel(self.keys.promoted, uid)

@@ -22,9 +22,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from chunk_worker.contract import ChunkField, ChunkState
 from dataset_operator import admission, capacity, completion, jobs, metrics, pod_trouble
 from dataset_operator.chunk_outcomes import ChunkOutcomes
-from dataset_operator.pod_trouble import Trouble
+from dataset_operator.leader import LeadershipLost
 from dataset_operator.plan import chunk_spec
-from dataset_operator.queue import ChunkQueue, Claimed, split_chunk_id, text
+from dataset_operator.pod_trouble import Trouble
+from dataset_operator.queue import ChunkQueue, Claimed, StaleFence, split_chunk_id, text
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.settings import OperatorSettings
 from dataset_operator.worker_identity import WorkerIdentity, missing_message
@@ -47,14 +48,12 @@ class LiveJobs:
 
 
 class Scheduler:
-    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient, registry: Registry,
-                 epoch: int) -> None:
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient, registry: Registry) -> None:
         self.settings = settings
         self.queue = queue
         self.api = api
         self.batch = client.BatchV1Api(api)
         self.registry = registry
-        self.epoch = epoch
         self.last_cycle = 0.0
         self.live = LiveJobs()
         self.capacity_note = ""
@@ -100,6 +99,8 @@ class Scheduler:
                 self.last_cycle = time.monotonic()
             except asyncio.CancelledError:
                 raise
+            except StaleFence as exc:
+                raise LeadershipLost(f"a newer leader writes to the queue ({exc})") from exc
             except Exception:
                 log.exception("scheduler cycle failed")
             metrics.SCHEDULER_CYCLE.observe(time.monotonic() - started)
@@ -199,7 +200,7 @@ class Scheduler:
         slots.update({uid: 0 for uid, ref in refs.items() if ref.namespace in unserved})
         claimable = {uid: slots.get(uid, decision.admit) for uid in refs}  # unknown and deleting jobs: never
         metrics.QUOTA_USED.set(running)
-        claimed = await self.queue.claim(self.epoch, decision.admit, time.time() + self.settings.admit_deadline_seconds,
+        claimed = await self.queue.claim(decision.admit, time.time() + self.settings.admit_deadline_seconds,
                                          claimable, only_listed=True)
         self.claimed_without_job.update(item.chunk_id for item in claimed)
         if decision.admit:

@@ -64,7 +64,7 @@ async def simulate(redis_url: str, with_free_job: bool) -> Outcome:
                 next_arrival += EVERY
             promoted = await queue.promote_waiting(now, MAX_WAIT, submitted)
             outcome.free_promotions += promoted
-            for claimed in await queue.claim(1, QUOTA - len(running), now + 600, {}, now=now):
+            for claimed in await queue.claim(QUOTA - len(running), now + 600, {}, now=now):
                 running[claimed.chunk_id] = now + CHUNK_SECONDS
                 admitted[claimed.uid] = now
             now += TICK

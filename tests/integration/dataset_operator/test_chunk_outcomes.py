@@ -33,7 +33,7 @@ def run_recovery(redis_url: str, outcomes_recorded: dict[int, str | None], liste
         await queue.enqueue(make_plan("team", "cats", uid, spec, "file:///tmp/d", {"openverse"}), 1.0)
         registry = Registry()
         registry.observe({"metadata": {"uid": uid, "namespace": "team", "name": "cats"}, "spec": spec})
-        claimed = await queue.claim(1, 3, 9e9, {})
+        claimed = await queue.claim(3, 9e9, {})
         await queue.mark_running([c.chunk_id for c in claimed], 2.0)
         for c in claimed:
             if outcomes_recorded.get(c.index):

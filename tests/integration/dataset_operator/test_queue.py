@@ -7,12 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from chunk_worker.contract import ChunkState, Keys, chunk_id
 from dataset_operator import priority
 from dataset_operator.plan import JobPlan, make_plan
-from dataset_operator.queue import ChunkQueue
+from dataset_operator.queue import ChunkQueue, StaleFence
 
 KEYS = Keys("t:")
 T0 = 1_760_000_000.0
@@ -27,7 +26,7 @@ def run(redis_url: str, body: Callable[[ChunkQueue, aioredis.Redis], Awaitable[o
         client = aioredis.from_url(redis_url, decode_responses=True)
         await client.flushall()
         try:
-            return await body(ChunkQueue(raw, KEYS), client)
+            return await body(ChunkQueue(raw, KEYS, epoch=1), client)
         finally:
             await client.aclose()
             await raw.aclose()
@@ -71,7 +70,7 @@ def test_claim_order_follows_tier_then_round_robin_then_submission(redis_url):
         await queue.enqueue(old_free, T0)
         await queue.enqueue(new_user, T0 + 100)
         await queue.enqueue(young_free, T0 + 50)
-        claimed = await queue.claim(epoch=1, n=10, admit_deadline=DEADLINE, job_slots={})
+        claimed = await queue.claim(n=10, admit_deadline=DEADLINE, job_slots={})
         expected = [(new_user, 0), (new_user, 1), (old_free, 0), (young_free, 0), (old_free, 1), (young_free, 1),
                     (old_free, 2)]
         assert [(c.uid, c.index) for c in claimed] == [(job.uid, index) for job, index in expected]
@@ -83,7 +82,7 @@ def test_claim_respects_job_slots(redis_url):
         suspended, capped, free = plan(3), plan(3), plan(3)
         for offset, job in enumerate((suspended, capped, free)):
             await queue.enqueue(job, T0 + offset)
-        claimed = await queue.claim(1, 10, DEADLINE, job_slots={suspended.uid: 0, capped.uid: 1})
+        claimed = await queue.claim(10, DEADLINE, job_slots={suspended.uid: 0, capped.uid: 1})
         by_job = {job.uid: sum(c.uid == job.uid for c in claimed) for job in (suspended, capped, free)}
         assert by_job == {suspended.uid: 0, capped.uid: 1, free.uid: 3}
         assert await client.zcard(KEYS.queue) == 5
@@ -93,12 +92,14 @@ def test_claim_respects_job_slots(redis_url):
 def test_claim_with_a_stale_epoch_is_refused_and_takes_nothing(redis_url):
     async def body(queue, client):
         await queue.enqueue(plan(3), T0)
-        assert await queue.raise_fence(7) == 7
-        assert await queue.raise_fence(6) == 7  # the fence never moves back
-        with pytest.raises(ResponseError, match="STALE_FENCE"):
-            await queue.claim(6, 3, DEADLINE, {})
+        assert await queue.lead(7) == 7
+        with pytest.raises(StaleFence, match="epoch 6 < fence 7"):
+            await queue.lead(6)  # the fence never moves back
+        with pytest.raises(StaleFence):
+            await queue.claim(3, DEADLINE, {})
         assert await client.zcard(KEYS.queue) == 3 and await client.zcard(KEYS.admitted) == 0
-        assert len(await queue.claim(7, 3, DEADLINE, {})) == 3
+        await queue.lead(7)
+        assert len(await queue.claim(3, DEADLINE, {})) == 3
     run(redis_url, body)
 
 
@@ -106,7 +107,7 @@ def test_claim_moves_chunks_to_admitted_with_a_deadline_and_counts_the_attempt(r
     async def body(queue, client):
         job = plan(2)
         await queue.enqueue(job, T0)
-        [claimed] = await queue.claim(1, 1, DEADLINE, {})
+        [claimed] = await queue.claim(1, DEADLINE, {})
         assert (claimed.chunk_id, claimed.index, claimed.attempt) == (chunk_id(job.uid, 0), 0, 1)
         assert await queue.admitted() == {claimed.chunk_id: DEADLINE}
         assert await client.zscore(KEYS.queue, claimed.chunk_id) is None
@@ -119,12 +120,12 @@ def test_release_puts_the_chunk_back_without_losing_an_attempt(redis_url):
         job = plan(2)
         await queue.enqueue(job, T0)
         original = await client.zscore(KEYS.queue, chunk_id(job.uid, 0))
-        [claimed] = await queue.claim(1, 1, DEADLINE, {})
+        [claimed] = await queue.claim(1, DEADLINE, {})
         assert await queue.release(claimed, job.tier, T0)
         assert not await queue.release(claimed, job.tier, T0)  # a second release changes nothing
         assert await client.zscore(KEYS.queue, claimed.chunk_id) == original
         assert await queue.admitted() == {}
-        [again] = await queue.claim(1, 1, DEADLINE, {})
+        [again] = await queue.claim(1, DEADLINE, {})
         assert (again.chunk_id, again.attempt) == (claimed.chunk_id, 1)
     run(redis_url, body)
 
@@ -133,7 +134,7 @@ def test_settle_folds_counters_into_the_job_once(redis_url):
     async def body(queue, client):
         job = plan(2)
         await queue.enqueue(job, T0)
-        [claimed] = await queue.claim(1, 1, DEADLINE, {})
+        [claimed] = await queue.claim(1, DEADLINE, {})
         await client.hset(KEYS.chunk(claimed.chunk_id), mapping={"n_valid": 5, "n_uploaded": 4, "n_rejected": 1})
         assert await queue.settle(claimed.chunk_id, ChunkState.SUCCEEDED)
         assert not await queue.settle(claimed.chunk_id, ChunkState.SUCCEEDED)
@@ -150,7 +151,7 @@ def test_retry_later_waits_in_delayed_until_requeue_due_puts_it_back(redis_url):
         job = plan(1)
         await queue.enqueue(job, T0)
         original = await client.zscore(KEYS.queue, chunk_id(job.uid, 0))
-        [claimed] = await queue.claim(1, 1, DEADLINE, {})
+        [claimed] = await queue.claim(1, DEADLINE, {})
         now = time.time()
         assert await queue.retry_later(claimed.chunk_id, now + 100, "BackoffLimitExceeded: exit 1")
         assert await client.zscore(KEYS.delayed, claimed.chunk_id) == pytest.approx(now + 100, abs=0.01)
@@ -160,7 +161,7 @@ def test_retry_later_waits_in_delayed_until_requeue_due_puts_it_back(redis_url):
         assert await queue.requeue_due(now + 101, tiers, submitted) == 1
         assert await client.zscore(KEYS.queue, claimed.chunk_id) == original
         assert await client.zcard(KEYS.delayed) == 0
-        [retry] = await queue.claim(1, 1, DEADLINE, {})
+        [retry] = await queue.claim(1, DEADLINE, {})
         assert (retry.chunk_id, retry.attempt) == (claimed.chunk_id, 2)
     run(redis_url, body)
 
@@ -180,7 +181,7 @@ def test_a_job_waiting_past_the_maximum_gets_one_chunk_promoted_not_all(redis_ur
         assert await queue.promote_waiting(now, max_wait=1800, submitted=submitted) == 1
         queued = await client.zrange(KEYS.queue, 0, -1, withscores=True)
         assert promoted_members(queued) == {chunk_id(waited.uid, 0)}
-        claimed = await queue.claim(1, 3, DEADLINE, {})
+        claimed = await queue.claim(3, DEADLINE, {})
         assert [c.uid for c in claimed] == [waited.uid, new_user.uid, new_user.uid]  # one ahead, not three
     run(redis_url, body)
 
@@ -202,7 +203,7 @@ def test_a_claim_restarts_the_jobs_wait(redis_url):
         job = plan(3, "free")
         await queue.enqueue(job, T0)
         await queue.promote_waiting(T0 + 1801, 1800, {job.uid: T0})
-        await queue.claim(1, 1, DEADLINE, {}, now=T0 + 1900)
+        await queue.claim(1, DEADLINE, {}, now=T0 + 1900)
         assert await client.zscore(KEYS.waiting, job.uid) == T0 + 1900
         assert await client.hget(KEYS.promoted, job.uid) is None
         assert await queue.promote_waiting(T0 + 1900 + 1799, 1800, {job.uid: T0}) == 0
@@ -219,7 +220,7 @@ def test_retier_moves_queued_chunks_to_the_new_tier(redis_url):
         await queue.enqueue(other, now)
         assert await queue.retier(job.uid, "new-user", now) == 3
         assert await client.hget(KEYS.job(job.uid), "tier") == "new-user"
-        order = [c.uid for c in await queue.claim(1, 4, DEADLINE, {})]
+        order = [c.uid for c in await queue.claim(4, DEADLINE, {})]
         assert order == [job.uid, job.uid, job.uid, other.uid]
     run(redis_url, body)
 
@@ -241,7 +242,7 @@ def test_remove_job_leaves_no_key_of_that_job_and_keeps_other_jobs(redis_url):
         gone, kept = plan(6), plan(3)
         for job in (gone, kept):
             await queue.enqueue(job, T0)
-        claimed = await queue.claim(1, 6, DEADLINE, {})
+        claimed = await queue.claim(6, DEADLINE, {})
         mine = [c for c in claimed if c.uid == gone.uid]
         await client.hset(KEYS.chunk(mine[0].chunk_id), "n_valid", 3)
         await queue.settle(mine[0].chunk_id, ChunkState.SUCCEEDED)
@@ -269,7 +270,7 @@ def test_queue_ranks_give_each_jobs_first_queued_chunk(redis_url):
         await queue.enqueue(second, T0)
         await queue.enqueue(third, T0 + 1)
         assert await queue.queue_ranks() == {second.uid: 0, first.uid: 2, third.uid: 3}
-        await queue.claim(1, 3, DEADLINE, {})
+        await queue.claim(3, DEADLINE, {})
         assert await queue.queue_ranks() == {third.uid: 0, first.uid: 1}
     run(redis_url, body)
 
@@ -281,8 +282,8 @@ def test_concurrent_claims_on_two_connections_never_claim_the_same_chunk(redis_u
             await queue.enqueue(job, T0 + offset)
         other_client = aioredis.from_url(redis_url)
         try:
-            leaders = [queue, ChunkQueue(other_client, KEYS)]
-            rounds = [leaders[i % 2].claim(1, 3, DEADLINE, {}) for i in range(16)]
+            leaders = [queue, ChunkQueue(other_client, KEYS, epoch=1)]
+            rounds = [leaders[i % 2].claim(3, DEADLINE, {}) for i in range(16)]
             claimed = [c for batch in await asyncio.gather(*rounds) for c in batch]
         finally:
             await other_client.aclose()
@@ -297,7 +298,7 @@ def test_chunk_index_beyond_five_digits_is_claimed_as_itself(redis_url):
                                                          "count": 100_001}}]}
         job = make_plan("team", "big", str(uuid.uuid4()), spec, "file:///tmp/datasets", {"openverse"})
         await queue.enqueue(job, T0, skip=set(range(100_000)))
-        [claimed] = await queue.claim(1, 1, DEADLINE, {job.uid: 1})
+        [claimed] = await queue.claim(1, DEADLINE, {job.uid: 1})
         assert (claimed.uid, claimed.index) == (job.uid, 100_000)
     run(redis_url, body)
 
@@ -308,7 +309,7 @@ def test_only_listed_claims_skip_jobs_the_leader_does_not_know(redis_url):
         known, unknown = plan(2, name="known"), plan(2, tier="new-user", name="unknown")
         await queue.enqueue(known, T0)
         await queue.enqueue(unknown, T0)
-        claimed = await queue.claim(1, 4, DEADLINE, {known.uid: 4}, only_listed=True)
+        claimed = await queue.claim(4, DEADLINE, {known.uid: 4}, only_listed=True)
         assert ids(claimed) == [chunk_id(known.uid, 0), chunk_id(known.uid, 1)]
         assert await client.zrange(KEYS.queue, 0, -1) == [chunk_id(unknown.uid, 0), chunk_id(unknown.uid, 1)]
     run(redis_url, body)
@@ -320,14 +321,64 @@ def test_a_deposed_leader_claims_nothing_once_the_next_term_raised_the_fence(red
         other_client = aioredis.from_url(redis_url)
         try:
             old, new = queue, ChunkQueue(other_client, KEYS)
-            await old.raise_fence(3)
-            first = await old.claim(3, 2, DEADLINE, {})
-            await new.raise_fence(4)
-            with pytest.raises(ResponseError, match="STALE_FENCE epoch 3 < 4"):
-                await old.claim(3, 2, DEADLINE, {})
-            second = await new.claim(4, 10, DEADLINE, {})
+            await old.lead(3)
+            first = await old.claim(2, DEADLINE, {})
+            await new.lead(4)
+            with pytest.raises(StaleFence, match="epoch 3 < fence 4"):
+                await old.claim(2, DEADLINE, {})
+            second = await new.claim(10, DEADLINE, {})
         finally:
             await other_client.aclose()
         assert len(first) == 2 and len(second) == 4
         assert not set(ids(first)) & set(ids(second))
+    run(redis_url, body)
+
+
+DEPOSED_WRITES = {
+    "settle": lambda q, c: q.settle(c.chunk_id, ChunkState.SUCCEEDED),
+    "retry_later": lambda q, c: q.retry_later(c.chunk_id, T0, "retry"),
+    "release": lambda q, c: q.release(c, "free", T0),
+    "mark_running": lambda q, c: q.mark_running([c.chunk_id], T0),
+    "set_spec": lambda q, c: q.set_spec(c.chunk_id, "{}", "job"),
+    "record_failure": lambda q, c: q.record_failure(c.chunk_id, 1, "WorkerFailed", "x"),
+    "enqueue": lambda q, c: q.enqueue(plan(2), T0),
+    "retier": lambda q, c: q.retier(c.uid, "new-user", T0),
+    "promote_waiting": lambda q, c: q.promote_waiting(time.time() + 10**6, 1, {c.uid: T0}),
+}
+
+
+@pytest.mark.parametrize("write", sorted(DEPOSED_WRITES))
+def test_every_write_of_a_deposed_leader_is_refused_and_changes_nothing(redis_url, write):
+    async def body(queue, client):
+        await queue.enqueue(plan(3), T0)
+        await queue.lead(3)
+        [claimed] = await queue.claim(1, DEADLINE, {})
+        before = {key: await client.dump(key) for key in sorted(await client.keys("*"))}
+        other_client = aioredis.from_url(redis_url)
+        try:
+            await ChunkQueue(other_client, KEYS).lead(4)
+        finally:
+            await other_client.aclose()
+        with pytest.raises(StaleFence):
+            await DEPOSED_WRITES[write](queue, claimed)
+        after = {key: await client.dump(key) for key in sorted(await client.keys("*")) if key != KEYS.fence}
+        assert after == {key: value for key, value in before.items() if key != KEYS.fence}
+    run(redis_url, body)
+
+
+def test_after_redis_lost_its_data_the_leaders_first_write_restores_the_fence(redis_url):
+    async def body(queue, client):
+        other_client = aioredis.from_url(redis_url)
+        try:
+            old, new = queue, ChunkQueue(other_client, KEYS)
+            await old.lead(3)
+            await new.lead(4)
+            await client.flushall()  # Redis restarted empty: the fence is gone with everything else
+            await new.enqueue(plan(2), T0)  # the rebuild, by the current leader
+            assert await client.get(KEYS.fence) == "4"
+            with pytest.raises(StaleFence):
+                await old.claim(2, DEADLINE, {})
+            assert len(await new.claim(2, DEADLINE, {})) == 2
+        finally:
+            await other_client.aclose()
     run(redis_url, body)

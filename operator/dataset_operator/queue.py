@@ -29,6 +29,8 @@ FINALIZE_ATTEMPT = "finalize_attempt"  # fields of the job hash
 FINALIZE_NOT_BEFORE = "finalize_not_before"
 LAST_FAILURE = "last_failure"
 SCAN_BATCH = 1000
+POSITION_LIMIT = 20_000
+"""Queue entries the status writer walks for positions (as many as a claim looks at)."""
 
 @dataclass(frozen=True)
 class Claimed:
@@ -339,18 +341,20 @@ class ChunkQueue:
             if batch:
                 await self.client.unlink(*batch)
 
-    async def queue_ranks(self) -> dict[str, int]:
-        """Rank of each job's first queued chunk (its queue position). It walks the whole queue, so each
-        member only has its uid cut off, undecoded; the index is never parsed."""
+    async def queue_ranks(self, limit: int = POSITION_LIMIT) -> dict[str, int]:
+        """Rank of each job's first queued chunk (its queue position) among the first `limit` entries:
+        the cost is bounded whatever the queue holds, and a job further back has no position. Members
+        only have their uid cut off, undecoded; the index is never parsed."""
         ranks: dict[str | bytes, int] = {}
         rank = 0
-        while True:
-            members = await self.client.zrange(self.keys.queue, rank, rank + 9999)
+        while rank < limit:
+            members = await self.client.zrange(self.keys.queue, rank, min(rank + 9999, limit - 1))
             if not members:
-                return {text(uid): first for uid, first in ranks.items()}
+                break
             dash = b"-" if isinstance(members[0], bytes) else "-"
             for offset, member in enumerate(members):
                 uid = member.rpartition(dash)[0]
                 if uid not in ranks:
                     ranks[uid] = rank + offset
             rank += len(members)
+        return {text(uid): first for uid, first in ranks.items()}

@@ -275,6 +275,16 @@ def test_queue_ranks_give_each_jobs_first_queued_chunk(redis_url):
     run(redis_url, body)
 
 
+def test_queue_positions_stop_at_the_limit(redis_url):
+    async def body(queue, client):
+        front, back = plan(3, "new-user"), plan(2, "free")
+        await queue.enqueue(front, T0)
+        await queue.enqueue(back, T0)
+        assert await queue.queue_ranks(limit=3) == {front.uid: 0}
+        assert await queue.queue_ranks(limit=4) == {front.uid: 0, back.uid: 3}
+    run(redis_url, body)
+
+
 def test_concurrent_claims_on_two_connections_never_claim_the_same_chunk(redis_url):
     async def body(queue, client):
         jobs = [plan(20), plan(20)]

@@ -1,6 +1,6 @@
 """The one scheduling loop of the leader.
 
-Each cycle: list the live chunk Jobs (the truth about what runs), settle the finished ones and name
+Each cycle: read the live chunk Jobs from the Job watch (the truth about what runs), settle the finished ones and name
 the stuck ones (chunk_outcomes), put due retries back, promote chunks that waited too long, then
 admit n = min(quota - running, node slots) chunks through the fenced Redis claim and create one Job
 each. Chunks of a namespace without the worker ServiceAccount are not admitted.
@@ -22,6 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from chunk_worker.contract import ChunkField, ChunkState
 from dataset_operator import admission, capacity, completion, jobs, metrics, pod_trouble
 from dataset_operator.chunk_outcomes import ChunkOutcomes
+from dataset_operator.job_watch import JobWatch
 from dataset_operator.leader import LeadershipLost
 from dataset_operator.plan import chunk_spec
 from dataset_operator.pod_trouble import Trouble
@@ -61,6 +62,7 @@ class Scheduler:
         self.claimed_without_job: set[str] = set()  # claimed, their Job not listed yet: they run too
         self.outcomes = ChunkOutcomes(settings, queue, api, registry)
         self.identity = WorkerIdentity(api, settings.worker_service_account)
+        self.job_watch = JobWatch(api, settings.namespace or None, f"{jobs.LABEL_MANAGED_BY}={jobs.MANAGED_BY}")
 
     def running_of(self, uid: str) -> list[str]:
         """One job's running chunks: a live Job, or claimed with its Job about to be listed. Counting
@@ -92,6 +94,15 @@ class Scheduler:
 
     async def run(self) -> None:
         await self.load_datasetjobs()
+        watching = asyncio.create_task(self.job_watch.run(), name="job-watch")
+        try:
+            await self.job_watch.synced.wait()
+            await self._loop()
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+
+    async def _loop(self) -> None:
         while True:
             started = time.monotonic()
             try:
@@ -107,15 +118,9 @@ class Scheduler:
             await asyncio.sleep(max(self.settings.scheduler_interval_seconds - (time.monotonic() - started), 0.05))
 
     async def list_jobs(self) -> LiveJobs:
-        selector = f"{jobs.LABEL_MANAGED_BY}={jobs.MANAGED_BY}"
-        if self.settings.namespace:
-            result = await self.batch.list_namespaced_job(self.settings.namespace, label_selector=selector,
-                                                          _preload_content=False)
-        else:
-            result = await self.batch.list_job_for_all_namespaces(label_selector=selector, _preload_content=False)
-        body = await result.json()
+        """The operator's Jobs as the watch has them (no API call per cycle)."""
         live = LiveJobs()
-        for job in body.get("items", []):
+        for job in self.job_watch.snapshot():
             member, _ = jobs.chunk_of(job)
             if member is None:
                 continue

@@ -139,6 +139,9 @@ class ChunkQueue:
             self._plans[uid] = JobPlan.model_validate_json(raw)
         return self._plans[uid]
 
+    def forget_plan(self, uid: str) -> None:
+        self._plans.pop(uid, None)
+
     async def claim(self, n: int, admit_deadline: float, job_slots: dict[str, int], scan_limit: int = 20_000,
                     only_listed: bool = False, now: float | None = None) -> list[Claimed]:
         """Pops up to n chunks from the top, skipping jobs with no slot left (and, with `only_listed`,
@@ -324,7 +327,7 @@ class ChunkQueue:
     async def remove_job(self, uid: str) -> None:
         """Everything of one job: queue entries, chunk records, dedup sets, counters. Not fenced: a
         deletion leaves the same nothing whoever runs it, and it runs in batches no MULTI should hold."""
-        self._plans.pop(uid, None)
+        self.forget_plan(uid)
         await self.client.zrem(self.keys.waiting, uid)
         await self.client.hdel(self.keys.promoted, uid)
         for zset in (self.keys.queue, self.keys.admitted, self.keys.delayed, self.keys.running):

@@ -91,6 +91,7 @@ class StatusWriter:
 
     async def update(self, ref: JobRef, ranks: dict[str, int], backoff: Counter[str]) -> None:
         if ref.status.get("reason") == status.INVALID_SPEC or ref.status.get("phase") in ("Succeeded", "Failed"):
+            self.queue.forget_plan(ref.uid)  # a finished job's plan is not needed again: the cache stays bounded
             return
         if not await self.queue.has_job(ref.uid):
             if ref.status.get("phase"):  # planned before, so Redis lost it: rebuild from the status

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from protego import Protego
@@ -59,31 +60,47 @@ def x_robots_tag_refusal(value: str | None) -> Refusal | None:
 # robots.txt ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+def path_matcher(pattern: str) -> Protego:
+    """A robots.txt path pattern (`*`, a final `$`, percent-decoding) as protego matches it: the
+    matcher disallows, for any agent, exactly the URLs the pattern matches."""
+    return Protego.parse(f"User-agent: *\nDisallow: {pattern}\n")
+
+
+def path_matches(matcher: Protego, url: str) -> bool:
+    return not matcher.can_fetch(url, "*")
+
+
+_DISALLOW = re.compile(r"^\s*disallow\s*:\s*([^#\s]*)", re.IGNORECASE | re.MULTILINE)
+ATTRIBUTED_PATTERNS = 1000
+"""Disallow patterns a refusal is attributed among (the file's first ones); past them it says "Disallow"."""
+
+
 class Robots:
     """One origin's robots.txt as the crawler sees it: rules, none (allow all), or unreachable
     (RFC 9309 2.3.1.4: a robots.txt that cannot be reached for a server or network error means
-    complete disallow)."""
+    complete disallow). Parsed once; kept for the chunk by chunk_worker.sitefiles."""
 
-    text: str = ""
-    unreachable: str | None = None
-    reason: str = Reason.ROBOTS_TXT_UNREACHABLE.value  # an item's reason while unreachable
+    def __init__(self, text: str = "", unreachable: str | None = None,
+                 reason: str = Reason.ROBOTS_TXT_UNREACHABLE.value) -> None:
+        self.unreachable = unreachable
+        self.reason = reason  # an item's reason while unreachable
+        self._parser = Protego.parse(text) if text.strip() else None
+        patterns = dict.fromkeys(p for p in _DISALLOW.findall(text) if p)
+        self._patterns = list(patterns)[:ATTRIBUTED_PATTERNS]
+        self._matchers: list[tuple[str, Protego]] | None = None
+        self._lock = threading.Lock()
 
-    def parser(self) -> Protego:
-        return _parsed(self.text)
+    def allows(self, url: str, agent: str) -> bool:
+        return self._parser is None or self._parser.can_fetch(url, agent)
 
-
-_PARSED: dict[str, Protego] = {}
-
-
-def _parsed(text: str) -> Protego:
-    """Parsed once per distinct text per process: a chunk asks about the same origin for many items."""
-    parser = _PARSED.get(text)
-    if parser is None:
-        parser = Protego.parse(text)
-        if len(_PARSED) < 256:
-            _PARSED[text] = parser
-    return parser
+    def disallowing_line(self, url: str) -> str:
+        """The longest Disallow pattern of the file that by itself refuses `url`: protego knows which
+        group applies but not which line decided, so each pattern is matched on its own."""
+        with self._lock:
+            if self._matchers is None:
+                self._matchers = [(pattern, path_matcher(pattern)) for pattern in self._patterns]
+        matching = [pattern for pattern, matcher in self._matchers if path_matches(matcher, url)]
+        return f"Disallow: {max(matching, key=len)}" if matching else "Disallow"
 
 
 def robots_text(body: bytes, truncated: bool) -> str:
@@ -120,20 +137,10 @@ def robots_refusal(robots: Robots, url: str, agent: str) -> Refusal | None:
     if robots.unreachable is not None:
         return Refusal(robots.reason,
                        OptOut(signal="robots.txt", value=f"unreachable ({robots.unreachable})", agent=agent))
-    if not robots.text or robots.parser().can_fetch(url, agent):
+    if robots.allows(url, agent):
         return None
     return Refusal(Reason.ROBOTS_TXT_DISALLOWED.value,
-                   OptOut(signal="robots.txt", value=_disallowing_line(robots.text, url), agent=agent))
-
-
-_DISALLOW = re.compile(r"^\s*disallow\s*:\s*([^#\s]*)", re.IGNORECASE | re.MULTILINE)
-
-
-def _disallowing_line(text: str, url: str) -> str:
-    """The longest Disallow pattern in the file that by itself refuses `url` (protego matches it)."""
-    matching = [pattern for pattern in set(_DISALLOW.findall(text))
-                if pattern and not _parsed(f"User-agent: *\nDisallow: {pattern}\n").can_fetch(url, "*")]
-    return f"Disallow: {max(matching, key=len)}" if matching else "Disallow"
+                   OptOut(signal="robots.txt", value=robots.disallowing_line(url), agent=agent))
 
 
 # TDMRep --------------------------------------------------------------------------------------
@@ -148,10 +155,14 @@ class TdmRule:
     location: str
     reservation: int | None  # None: a value other than 0 or 1, which the report says counts as unset
     policy: str | None = None
+    _matcher: Protego = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_matcher", path_matcher(self.location))
 
     def matches(self, url: str) -> bool:
-        """Locations are robots.txt path patterns (`*`, a final `$`, percent-decoding), so protego matches them."""
-        return not _parsed(f"User-agent: *\nDisallow: {self.location}\n").can_fetch(url, "*")
+        """Locations are robots.txt path patterns (the report reuses their syntax), so protego matches them."""
+        return path_matches(self._matcher, url)
 
 
 def tdm_reservation(value: object) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -45,17 +46,27 @@ class _Entry:
         self.value: object = None
 
 
-class _PerOrigin:
-    """A value per origin, loaded once: concurrent askers for one origin wait for the first."""
+ORIGINS_KEPT = 64
+"""Origins whose files a chunk keeps at once, the least recently asked dropped first (and fetched
+again if asked again): a file may hold up to 500 KiB, so keeping every origin of a chunk whose
+items each come from another site could take hundreds of MiB."""
 
-    def __init__(self, load: Callable[[str], object]) -> None:
+
+class OriginCache:
+    """A value per origin, loaded once while kept: concurrent askers for one origin wait for the first."""
+
+    def __init__(self, load: Callable[[str], object], capacity: int = ORIGINS_KEPT) -> None:
         self._load = load
+        self._capacity = capacity
         self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
     def get(self, origin: str) -> object:
         with self._lock:
             entry = self._entries.setdefault(origin, _Entry())
+            self._entries.move_to_end(origin)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
         with entry.lock:
             if not entry.loaded:
                 entry.value = self._load(origin)
@@ -70,8 +81,8 @@ class SiteFiles:
         self.respect = respect
         self.agent = agent
         self._fetch = fetch
-        self._robots = _PerOrigin(self._load_robots)
-        self._tdmrep = _PerOrigin(self._load_tdmrep)
+        self._robots = OriginCache(self._load_robots)
+        self._tdmrep = OriginCache(self._load_tdmrep)
 
     def before_request(self, url: str) -> Refusal | None:
         """Checked before each request of an image (every redirect hop): robots.txt. The origin's

@@ -91,6 +91,13 @@ def test_a_capped_robots_txt_loses_its_partial_last_line_only():
     assert robots_refusal(robots, "http://site.test/b.jpg", "pixcrawler") is None
 
 
+def test_a_refusal_is_attributed_to_the_longest_matching_disallow_pattern_protego_matches():
+    robots = Robots(text="User-agent: *\nDisallow: /a\nDisallow: /a/*.jpg$\nDisallow: /a/b%20c/\n")
+    assert robots_refusal(robots, "http://site.test/a/b%20c/x.png", "bot").record.value == "Disallow: /a/b%20c/"
+    assert robots_refusal(robots, "http://site.test/a/x.jpg", "bot").record.value == "Disallow: /a/*.jpg$"
+    assert robots_refusal(robots, "http://site.test/a/x.jpg?s=1", "bot").record.value == "Disallow: /a"
+
+
 def test_a_robots_txt_that_is_not_utf8_or_not_rules_allows_everything():
     robots = robots_from_response(200, b"\xff\xfe<html>\x00 no rules here")
     assert robots_refusal(robots, "http://site.test/a.jpg", "pixcrawler") is None

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from protego import Protego
 
 from chunk_worker.contract import OptOut, Reason, Respect
+from chunk_worker.redaction import redact_url
 
 SITE_FILE_MAX_BYTES = 500 * 1024
 """RFC 9309 asks crawlers to parse at least the first 500 KiB of a robots.txt (Google stops there
@@ -33,6 +34,19 @@ ORIGIN_FAILURES = frozenset({Reason.CONNECTION_ERROR.value, Reason.TIMEOUT.value
 AI_DIRECTIVES = frozenset({"noai", "noimageai"})
 AGENT_TOKEN = re.compile(r"^[A-Za-z_-]+$")
 """RFC 9309 2.2.1: a product token is letters, underscores and hyphens."""
+
+
+RECORDED_CHARS = 512
+"""Most characters of a site's text (a header value, a robots.txt pattern, a policy URL) a manifest
+line records: a server can send tens of KiB in one header."""
+
+
+def record(signal: str, value: str, agent: str | None = None, policy: str | None = None) -> OptOut:
+    """The manifest's record of a signal, its site-given texts cut to RECORDED_CHARS and the policy
+    URL without credentials."""
+    def cut(text: str) -> str:
+        return text if len(text) <= RECORDED_CHARS else text[:RECORDED_CHARS] + "..."
+    return OptOut(signal=signal, value=cut(value), agent=agent, policy=None if policy is None else cut(redact_url(policy)))
 
 
 @dataclass(frozen=True)
@@ -54,7 +68,7 @@ def x_robots_tag_refusal(value: str | None) -> Refusal | None:
     tokens = re.split(r"[\s,:;]+", value.lower())
     if AI_DIRECTIVES.isdisjoint(tokens):
         return None
-    return Refusal(Reason.OPT_OUT.value, OptOut(signal="x-robots-tag", value=value.strip()))
+    return Refusal(Reason.OPT_OUT.value, record("x-robots-tag", value.strip()))
 
 
 # robots.txt ----------------------------------------------------------------------------------
@@ -136,11 +150,11 @@ def robots_refusal(robots: Robots, url: str, agent: str) -> Refusal | None:
     line of the file that matches the URL's path."""
     if robots.unreachable is not None:
         return Refusal(robots.reason,
-                       OptOut(signal="robots.txt", value=f"unreachable ({robots.unreachable})", agent=agent))
+                       record("robots.txt", f"unreachable ({robots.unreachable})", agent))
     if robots.allows(url, agent):
         return None
     return Refusal(Reason.ROBOTS_TXT_DISALLOWED.value,
-                   OptOut(signal="robots.txt", value=robots.disallowing_line(url), agent=agent))
+                   record("robots.txt", robots.disallowing_line(url), agent))
 
 
 # TDMRep --------------------------------------------------------------------------------------
@@ -219,10 +233,10 @@ def tdm_refusal(headers: Mapping[str, str], rule: TdmRule | None) -> Refusal | N
         if header == 0:
             return None
         return Refusal(Reason.TDM_RESERVED.value,
-                       OptOut(signal="tdm-reservation", value="1", policy=headers.get("tdm-policy")))
+                       record("tdm-reservation", "1", policy=headers.get("tdm-policy")))
     if rule is None or rule.reservation != 1:
         return None
-    return Refusal(Reason.TDM_RESERVED.value, OptOut(signal="tdmrep.json", value=f"{rule.location}: tdm-reservation 1",
+    return Refusal(Reason.TDM_RESERVED.value, record("tdmrep.json", f"{rule.location}: tdm-reservation 1",
                                                      policy=rule.policy))
 
 

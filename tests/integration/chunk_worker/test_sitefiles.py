@@ -108,6 +108,13 @@ def test_a_slow_robots_txt_is_cut_off_at_its_deadline_and_disallows(site_server,
     assert server.hits("/img/1.jpg") == 0
 
 
+def test_a_robots_txt_sent_encoded_though_identity_was_asked_disallows(site_server):
+    server = site_server({"/robots.txt": "/encoded/gzip.png"})
+    with make_fetcher() as fetcher:
+        result = fetcher.fetch(server.url("/img/1.jpg"))
+    assert (result.reason, result.opt_out.value) == ("robots_txt_unreachable", "unreachable (http_200: encoded_body)")
+
+
 @pytest.mark.parametrize("route", ["/redirect-imds", "/redirect-loopback2"])
 def test_a_robots_txt_redirecting_to_a_private_address_is_refused_and_disallows(site_server, route):
     server = site_server({"/robots.txt": route})

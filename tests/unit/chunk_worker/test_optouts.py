@@ -148,6 +148,13 @@ def test_tdm_reservation_header_supersedes_the_file():
     assert refusal.record == OptOut(signal="tdm-reservation", value="1", policy="https://site.test/p.json")
 
 
+def test_recorded_site_texts_are_bounded_and_policy_credentials_dropped():
+    refusal = tdm_refusal({"tdm-reservation": "1", "tdm-policy": "https://user:secret@site.test/p.json"}, None)
+    assert refusal.record.policy == "https://site.test/p.json"
+    huge = x_robots_tag_refusal("noai, " + "x" * 60_000)
+    assert len(huge.record.value) == 512 + len("...") and huge.record.value.startswith("noai, x")
+
+
 def test_a_bad_tdm_reservation_header_falls_back_to_the_file():
     assert tdm_refusal({"tdm-reservation": "2"}, TdmRule("/", 1)).record.signal == "tdmrep.json"
     assert tdm_refusal({"tdm-reservation": "2"}, None) is None

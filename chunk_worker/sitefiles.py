@@ -1,8 +1,9 @@
-"""Each origin's robots.txt and tdmrep.json, fetched at most once per chunk and kept for it.
+"""Each origin's robots.txt and tdmrep.json, fetched once per chunk while the chunk keeps them.
 
 A chunk holds one `SiteFiles` (through its Fetcher): the first item from an origin fetches the files,
 through the same fetcher (address policy, byte cap, deadline), while other items from that origin
-wait for it; every later item reads the cache. The decisions are chunk_worker.optouts'."""
+wait for it; later items read the cache (the ORIGINS_KEPT origins asked most recently). The
+decisions are chunk_worker.optouts'."""
 
 from __future__ import annotations
 

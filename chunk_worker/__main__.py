@@ -144,7 +144,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.progress == "bar" or (args.progress == "auto" and sys.stderr.isatty()):
         progress.append(TerminalProgress(tally, f"{spec.job}#{spec.chunk}"))
     policy = NetworkPolicy(list(settings.allow_networks) + list(args.allow_network))
-    fetcher = Fetcher(policy, settings, max_bytes=spec.validation.max_bytes)
+    fetcher = Fetcher(policy, settings, max_bytes=spec.validation.max_bytes, respect=spec.respect)
     storage = open_storage(output, pool_size=threads)
     deduper = make_deduper(spec.validation.dedup, redis=client, keys=keys, scope=spec.scope)
     pipeline = Pipeline(spec, fetcher, deduper, storage, budget=budget,

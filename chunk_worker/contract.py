@@ -159,6 +159,14 @@ class SourceSlice(_Model):
         return self
 
 
+class Respect(_Model):
+    """The opt-out signals a job honours; all of them unless the job turns one off."""
+
+    robots_txt: bool = Field(True, description="robots.txt of each image's origin, for the worker's product token.")
+    tdm_rep: bool = Field(True, description="TDMRep: the tdm-reservation header and /.well-known/tdmrep.json.")
+    x_robots_tag: bool = Field(True, description="X-Robots-Tag noai / noimageai.")
+
+
 class ChunkSpec(_Model):
     """One unit of work: ~500 images fetched, validated, de-duplicated and stored."""
 
@@ -180,6 +188,7 @@ class ChunkSpec(_Model):
         description="Class names in order: an item's class index (.cls) is its label's position, the same in "
         "every chunk of a job. Empty: no class index is recorded. An item whose label a non-empty list lacks is "
         "rejected (label_not_in_classes).")
+    respect: Respect = Field(default_factory=Respect)
 
     @model_validator(mode="after")
     def _has_work(self) -> ChunkSpec:
@@ -213,7 +222,10 @@ class Reason(str, enum.Enum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     TOO_MANY_REDIRECTS = "too_many_redirects"
-    OPT_OUT = "opt_out"
+    OPT_OUT = "opt_out"  # X-Robots-Tag noai / noimageai
+    ROBOTS_TXT_DISALLOWED = "robots_txt_disallowed"
+    ROBOTS_TXT_UNREACHABLE = "robots_txt_unreachable"  # RFC 9309: a server or network error means complete disallow
+    TDM_RESERVED = "tdm_reserved"  # TDMRep tdm-reservation 1, by header or tdmrep.json
     DUPLICATE = "duplicate"
     NEAR_DUPLICATE = "near_duplicate"
     BAD_URL = "bad_url"
@@ -251,6 +263,22 @@ def metric_reasons() -> list[str]:
     return sorted({*REASON_VALUES, *HTTP_CLASSES, "other"})
 
 
+OptOutSignal = Literal["x-robots-tag", "robots.txt", "tdm-reservation", "tdmrep.json"]
+
+
+class OptOut(BaseModel):
+    """Which signal refused an item and what it said: `value` is the header's value, the robots.txt
+    Disallow line (or why the file was unreachable) or the tdmrep.json rule; `agent` the product token
+    robots.txt was read for; `policy` the TDM policy URL a site gave."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signal: OptOutSignal
+    value: str
+    agent: str | None = None
+    policy: str | None = None
+
+
 class ManifestLine(BaseModel):
     """One line of `manifests/chunk-<05d>.jsonl`: what happened to one item.
 
@@ -286,6 +314,7 @@ class ManifestLine(BaseModel):
     attribution: str | None = None
     landing_url: str | None = None
     caption: str | None = None
+    opt_out: OptOut | None = None
 
 
 class FinalizeSpec(_Model):

@@ -2,65 +2,53 @@
 
 Why it is more than `urllib3.request` (urllib3 directly: requests' session machinery cost about
 0.5 ms of CPU per image, the largest share of a fetch under one process's GIL):
-- the host is resolved here and every address is checked before a socket is opened, and the socket
-  connects to that vetted address (TLS still verifies the hostname), so neither a redirect nor a
-  DNS answer can point a worker at the node, the cluster or the metadata service;
+- every address is vetted before a socket is opened, on every hop (chunk_worker.connections);
 - redirects are followed by hand so each hop gets the same check;
-- one deadline per item covers DNS, connect, redirects, retries and body: a watchdog shuts the
-  socket down when it passes, so a server that drips a byte a second cannot hold a thread;
+- one deadline per item covers DNS, connect, redirects, retries and body (chunk_worker.watchdog);
 - the byte cap is counted while streaming, never taken from Content-Length;
 - no proxy from the environment (it would bypass the address check), no cookies;
 - bodies are read raw (never decoded): `identity` is asked for, and a body in any other content or
   transfer coding is refused (`encoded_body`), so no server can make a worker inflate a bomb;
-- a certificate that does not verify is final: retrying cannot make it verify.
+- a certificate that does not verify is final: retrying cannot make it verify;
+- a site's opt-outs are honoured (chunk_worker.sitefiles): robots.txt before each request of an
+  image, X-Robots-Tag and TDMRep on its headers, before a byte of the body is read.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import heapq
 import http.client
-import itertools
 import json
-import os
 import random
-import re
 import socket
-import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
-import certifi
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ConnectTimeoutError, LocationValueError, NameResolutionError, NewConnectionError
-from urllib3.util.ssl_ import create_urllib3_context
-from urllib3.util.ssl_match_hostname import CertificateError
+from urllib3.exceptions import ConnectTimeoutError, LocationValueError, NameResolutionError
 
-from chunk_worker import USER_AGENT
-from chunk_worker.contract import Reason, http_reason
+from chunk_worker import user_agent
+from chunk_worker.connections import HostSlots, certificate_refused, tls_options, vetted_pools
+from chunk_worker.contract import OptOut, Reason, Respect, http_reason
 from chunk_worker.errors import SourceUnavailable, SpecError
+from chunk_worker.httprules import (REDIRECT_STATUSES, RETRY_AFTER_STATUSES, RETRY_STATUSES, backoff_delay,
+                                    body_codings, parse_retry_after, with_query)
 from chunk_worker.netpolicy import NetworkPolicy, PolicyError
+from chunk_worker.optouts import Refusal
 from chunk_worker.settings import WorkerSettings
+from chunk_worker.sitefiles import SiteFile, SiteFiles
+from chunk_worker.watchdog import Watch, watching
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-RETRY_AFTER_STATUSES = frozenset({429, 503})
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai"})
 READ_CHUNK = 64 * 1024
 JSON_MAX_BYTES = 8 * 1024 * 1024
 
-# `identity` only, and bodies are read with decode_content=False: what the cap counts is what came over
-# the wire, and a server that sends a coding anyway is refused (body_codings), never inflated.
-BASE_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-IMAGE_HEADERS = {**BASE_HEADERS, "Accept": "image/*,*/*;q=0.5"}
-LIST_HEADERS = {**BASE_HEADERS, "Accept": "text/plain,text/csv,application/x-ndjson,application/json,*/*;q=0.5"}
-JSON_HEADERS = {**BASE_HEADERS, "Accept": "application/json"}
+IMAGE_ACCEPT = "image/*,*/*;q=0.5"
+LIST_ACCEPT = "text/plain,text/csv,application/x-ndjson,application/json,*/*;q=0.5"
+JSON_ACCEPT = "application/json"
+SITE_FILE_ACCEPT = "text/plain,application/json,*/*;q=0.5"
 
 
 class SourceHTTPError(SourceUnavailable):
@@ -80,259 +68,7 @@ class FetchResult:
     status: int | None = None
     content_type: str | None = None
     reason: str | None = None
-
-
-# Pure decisions ------------------------------------------------------------------------------
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date); None if absent or bad."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
-
-
-def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random, base: float = 0.25, cap: float = 8.0) -> float:
-    """How long to wait before try `attempt + 1`: the server's Retry-After if it gave one, else
-    exponential in the attempt with jitter so many workers do not retry in step."""
-    if retry_after is not None:
-        return max(0.0, retry_after)
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return rng.uniform(ceiling / 2, ceiling)
-
-
-def robots_opt_out(value: str | None) -> bool:
-    """True when X-Robots-Tag carries `noai` or `noimageai`, bare or in the `<useragent>: noai` form."""
-    if not value:
-        return False
-    tokens = re.split(r"[\s,:;]+", value.lower())
-    return not OPT_OUT_DIRECTIVES.isdisjoint(tokens)
-
-
-def body_codings(headers: Mapping[str, str]) -> list[str]:
-    """The codings a body is wrapped in besides identity (Content-Encoding, and Transfer-Encoding
-    other than the chunked framing http.client undoes); any at all means the body is refused."""
-    content = [c.strip().lower() for c in headers.get("Content-Encoding", "").split(",")]
-    transfer = [c.strip().lower() for c in headers.get("Transfer-Encoding", "").split(",")]
-    return [c for c in content if c not in ("", "identity")] + [c for c in transfer if c not in ("", "identity", "chunked")]
-
-
-def certificate_refused(exc: BaseException) -> bool:
-    """True when a transport error is, at its root, a certificate that did not verify (wrong name,
-    untrusted, expired): urllib3 wraps the ssl error once or twice, in args or as the cause."""
-    seen: set[int] = set()
-    pending: list[object] = [exc]
-    while pending:
-        current = pending.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, (ssl.SSLCertVerificationError, CertificateError)):
-            return True
-        pending.extend([current.__cause__, current.__context__, *current.args])
-    return False
-
-
-def with_query(url: str, params: Mapping[str, object] | None) -> str:
-    """`url` with `params` added to its query as requests encoded them: None values dropped, a list
-    or tuple repeats its key, everything else through str(). Raises ValueError on a malformed URL."""
-    if not params:
-        return url
-    pairs = [
-        (key, value)
-        for key, values in params.items()
-        for value in (values if isinstance(values, (list, tuple)) else [values])
-        if value is not None
-    ]
-    parts = urlsplit(url)
-    query = "&".join(part for part in (parts.query, urlencode(pairs)) if part)
-    return urlunsplit(parts._replace(query=query))
-
-
-# The socket watchdog -------------------------------------------------------------------------
-
-
-class _Watch:
-    """Shuts down the sockets of one fetch when its deadline passes, waking any blocked read."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.expired = False
-        self._lock = threading.Lock()
-        self._socks: list[socket.socket] = []
-        self._done = False
-        _WATCHDOG.add(self)
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def attach(self, sock: socket.socket) -> None:
-        """Holds the socket object itself: http.client drops `conn.sock` once a response owns it."""
-        with self._lock:
-            if self._done:
-                return
-            self._socks.append(sock)
-            if self.expired:
-                _shutdown(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.expired = True
-            for sock in self._socks:
-                _shutdown(sock)
-
-    def stop(self) -> None:
-        with self._lock:
-            self._done = True
-            self._socks.clear()
-
-
-class _Watchdog:
-    """One thread expires every fetch's watch at its deadline: a timer thread per fetch would cost
-    more CPU than the rest of a small image's bookkeeping. Stopped watches just lapse harmlessly."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _Watch]] = []
-        self._wake = threading.Condition()
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def add(self, watch: _Watch) -> None:
-        with self._wake:
-            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="fetch-watchdog", daemon=True)
-                self._thread.start()
-            if self._heap[0][2] is watch:
-                self._wake.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._heap:
-                    self._wake.wait()
-                deadline, _, watch = self._heap[0]
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    self._wake.wait(delay)
-                    continue
-                heapq.heappop(self._heap)
-            watch._expire()
-
-
-_WATCHDOG = _Watchdog()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        # The plain-socket method also works on an SSLSocket without touching its TLS state;
-        # a closed socket has no descriptor (-1), so a reused descriptor is never hit.
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-_current = threading.local()
-
-
-def _attach_current(sock: socket.socket | None) -> None:
-    watch = getattr(_current, "watch", None)
-    if watch is not None and sock is not None:
-        watch.attach(sock)
-
-
-# Connections that only ever connect to vetted addresses --------------------------------------
-
-Resolver = Callable[[str, int, float | None], list[tuple]]
-
-
-class _VettedConnection:
-    """Mixin for urllib3 connections: resolve, check every address, then connect to a checked one."""
-
-    policy: NetworkPolicy
-    resolve: Resolver
-
-    def _new_conn(self) -> socket.socket:
-        conn: HTTPConnection = self  # type: ignore[assignment]
-        timeout = conn.timeout if isinstance(conn.timeout, (int, float)) else None
-        infos = self.resolve(conn._dns_host, conn.port, timeout)
-        for info in infos:
-            self.policy.check_address(info[4][0])
-        last: OSError | None = None
-        for family, kind, proto, _, address in infos:
-            sock = socket.socket(family, kind, proto)
-            try:
-                for option in conn.socket_options or ():
-                    sock.setsockopt(*option)
-                sock.settimeout(timeout)
-                _attach_current(sock)  # covers the TLS handshake too
-                sock.connect(address)
-            except TimeoutError as exc:
-                sock.close()
-                raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out") from exc
-            except OSError as exc:
-                sock.close()
-                last = exc
-                continue
-            return sock
-        raise NewConnectionError(conn, f"Failed to establish a new connection: {last}")
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        _attach_current(self.sock)  # type: ignore[attr-defined]  # the TLS socket, for https
-
-    def request(self, *args, **kwargs):  # noqa: ANN002, ANN003
-        _attach_current(self.sock)  # type: ignore[attr-defined]  # a pooled connection being reused
-        return super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-def _vetted_pools(policy: NetworkPolicy, resolve: Resolver) -> dict[str, type[HTTPConnectionPool]]:
-    """Pool classes, by scheme, whose connections only ever connect to vetted addresses."""
-    attrs = {"policy": policy, "resolve": staticmethod(resolve)}
-    http_conn = type("VettedHTTPConnection", (_VettedConnection, HTTPConnection), attrs)
-    https_conn = type("VettedHTTPSConnection", (_VettedConnection, HTTPSConnection), attrs)
-    return {
-        "http": type("VettedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
-        "https": type("VettedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
-    }
-
-
-def _tls_options(verify: bool | str) -> dict[str, object]:
-    """One shared TLS context with the CAs loaded once (requests' bundle, certifi's, by default);
-    urllib3 would otherwise build a context and reload the CAs for every new connection."""
-    if verify is False:
-        return {"cert_reqs": "CERT_NONE"}
-    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-    if isinstance(verify, str) and os.path.isdir(verify):
-        context.load_verify_locations(capath=verify)
-    else:
-        context.load_verify_locations(cafile=certifi.where() if verify is True else verify)
-    return {"cert_reqs": "CERT_REQUIRED", "ssl_context": context}
-
-
-class _HostSlots:
-    """At most `limit` concurrent requests per host, so one site is never hammered by a chunk."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._slots: dict[str, threading.BoundedSemaphore] = {}
-
-    def acquire(self, host: str, timeout: float) -> threading.BoundedSemaphore | None:
-        with self._lock:
-            slot = self._slots.setdefault(host, threading.BoundedSemaphore(self._limit))
-        return slot if timeout > 0 and slot.acquire(timeout=timeout) else None
+    opt_out: OptOut | None = None  # the signal that refused the item, when one did
 
 
 class _Failure(Exception):
@@ -343,6 +79,15 @@ class _Failure(Exception):
         self.status = status
         self.final_url = final_url
         self.retryable = retryable
+
+
+class _OptedOut(Exception):
+    """robots.txt refused a hop before any request was made for it."""
+
+    def __init__(self, refusal: Refusal, final_url: str) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+        self.final_url = final_url
 
 
 @dataclass
@@ -372,20 +117,31 @@ class _Opened:
 _TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 _BAD_URL_ERRORS = (LocationValueError, http.client.InvalidURL)
 
+Gate = Callable[[str], Refusal | None]
+
 
 class Fetcher:
-    """Thread-safe: one per chunk, shared by all download threads."""
+    """Thread-safe: one per chunk, shared by all download threads. `respect`: the opt-outs images
+    are checked against (the chunk's spec.respect); robots.txt and tdmrep.json are fetched once per
+    origin for the Fetcher's life, that is for the chunk."""
 
-    def __init__(self, policy: NetworkPolicy, settings: WorkerSettings, max_bytes: int, *, verify: bool | str = True) -> None:
+    def __init__(self, policy: NetworkPolicy, settings: WorkerSettings, max_bytes: int, *, verify: bool | str = True,
+                 respect: Respect | None = None) -> None:
         """`verify`: True (certifi's CAs), a CA bundle file or directory (tests); never False in production."""
         self.policy = policy
         self.settings = settings
         self.max_bytes = max_bytes
+        self.sites = SiteFiles(self._site_file, respect or Respect(), settings.user_agent_token)
         self._rng = random.Random()
-        self._slots = _HostSlots(settings.per_host_limit)
+        self._slots = HostSlots(settings.per_host_limit)
         self._dns = concurrent.futures.ThreadPoolExecutor(
             max_workers=min(8, settings.fetch_threads), thread_name_prefix="dns"
         )
+        # `identity` only, and bodies are read with decode_content=False: what the cap counts is what
+        # came over the wire, and a server that sends a coding anyway is refused, never inflated.
+        base = {"User-Agent": user_agent(settings.user_agent_token), "Accept-Encoding": "identity"}
+        self._headers = {kind: {**base, "Accept": accept} for kind, accept in (
+            ("image", IMAGE_ACCEPT), ("list", LIST_ACCEPT), ("json", JSON_ACCEPT), ("site", SITE_FILE_ACCEPT))}
         # A plain PoolManager reads no proxy from the environment (one would bypass the address
         # policy) and keeps no cookies; it is told never to retry or redirect on its own.
         self._pools = urllib3.PoolManager(
@@ -393,10 +149,10 @@ class Fetcher:
             maxsize=settings.fetch_threads,
             block=False,
             retries=False,
-            headers=BASE_HEADERS,
-            **_tls_options(verify),
+            headers=base,
+            **tls_options(verify),
         )
-        self._pools.pool_classes_by_scheme = _vetted_pools(policy, self._resolve)
+        self._pools.pool_classes_by_scheme = vetted_pools(policy, self._resolve)
 
     def __enter__(self) -> Fetcher:
         return self
@@ -412,15 +168,18 @@ class Fetcher:
 
     def fetch(self, url: str) -> FetchResult:
         """Download one image; every failure is a result with a reason, never an exception."""
-        watch = _Watch(time.monotonic() + self.settings.item_deadline_seconds)
+        watch = Watch.lasting(self.settings.item_deadline_seconds)
         try:
-            opened = self._open(url, watch, IMAGE_HEADERS)
+            opened = self._open(url, watch, self._headers["image"], gate=self.sites.before_request)
         except PolicyError as exc:
             watch.stop()
             return FetchResult(url, url, ok=False, reason=exc.reason.value)
         except _Failure as exc:
             watch.stop()
             return FetchResult(url, exc.final_url or url, ok=False, status=exc.status, reason=exc.reason)
+        except _OptedOut as exc:
+            watch.stop()
+            return FetchResult(url, exc.final_url, ok=False, reason=exc.refusal.reason, opt_out=exc.refusal.record)
         try:
             return self._read_image(url, opened, watch)
         finally:
@@ -435,9 +194,9 @@ class Fetcher:
         The list deadline runs from the first `next()`: consume promptly (a chunk's slice is small).
         A URL the policy refuses is a spec problem (SpecError); a network or HTTP failure may pass
         (SourceUnavailable)."""
-        watch = _Watch(time.monotonic() + self.settings.list_deadline_seconds)
+        watch = Watch.lasting(self.settings.list_deadline_seconds)
         try:
-            with self._open_source(url, watch, LIST_HEADERS) as opened:
+            with self._open_source(url, watch, self._headers["list"]) as opened:
                 try:
                     yield from opened.response.stream(READ_CHUNK, decode_content=False)
                 except _TRANSPORT_ERRORS as exc:
@@ -453,9 +212,9 @@ class Fetcher:
             target = with_query(url, params)
         except ValueError:
             raise SpecError(f"source {url} is refused: malformed URL") from None
-        watch = _Watch(time.monotonic() + self.settings.item_deadline_seconds)
+        watch = Watch.lasting(self.settings.item_deadline_seconds)
         try:
-            with self._open_source(target, watch, JSON_HEADERS) as opened:
+            with self._open_source(target, watch, self._headers["json"]) as opened:
                 try:
                     body = self._read_capped(opened.response, max_bytes, watch)
                 except _Failure as exc:
@@ -468,6 +227,27 @@ class Fetcher:
             watch.stop()
 
     # Internals ----------------------------------------------------------------------------
+
+    def _site_file(self, url: str, cap: int) -> SiteFile:
+        """GET a robots.txt or tdmrep.json under its own deadline, keeping at most `cap` bytes (the
+        rest is never read); every failure is a SiteFile, never an exception."""
+        watch = Watch.lasting(self.settings.site_file_deadline_seconds)
+        hops: list[str] = []
+        try:
+            with self._open(url, watch, self._headers["site"], hops=hops) as opened:
+                status = opened.response.status
+                if not 200 <= status < 300:
+                    return SiteFile(status=status)
+                if body_codings(opened.response.headers):
+                    return SiteFile(status=status, failure=Reason.ENCODED_BODY.value)
+                body, truncated = self._read_prefix(opened.response, cap, watch)
+                return SiteFile(status=status, body=body, truncated=truncated)
+        except PolicyError as exc:
+            return SiteFile(failure=exc.reason.value, redirected=len(hops) > 1)
+        except _Failure as exc:
+            return SiteFile(status=exc.status, failure=exc.reason, redirected=len(hops) > 1)
+        finally:
+            watch.stop()
 
     def _resolve(self, host: str, port: int, timeout: float | None) -> list[tuple]:
         """getaddrinfo bounded by the connect timeout (it has none of its own)."""
@@ -482,7 +262,7 @@ class Fetcher:
             raise NameResolutionError(host, None, socket.gaierror("no addresses"))  # type: ignore[arg-type]
         return infos
 
-    def _open_source(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+    def _open_source(self, url: str, watch: Watch, headers: dict[str, str]) -> _Opened:
         """`_open` for lists and APIs: failures become the chunk errors the runner maps to exit codes."""
         try:
             opened = self._open(url, watch, headers)
@@ -501,12 +281,16 @@ class Fetcher:
                             f"({Reason.ENCODED_BODY.value}); only identity is accepted")
         return opened
 
-    def _open(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
-        """The final response after redirects and retries; raises PolicyError or _Failure."""
+    def _open(self, url: str, watch: Watch, headers: dict[str, str], gate: Gate | None = None,
+              hops: list[str] | None = None) -> _Opened:
+        """The final response after redirects and retries; raises PolicyError, _Failure or _OptedOut.
+        `hops`, when given, gets each URL of the last try's chain as it is checked."""
         attempts = self.settings.fetch_attempts
         for attempt in range(1, attempts + 1):
             try:
-                opened = self._follow(url, watch, headers)
+                if hops is not None:
+                    hops.clear()
+                opened = self._follow(url, watch, headers, gate, hops)
             except _Failure as exc:
                 if exc.reason != Reason.CONNECTION_ERROR.value or not exc.retryable or attempt == attempts:
                     raise
@@ -526,18 +310,25 @@ class Fetcher:
             return opened
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _pause(self, delay: float, watch: _Watch) -> bool:
+    def _pause(self, delay: float, watch: Watch) -> bool:
         """Sleep before a retry unless that would run past the deadline."""
         if delay >= watch.remaining():
             return False
         time.sleep(delay)
         return True
 
-    def _follow(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
-        """One request chain, redirects followed by hand so every hop is checked."""
+    def _follow(self, url: str, watch: Watch, headers: dict[str, str], gate: Gate | None,
+                hops: list[str] | None) -> _Opened:
+        """One request chain, redirects followed by hand so every hop is checked (and, for an image,
+        asked of its origin's robots.txt before it is requested)."""
         current = url
         for _ in range(self.settings.max_redirects + 1):
+            if hops is not None:
+                hops.append(current)
             self.policy.check_url(current)
+            refusal = gate(current) if gate is not None else None
+            if refusal is not None:
+                raise _OptedOut(refusal, current)
             opened = self._request(current, watch, headers)
             response = opened.response
             location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
@@ -550,13 +341,13 @@ class Fetcher:
                 raise _Failure(Reason.BAD_URL.value, final_url=current) from None
         raise _Failure(Reason.TOO_MANY_REDIRECTS.value, final_url=current)
 
-    def _request(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+    def _request(self, url: str, watch: Watch, headers: dict[str, str]) -> _Opened:
         host = (urlsplit(url).hostname or "").lower()
         slot = self._slots.acquire(host, watch.remaining())
         if slot is None:
             raise _Failure(Reason.TIMEOUT.value, final_url=url)
         remaining = max(watch.remaining(), 0.001)
-        _current.watch = watch
+        watching(watch)
         try:
             response = self._pools.urlopen(
                 "GET",
@@ -578,15 +369,15 @@ class Fetcher:
             slot.release()
             raise _Failure(self._stream_reason(watch), final_url=url, retryable=not certificate_refused(exc)) from None
         finally:
-            _current.watch = None
+            watching(None)
         return _Opened(response, url, slot)
 
     @staticmethod
-    def _stream_reason(watch: _Watch) -> str:
+    def _stream_reason(watch: Watch) -> str:
         timed_out = watch.expired or watch.remaining() <= 0
         return (Reason.TIMEOUT if timed_out else Reason.CONNECTION_ERROR).value
 
-    def _read_capped(self, response: urllib3.BaseHTTPResponse, cap: int, watch: _Watch) -> bytes:
+    def _read_capped(self, response: urllib3.BaseHTTPResponse, cap: int, watch: Watch) -> bytes:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise _Failure(Reason.TOO_LARGE.value, status=response.status)
@@ -602,15 +393,31 @@ class Fetcher:
             raise _Failure(Reason.TIMEOUT.value, status=response.status)
         return bytes(body)
 
-    def _read_image(self, url: str, opened: _Opened, watch: _Watch) -> FetchResult:
+    def _read_prefix(self, response: urllib3.BaseHTTPResponse, cap: int, watch: Watch) -> tuple[bytes, bool]:
+        """At most the first `cap` bytes, and whether there was more: a robots.txt past the cap is
+        read up to it and the rest ignored (RFC 9309 2.5). Raises _Failure for a timeout or a cut."""
+        body = bytearray()
+        try:
+            for chunk in response.stream(READ_CHUNK, decode_content=False):
+                body += chunk
+                if len(body) > cap:
+                    return bytes(body[:cap]), True
+        except _TRANSPORT_ERRORS:
+            raise _Failure(self._stream_reason(watch), status=response.status) from None
+        if watch.expired:
+            raise _Failure(Reason.TIMEOUT.value, status=response.status)
+        return bytes(body), False
+
+    def _read_image(self, url: str, opened: _Opened, watch: Watch) -> FetchResult:
         response = opened.response
         status = response.status
         content_type = response.headers.get("Content-Type")
         failed = FetchResult(url, opened.final_url, ok=False, status=status, content_type=content_type)
         if not 200 <= status < 300:
             return _with_reason(failed, http_reason(status))
-        if robots_opt_out(response.headers.get("X-Robots-Tag")):
-            return _with_reason(failed, Reason.OPT_OUT.value)
+        refusal = self.sites.after_headers(opened.final_url, response.headers)
+        if refusal is not None:
+            return _with_reason(failed, refusal.reason, refusal.record)
         if body_codings(response.headers):
             return _with_reason(failed, Reason.ENCODED_BODY.value)
         try:
@@ -620,5 +427,5 @@ class Fetcher:
         return FetchResult(url, opened.final_url, ok=True, data=data, status=status, content_type=content_type)
 
 
-def _with_reason(result: FetchResult, reason: str) -> FetchResult:
-    return FetchResult(result.url, result.final_url, False, None, result.status, result.content_type, reason)
+def _with_reason(result: FetchResult, reason: str, opt_out: OptOut | None = None) -> FetchResult:
+    return FetchResult(result.url, result.final_url, False, None, result.status, result.content_type, reason, opt_out)

@@ -51,6 +51,8 @@ REFUSED_BY_POLICY = {
     Reason.BAD_URL.value,
     Reason.TOO_LARGE.value,
     Reason.OPT_OUT.value,
+    Reason.ROBOTS_TXT_DISALLOWED.value,
+    Reason.TDM_RESERVED.value,
     Reason.ENCODED_BODY.value,
     Reason.LICENSE_NOT_ALLOWED.value,
     Reason.LABEL_NOT_IN_CLASSES.value,
@@ -253,7 +255,8 @@ class Pipeline:
         fetched = self.fetcher.fetch(item.url)
         if not fetched.ok or fetched.data is None:
             reason = fetched.reason or Reason.CONNECTION_ERROR.value
-            return ManifestLine(status=status_for_fetch_failure(reason), reason=reason, **known)
+            return ManifestLine(status=status_for_fetch_failure(reason), reason=reason, opt_out=fetched.opt_out,
+                                **known)
         data = fetched.data
         slot = self.budget.slot() if self.budget is not None else None
         with self.pixel_work, slot or nullcontext():  # the decode's memory, reserved before its first pixel, held until encoded

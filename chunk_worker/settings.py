@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing import Annotated
+
+from chunk_worker import AGENT_TOKEN
 
 
 class WorkerSettings(BaseSettings):
@@ -26,6 +29,11 @@ class WorkerSettings(BaseSettings):
     item_deadline_seconds: float = Field(30.0, gt=0, description="Total time for one image, all retries included.")
     fetch_attempts: int = Field(3, ge=1, le=10, description="Tries per image on 429/5xx/connection errors.")
     max_redirects: int = Field(5, ge=0, le=20)
+    user_agent_token: str = Field(
+        AGENT_TOKEN, pattern=r"^[A-Za-z_-]+$", max_length=64,
+        description="Product token: starts the User-Agent header; the robots.txt group read is the one naming it.")
+    site_file_deadline_seconds: float = Field(
+        10.0, gt=0, description="Total time for one robots.txt or tdmrep.json; the first image of its origin waits for it.")
     list_deadline_seconds: float = Field(300.0, gt=0, description="Total time to stream a URL list or search.")
     progress_interval_seconds: float = Field(1.0, gt=0, description="How often progress goes to Redis.")
     tmp_dir: str | None = Field(None, description="Parent of the per-chunk temp dir (default: the system's).")

@@ -205,10 +205,14 @@ class ImageServer:
     """A ThreadingHTTPServer on 127.0.0.1 (HTTP/1.1, keep-alive); the routes are in `_Handler._dispatch`."""
 
     def __init__(self, port: int = 0, count: int = 200, host: str = "127.0.0.1",
-                 tls: ssl.SSLContext | None = None, public_host: str | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, public_host: str | None = None,
+                 site: dict[str, bytes | str] | None = None) -> None:
         """`tls`: serve https with this server context; `public_host`: the name used in URLs (e.g.
-        "localhost" so a certificate for that name verifies)."""
+        "localhost" so a certificate for that name verifies); `site`: extra paths (/robots.txt,
+        /.well-known/tdmrep.json), each served as the bytes given or, given a str, as that route of
+        this server (with its query) answers, e.g. "/huge", "/drip" or "/redirect-imds"."""
         self.count = count
+        self.site = dict(site or {})
         self.stats = _Stats()
         self.stopping = threading.Event()
         self.scheme = "https" if tls else "http"
@@ -470,6 +474,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, path: str) -> None:
         app = self.app
+        if path in app.site:
+            return self._site_file(app.site[path], path)
         match = _IMG.match(path)
         if match:
             kind, n, ext = match.group(1), int(match.group(2)), match.group(3)
@@ -518,6 +524,9 @@ class _Handler(BaseHTTPRequestHandler):
                                              "text/html; charset=utf-8"),
             "/optout.jpg": lambda: self._send(200, make_image(1, "JPEG"), "image/jpeg",
                                               {"X-Robots-Tag": self._query.get("tag", "noai")}),
+            "/tdm.jpg": lambda: self._send(200, make_image(1, "JPEG"), "image/jpeg", {
+                name: self._query[key] for name, key in (("tdm-reservation", "reservation"), ("tdm-policy", "policy"))
+                if key in self._query}),
             "/huge": lambda: self._stream(self._endless(), "image/jpeg"),
             "/huge-cl": self._huge_cl,
             "/drip": lambda: self._stream(self._drip(), "image/jpeg"),
@@ -537,6 +546,14 @@ class _Handler(BaseHTTPRequestHandler):
         if handler is None:
             return self._send(404, b"no such route", "text/plain")
         return handler()
+
+    def _site_file(self, served: bytes | str, path: str) -> None:
+        if isinstance(served, bytes):
+            content_type = "application/json" if path.endswith(".json") else "text/plain"
+            return self._send(200, served, content_type)
+        route = urlsplit(served)
+        self._query = {k: v[-1] for k, v in parse_qs(route.query).items()}
+        return self._dispatch(route.path)
 
     def _encoded(self, coding: str) -> None:
         """Picture 1 as a PNG wrapped in `coding` (see CODINGS), though every client asks for identity."""

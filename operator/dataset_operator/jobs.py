@@ -74,6 +74,7 @@ def worker_env(settings: OperatorSettings) -> list[dict[str, Any]]:
         {"name": "PIXCRAWLER_REDIS_PREFIX", "value": settings.redis_prefix},
         {"name": "PIXCRAWLER_ALLOW_NETWORKS", "value": ",".join(settings.allow_networks)},
         {"name": "PIXCRAWLER_FETCH_THREADS", "value": str(settings.worker_fetch_threads)},
+        {"name": "PIXCRAWLER_USER_AGENT_TOKEN", "value": settings.worker_user_agent_token},
         {"name": "PIXCRAWLER_TMP_DIR", "value": SCRATCH},
         {"name": "HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]

@@ -16,6 +16,7 @@ from chunk_worker.contract import (
     FinalizeSpec,
     Item,
     OutputFormat,
+    Respect,
     Search,
     SourceSlice,
     Split,
@@ -53,6 +54,7 @@ class JobPlan(BaseModel):
     transform: Transform = Field(default_factory=Transform)
     split: Split = Field(default_factory=Split)
     classes: list[str] = Field(default_factory=list)
+    respect: Respect = Field(default_factory=Respect)
 
     @property
     def total_items(self) -> int:
@@ -202,6 +204,7 @@ def make_plan(
         transform=parsed(Transform, spec.get("transform", {}), "spec.transform"),
         split=parsed(Split, spec.get("split", {}), "spec.split"),
         classes=job_classes(spec),
+        respect=parsed(Respect, spec.get("respect", {}), "spec.respect"),
     )
     if plan.total_items == 0:
         raise InvalidSpec("the sources hold no items (empty URL list?)")
@@ -232,7 +235,7 @@ def chunk_spec(plan: JobPlan, index: int, attempt: int = 1) -> ChunkSpec:
         offset += source.size
     return ChunkSpec(job=plan.job, job_uid=plan.uid, chunk=index, attempt=attempt, items=items, sources=slices,
                      validation=plan.validation, output=plan.output, format=plan.format, transform=plan.transform,
-                     split=plan.split, classes=plan.classes)
+                     split=plan.split, classes=plan.classes, respect=plan.respect)
 
 
 def finalize_spec(plan: JobPlan, sources: list[dict[str, Any]]) -> FinalizeSpec:

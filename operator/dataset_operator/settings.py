@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chunk_worker import AGENT_TOKEN
+
 MIB = 1024 * 1024
 
 
@@ -38,6 +40,9 @@ class OperatorSettings(BaseSettings):
     worker_ephemeral_storage_request: str = "300Mi"
     worker_ephemeral_storage_limit: str = "2Gi"
     worker_fetch_threads: int = Field(32, ge=1)
+    worker_user_agent_token: str = Field(
+        AGENT_TOKEN, pattern=r"^[A-Za-z_-]+$", max_length=64,
+        description="Workers' product token: their User-Agent starts with it; robots.txt groups naming it apply.")
     chunk_deadline_seconds: int = Field(3600, ge=60, description="activeDeadlineSeconds of a chunk's Job.")
     job_ttl_seconds: int = Field(600, ge=0, description="ttlSecondsAfterFinished of a chunk's Job.")
     namespace: str = Field("", description="Namespace to watch; empty = all namespaces.")

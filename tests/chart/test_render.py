@@ -31,6 +31,7 @@ def _flat(values: dict, prefix: str = ""):
     ({"redis": {"mode": "cluster"}}, "/redis/mode"),
     ({"storage": {"azure": {"auth": "workloadIdentity"}}}, "/storage/azure/clientId"),
     ({"worker": {"allowNetworks": ["not-a-cidr"]}}, "/worker/allowNetworks/0"),
+    ({"worker": {"userAgentToken": "bot/1.0"}}, "/worker/userAgentToken"),
     ({"operator": {"replicaCount": 3}}, "replicaCount"),
 ])
 def test_bad_values_fail_with_the_path_of_the_bad_value(values, message, tmp_path):
@@ -90,6 +91,13 @@ def test_external_redis_password_comes_from_the_secret(tmp_path):
     assert env["PIXCRAWLER_REDIS_URL"]["value"] == "rediss://pixcrawler.redis.cache.windows.net:6380/0"
     assert env["PIXCRAWLER_WORKER_REDIS_PASSWORD_SECRET"]["value"] == "redis-access-key/primary"
     assert not [d for d in docs if d["metadata"]["name"].endswith("-redis")]
+
+
+def test_the_workers_product_token_reaches_the_operator(tmp_path):
+    _, docs = render({"worker": {"userAgentToken": "examplebot"}}, tmp_path)
+    env = {e["name"]: e for e in find(docs, "Deployment", "pixcrawler-operator")["spec"]["template"]["spec"][
+        "containers"][0]["env"]}
+    assert env["PIXCRAWLER_WORKER_USER_AGENT_TOKEN"]["value"] == "examplebot"
 
 
 @pytest.mark.cluster

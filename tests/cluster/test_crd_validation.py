@@ -72,10 +72,11 @@ def rejection(admin, namespace: str, manifest: dict) -> str:
         ({"output": {"format": "webdataset"}, "sources": [{"label": "x", "urlList": {
             "url": "http://127.0.0.1:9/l.csv", "format": "csv", "labelColumn": "kind"}}]},
          "spec", "classes must list every label"),
+        ({"respect": {"robotsTxt": "sometimes"}}, "spec.respect.robotsTxt", "must be of type boolean"),
     ],
     ids=["no-sources-field", "empty-sources", "maxImages-0", "chunkSize-0", "chunkSize-20000", "tier-gold",
          "urls-and-search", "resize-size-8", "resize-size-9000", "resize-mode-stretch", "quality-0", "quality-101",
-         "split-sums-to-1", "split-val-1", "format-tfrecord", "label-column-without-classes"],
+         "split-sums-to-1", "split-val-1", "format-tfrecord", "label-column-without-classes", "respect-not-boolean"],
 )
 def test_the_api_server_rejects_an_invalid_manifest_naming_the_field(crd, admin, namespace, changes, field, words):
     message = rejection(admin, namespace, with_spec(**changes))
@@ -104,7 +105,8 @@ def test_transform_split_and_classes_are_immutable_after_creation(crd, admin, na
         transform={"resize": {"mode": "keep_ratio", "size": 256}}, split={"val": 0.1}, classes=["cat"]))
     for change, words in [({"transform": {"resize": {"mode": "keep_ratio", "size": 512}}}, "transform is immutable"),
                           ({"split": {"val": 0.2}}, "split is immutable"),
-                          ({"classes": ["cat", "dog"]}, "classes is immutable")]:
+                          ({"classes": ["cat", "dog"]}, "classes is immutable"),
+                          ({"respect": {"robotsTxt": False}}, "respect is immutable")]:
         with pytest.raises(client.ApiException) as refused:
             custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "valid", {"spec": change})
         assert words in json.loads(refused.value.body)["message"]
@@ -118,6 +120,7 @@ def test_new_fields_default_to_todays_behaviour(crd, admin, namespace):
     assert spec["transform"] == {"resize": {"mode": "none", "size": 512, "onlyIfBigger": False},
                                  "encode": {"format": "keep", "quality": 90}}
     assert spec["split"] == {"val": 0, "test": 0}
+    assert spec["respect"] == {"robotsTxt": True, "tdmRep": True, "xRobotsTag": True}
 
 
 def test_an_unknown_licence_in_the_allow_list_fails_once_as_invalid_spec(operator):

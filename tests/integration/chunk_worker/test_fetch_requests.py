@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from chunk_worker import USER_AGENT
-from tests.fixtures.imageserver import make_fetcher
+from tests.fixtures.imageserver import IMAGES_ONLY, make_fetcher
 
 BODY = b"\xff\xd8 not really a jpeg"
 
@@ -48,7 +48,7 @@ def url(server: ThreadingHTTPServer, path: str) -> str:
 
 
 def test_requests_ask_for_identity_encoding_with_our_user_agent(recorder):
-    with make_fetcher() as fetcher:
+    with make_fetcher(respect=IMAGES_ONLY) as fetcher:
         assert fetcher.fetch(url(recorder, "/a.jpg")).data == BODY
     headers = {name.lower(): value for name, value in recorder.seen[0][1].items()}
     assert headers["accept-encoding"] == "identity"
@@ -56,7 +56,7 @@ def test_requests_ask_for_identity_encoding_with_our_user_agent(recorder):
 
 
 def test_a_cookie_a_server_sets_is_never_sent_back(recorder):
-    with make_fetcher() as fetcher:
+    with make_fetcher(respect=IMAGES_ONLY) as fetcher:
         fetcher.fetch(url(recorder, "/a.jpg"))
         fetcher.fetch(url(recorder, "/b.jpg"))
     assert len(recorder.seen) == 2
@@ -64,7 +64,7 @@ def test_a_cookie_a_server_sets_is_never_sent_back(recorder):
 
 
 def test_sequential_fetches_from_one_host_reuse_one_connection(recorder):
-    with make_fetcher() as fetcher:
+    with make_fetcher(respect=IMAGES_ONLY) as fetcher:
         results = [fetcher.fetch(url(recorder, f"/{n}.jpg")) for n in range(3)]
     assert all(r.ok for r in results)
     assert len({port for port, _ in recorder.seen}) == 1
@@ -81,7 +81,7 @@ def test_a_proxy_from_the_environment_is_ignored(recorder, monkeypatch):
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     try:
-        with make_fetcher() as fetcher:
+        with make_fetcher(respect=IMAGES_ONLY) as fetcher:
             assert fetcher.fetch(url(recorder, "/a.jpg")).ok
         with pytest.raises(BlockingIOError):
             proxy.accept()

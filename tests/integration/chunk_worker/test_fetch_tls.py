@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 from chunk_worker.fetch import Fetcher
 from chunk_worker.netpolicy import NetworkPolicy
 from chunk_worker.settings import WorkerSettings
+from tests.fixtures.imageserver import IMAGES_ONLY
 
 
 def _name(common_name: str) -> x509.Name:
@@ -74,8 +75,9 @@ def https_server(tls_files, handshakes):
 
 
 def tls_fetcher(ca_file, allow=("127.0.0.1/32", "::1/128"), attempts: int = 1) -> Fetcher:
+    """Without the site files' requests: these tests count the image's own connections."""
     settings = WorkerSettings(item_deadline_seconds=10, fetch_attempts=attempts)
-    return Fetcher(NetworkPolicy(list(allow)), settings, max_bytes=1 << 20, verify=str(ca_file))
+    return Fetcher(NetworkPolicy(list(allow)), settings, max_bytes=1 << 20, verify=str(ca_file), respect=IMAGES_ONLY)
 
 
 def test_https_image_is_fetched_with_the_certificate_verified_on_the_hostname(tls_files, https_server):
@@ -116,7 +118,8 @@ def test_a_certificate_for_another_name_is_tried_once(tls_files, https_server, h
 
 def test_an_untrusted_certificate_is_tried_once(https_server, handshakes):
     settings = WorkerSettings(item_deadline_seconds=10, fetch_attempts=3)
-    with Fetcher(NetworkPolicy(["127.0.0.1/32", "::1/128"]), settings, max_bytes=1 << 20) as fetcher:
+    with Fetcher(NetworkPolicy(["127.0.0.1/32", "::1/128"]), settings, max_bytes=1 << 20,
+                 respect=IMAGES_ONLY) as fetcher:
         before = len(handshakes)
         assert fetcher.fetch(https_server.url("/img/5.png")).reason == "connection_error"
     assert len(handshakes) - before == 1

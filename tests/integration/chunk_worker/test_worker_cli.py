@@ -197,3 +197,38 @@ def test_redis_password_comes_from_the_environment_not_the_url(image_server, tmp
                              env={"PIXCRAWLER_REDIS_PASSWORD": "s3cret/+key"})
         outcome = client.hget(Keys("pc:").chunk("uid-3-00000"), "outcome")
     assert (denied.returncode, allowed.returncode, outcome) == (1, 0, "done")
+
+
+def test_opt_outs_are_recorded_per_item_and_counted_by_reason(site_server, redis_url, redis_client, tmp_path):
+    server = site_server({
+        "/robots.txt": b"User-agent: *\nDisallow: /img/\nAllow: /img/2.jpg\nAllow: /img/3.jpg\n",
+        "/.well-known/tdmrep.json": json.dumps([{"location": "/img/3.jpg", "tdm-reservation": 1}]).encode(),
+    })
+    keys = Keys("pc:")
+    items = [{"url": server.url(path)} for path in ("/img/1.jpg", "/img/2.jpg", "/img/3.jpg", "/optout.jpg",
+                                                    "/tdm.jpg?reservation=1")]
+    spec = json.loads(write_spec(tmp_path, items, job_uid="uid-9", output=(tmp_path / "out").as_uri()).read_text())
+    redis_client.hset(keys.chunk("uid-9-00000"), mapping={ChunkField.SPEC: json.dumps(spec), "state": "admitted"})
+    result = run_worker("--chunk-id", "uid-9-00000", "--redis-url", redis_url, *ALLOW)
+    assert result.returncode == 0, result.stderr
+    lines = manifest(tmp_path / "out")
+    assert [(line["status"], line.get("reason")) for line in lines] == [
+        ("rejected", "robots_txt_disallowed"), ("ok", None), ("rejected", "tdm_reserved"), ("rejected", "opt_out"),
+        ("rejected", "tdm_reserved")]
+    assert [line.get("opt_out") for line in lines] == [
+        {"signal": "robots.txt", "value": "Disallow: /img/", "agent": "pixcrawler"}, None,
+        {"signal": "tdmrep.json", "value": "/img/3.jpg: tdm-reservation 1"},
+        {"signal": "x-robots-tag", "value": "noai"}, {"signal": "tdm-reservation", "value": "1"}]
+    record = redis_client.hgetall(keys.chunk("uid-9-00000"))
+    assert (record["r_robots_txt_disallowed"], record["r_tdm_reserved"], record["r_opt_out"]) == ("1", "2", "1")
+    assert (record["n_rejected"], record["n_uploaded"]) == ("4", "1")
+
+
+def test_a_job_that_does_not_respect_robots_txt_fetches_what_it_disallows(site_server, tmp_path):
+    server = site_server({"/robots.txt": b"User-agent: *\nDisallow: /\n"})
+    out = tmp_path / "out"
+    spec = write_spec(tmp_path, [{"url": server.url("/img/1.jpg")}], respect={"robotsTxt": False})
+    result = run_worker("--spec", str(spec), "--output", out.as_uri(), *ALLOW)
+    assert result.returncode == 0, result.stderr
+    assert manifest(out)[0]["status"] == "ok"
+    assert server.hits("/robots.txt") == 0

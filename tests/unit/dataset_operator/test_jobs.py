@@ -99,6 +99,16 @@ def test_allowed_networks_reach_the_worker():
     assert {"name": "PIXCRAWLER_ALLOW_NETWORKS", "value": "127.0.0.0/8,10.0.0.0/8"} in env
 
 
+def test_the_product_token_robots_txt_is_read_for_reaches_the_worker():
+    env = build(settings=OperatorSettings(worker_user_agent_token="examplebot"))["spec"]["template"]["spec"]
+    assert {"name": "PIXCRAWLER_USER_AGENT_TOKEN", "value": "examplebot"} in env["containers"][0]["env"]
+
+
+def test_a_product_token_robots_txt_cannot_name_is_refused():
+    with pytest.raises(ValueError, match="worker_user_agent_token"):
+        OperatorSettings(worker_user_agent_token="bot/1.0")
+
+
 def test_the_redis_password_reaches_workers_by_reference_only():
     settings = OperatorSettings(worker_redis_password_secret="redis-access-key/primary")
     job = jobs.build_job(dataset="cats", namespace="ns", uid=UID, tier="free", chunk_id=f"{UID}-00000",

@@ -169,3 +169,29 @@ def test_licence_allow_lists_are_stored_as_ids():
 def test_an_allow_list_entry_that_names_no_licence_is_an_invalid_spec():
     with pytest.raises(InvalidSpec, match="spec.validation.licenses.*no-such-licence"):
         plan_of({"sources": [inline("cat", 1)], "validation": {"licenses": ["cc0", "no-such-licence"]}})
+
+
+def test_chunks_carry_the_opt_outs_the_job_respects():
+    chunk = chunk_spec(plan_of({"sources": [inline("cat", 2)], "respect": {"robotsTxt": False}}), 0)
+    assert (chunk.respect.robots_txt, chunk.respect.tdm_rep, chunk.respect.x_robots_tag) == (False, True, True)
+    assert chunk_spec(plan_of({"sources": [inline("cat", 2)]}), 0).respect.robots_txt is True
+
+
+def test_an_unusable_respect_is_an_invalid_spec_naming_the_field():
+    with pytest.raises(InvalidSpec, match=r"spec\.respect\.robotsTxt"):
+        plan_of({"sources": [inline("cat", 2)], "respect": {"robotsTxt": "sometimes"}})
+    with pytest.raises(InvalidSpec, match=r"spec\.respect\.llmsTxt"):
+        plan_of({"sources": [inline("cat", 2)], "respect": {"llmsTxt": True}})
+
+
+def test_the_crd_offers_each_respect_flag_of_the_contract_with_its_default():
+    import pathlib
+
+    import yaml
+
+    from chunk_worker.contract import Respect
+
+    crd = yaml.safe_load((pathlib.Path(__file__).parents[3] / "crds" / "datasetjobs.pixcrawler.io.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["respect"]
+    offered = {name: prop["default"] for name, prop in schema["properties"].items()}
+    assert offered == Respect().model_dump(by_alias=True)

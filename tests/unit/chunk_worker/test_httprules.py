@@ -1,15 +1,11 @@
-"""Pure pieces of the fetcher: Retry-After, backoff, X-Robots-Tag, line splitting, query encoding, body
-codings and which transport errors are certificate failures."""
+"""Pure HTTP decisions: Retry-After, backoff, query encoding and body codings."""
 
 import random
-import ssl
 from email.utils import formatdate
 
 import pytest
-import urllib3
 
-from chunk_worker.fetch import (backoff_delay, body_codings, certificate_refused, parse_retry_after, robots_opt_out,
-                                with_query)
+from chunk_worker.httprules import backoff_delay, body_codings, parse_retry_after, with_query
 
 
 def test_retry_after_in_seconds():
@@ -47,19 +43,6 @@ def test_backoff_is_capped():
     assert backoff_delay(30, None, random.Random(1), cap=8.0) <= 8.0
 
 
-@pytest.mark.parametrize(
-    "value",
-    ["noai", "NoImageAI", "noindex, noai", "pixcrawler: noai", "otherbot: noimageai", "noarchive,noai"],
-)
-def test_x_robots_tag_noai_opts_out(value):
-    assert robots_opt_out(value)
-
-
-@pytest.mark.parametrize("value", [None, "", "noindex", "nofollow, noarchive", "unavailable_after: 25 Jun 2010", "noaix"])
-def test_x_robots_tag_without_noai_does_not_opt_out(value):
-    assert not robots_opt_out(value)
-
-
 def test_query_parameters_are_encoded_and_appended():
     url = with_query("https://api.example.org/v1/images/?mature=false", {"q": "red fox", "page": 2, "skip": None})
     assert url == "https://api.example.org/v1/images/?mature=false&q=red+fox&page=2"
@@ -84,14 +67,3 @@ def test_no_parameters_leave_the_url_alone():
 ])
 def test_body_codings_names_every_coding_but_identity(headers, codings):
     assert body_codings(headers) == codings
-
-
-def test_a_certificate_failure_is_found_under_urllib3s_wrapping():
-    root = ssl.SSLCertVerificationError(1, "certificate verify failed: unable to get local issuer certificate")
-    wrapped = urllib3.exceptions.SSLError(urllib3.exceptions.SSLError(root))
-    assert certificate_refused(wrapped)
-
-
-def test_other_ssl_and_transport_errors_are_not_certificate_failures():
-    assert not certificate_refused(urllib3.exceptions.SSLError(ssl.SSLEOFError(8, "EOF occurred in violation of protocol")))
-    assert not certificate_refused(urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError()))

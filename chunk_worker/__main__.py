@@ -17,7 +17,7 @@ import redis
 
 from chunk_worker import logs, specs
 from chunk_worker.arenas import limit_malloc_arenas
-from chunk_worker.contract import ChunkField, ChunkSpec, ExitCode, Keys, chunk_json_schema
+from chunk_worker.contract import ChunkField, ChunkSpec, ExitCode, Keys, ListCountRequest, chunk_json_schema
 from chunk_worker.errors import ChunkError, ProgressUnavailable, SpecError
 from chunk_worker.settings import WorkerSettings
 
@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--disk-path", default="/", help="file system whose free space chunks use (default /)")
     agent.add_argument("--interval", type=float, default=10.0, help="seconds between reports (default 10)")
     agent.add_argument("--once", action="store_true", help="report once and exit")
+    count = commands.add_parser(
+        "count-lists", help="count the items of URL lists for the operator's plan",
+        description="Stream each URL list once (the chunks' fetcher and parser) and write the counts, or why "
+        "one cannot be counted, to the job's hash in Redis. Exit codes: 0 answered (an unusable list "
+        "is an answer), 1 Redis unreachable.")
+    count.add_argument("--job-uid", required=True, help="the DatasetJob's uid (its hash in Redis)")
+    count.add_argument("--spec-json", required=True, metavar="JSON", help="the lists, a ListCountRequest")
+    count.add_argument("--log-format", choices=["auto", "json", "text"], default="auto",
+                       help="auto = JSON lines unless stderr is a terminal")
     return parser
 
 
@@ -108,6 +117,24 @@ def command_node_agent(args: argparse.Namespace) -> int:
                                   socket_timeout=10, socket_connect_timeout=5)
     return node_agent.run(client, Keys(settings.redis_prefix), args.node_name, args.disk_path, args.interval,
                           once=args.once)
+
+
+def command_count_lists(args: argparse.Namespace) -> int:
+    from chunk_worker import list_count
+
+    settings = WorkerSettings()
+    request = specs.parse(ListCountRequest, args.spec_json, "--spec-json", "list count request")
+    result = list_count.count_lists(request, settings)
+    client = redis.Redis.from_url(settings.redis_url, password=settings.redis_password or None,
+                                  socket_timeout=10, socket_connect_timeout=5)
+    try:
+        list_count.publish(client, Keys(settings.redis_prefix), args.job_uid, result)
+    except redis.RedisError as exc:
+        raise ProgressUnavailable(f"cannot write the list counts to Redis: {exc}") from exc
+    finally:
+        client.close()
+    print(result.model_dump_json(by_alias=True))
+    return ExitCode.DONE
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -200,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(json_lines={"auto": None, "json": True, "text": False}[args.log_format])
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        return command_finalize(args) if args.command == "finalize" else command_run(args)
+        commands = {"finalize": command_finalize, "count-lists": command_count_lists, "run": command_run}
+        return commands[args.command](args)
     except ChunkError as exc:
         log.error("%s", exc, extra=logs.fields(exit_code=int(exc.exit_code), error=type(exc).__name__))
         return int(exc.exit_code)

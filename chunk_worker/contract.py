@@ -134,6 +134,25 @@ class UrlList(_Model):
     metadata_columns: MetadataColumns = Field(default_factory=MetadataColumns)
 
 
+class ListCountRequest(_Model):
+    """What the operator asks a list-count Job: the URL lists without a count, by source position."""
+
+    lists: dict[int, UrlList] = Field(min_length=1)
+
+
+class ListCounts(_Model):
+    """What a list-count Job answers, in the job hash's LIST_COUNTS field: every list's item count,
+    or why one could not be counted (`permanent`: the list itself is unusable, a retry reads the same)."""
+
+    counts: dict[int, int] = Field(default_factory=dict)
+    error: str | None = None
+    permanent: bool = False
+
+
+LIST_COUNTS = "list_counts"
+"""Field of the `job:<uid>` hash holding a ListCounts."""
+
+
 class Search(_Model):
     """A keyword search; the provider pages through results."""
 

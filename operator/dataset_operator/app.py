@@ -22,6 +22,7 @@ from chunk_worker.contract import Keys
 from dataset_operator import metrics
 from dataset_operator.handlers import FINALIZER, Context, registry
 from dataset_operator.leader import LeaderElector, LeadershipLost
+from dataset_operator.list_counting import ListCounter
 from dataset_operator.planner import Planner
 from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import Registry
@@ -146,7 +147,7 @@ async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
             raise lease.exception() or LeadershipLost("the lease task ended")
         jobs_registry = Registry()
         scheduler = Scheduler(settings, queue, api, jobs_registry)
-        planner = Planner(settings, queue)
+        planner = Planner(settings, queue, ListCounter(settings, queue, api))
         writer = StatusWriter(settings, queue, api, jobs_registry, scheduler, planner)
         health.scheduler = scheduler
         context = Context(settings, queue, jobs_registry, planner, scheduler)

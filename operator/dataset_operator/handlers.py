@@ -17,7 +17,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from chunk_worker.storage import open_storage
 from dataset_operator import jobs, status
 from dataset_operator.plan import InvalidSpec
-from dataset_operator.planner import Planner, SourceNotReadable
+from dataset_operator.list_counting import CountingLists, ListsNotReadable
+from dataset_operator.planner import Planner
 from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import Registry
 from dataset_operator.scheduler import Scheduler
@@ -26,6 +27,8 @@ from dataset_operator.settings import OperatorSettings
 RESOURCE = ("pixcrawler.io", "v1alpha1", "datasetjobs")
 FINALIZER = "pixcrawler.io/cleanup"
 STOP_WORKERS_SECONDS = 60  # a pod's terminationGracePeriodSeconds (30) plus room
+PLAN_TIMEOUT_SECONDS = 3600  # counting a long URL list takes a Job as long as streaming it
+RETRIES = 2000  # planning is asked again every 2 s while the lists are counted
 
 registry = kopf.OperatorRegistry()
 log = logging.getLogger(__name__)
@@ -56,8 +59,8 @@ async def observe(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) 
         ctx.registry.observe(dict(body))
 
 
-@kopf.on.create(*RESOURCE, registry=registry, retries=20, backoff=15, timeout=600)
-@kopf.on.resume(*RESOURCE, registry=registry, retries=20, backoff=15, timeout=600)
+@kopf.on.create(*RESOURCE, registry=registry, retries=RETRIES, backoff=15, timeout=PLAN_TIMEOUT_SECONDS)
+@kopf.on.resume(*RESOURCE, registry=registry, retries=RETRIES, backoff=15, timeout=PLAN_TIMEOUT_SECONDS)
 async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: logging.Logger,
                    **_: Any) -> None:
     ctx = _ctx(memo)
@@ -66,7 +69,7 @@ async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: 
         return
     try:
         plan = await ctx.planner.ensure_planned(ref, running=ctx.scheduler.indices_of(ref.uid),
-                                                rebuild=bool(ref.status.get("phase")))
+                                                rebuild=status.planned(ref.status))
     except InvalidSpec as exc:
         patch.status.update({"phase": "Failed", "reason": status.INVALID_SPEC, "message": str(exc),
                              "conditions": status.set_condition(
@@ -75,10 +78,16 @@ async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: 
         ref.status.update({"phase": "Failed", "reason": status.INVALID_SPEC})
         kopf.warn(body, reason=status.INVALID_SPEC, message=str(exc))
         return
-    except SourceNotReadable as exc:
+    except CountingLists as exc:
+        if not status.planned(ref.status):
+            patch.status.update({"phase": "Pending", "reason": status.COUNTING_URL_LISTS, "message": str(exc)})
+        raise kopf.TemporaryError(str(exc), delay=2) from exc
+    except ListsNotReadable as exc:
         raise kopf.TemporaryError(str(exc), delay=30) from exc
-    if plan is not None and not ref.status.get("phase"):
-        patch.status.update({"phase": "Queued", "progress": f"0/{plan.chunk_count}",
+    if plan is not None and plan.list_counts and ref.status.get("listCounts") is None:
+        patch.status["listCounts"] = {str(position): count for position, count in plan.list_counts.items()}
+    if plan is not None and not status.planned(ref.status):
+        patch.status.update({"phase": "Queued", "reason": None, "message": None, "progress": f"0/{plan.chunk_count}",
                              "chunks": {"total": plan.chunk_count, "queued": plan.chunk_count, "running": 0,
                                         "succeeded": 0, "failed": 0},
                              "images": {"requested": 0}, "output": {"location": plan.output},

@@ -20,6 +20,7 @@ LABEL_TIER = f"{GROUP}/tier"
 LABEL_ATTEMPT = f"{GROUP}/attempt"
 LABEL_ROLE = f"{GROUP}/role"
 ROLE_FINALIZE = "finalize"
+ROLE_COUNT_LISTS = "count-lists"
 ANNOTATION_CHUNK_ID = f"{GROUP}/chunk-id"
 CONTAINER = "worker"
 SCRATCH = "/scratch"
@@ -35,6 +36,10 @@ def job_name(dataset: str, uid: str, index: int, attempt: int) -> str:
 
 def finalize_job_name(dataset: str, uid: str, attempt: int) -> str:
     return _bounded_name(dataset, f"-{uid[:5]}-final-a{attempt}")
+
+
+def count_lists_job_name(dataset: str, uid: str, attempt: int) -> str:
+    return _bounded_name(dataset, f"-{uid[:5]}-lists-a{attempt}")
 
 
 def _bounded_name(dataset: str, suffix: str) -> str:
@@ -121,6 +126,27 @@ def build_finalize_job(
         name=finalize_job_name(dataset, uid, attempt), dataset=dataset, namespace=namespace, uid=uid,
         labels=labels, annotations={}, args=["finalize", "--spec-json", spec_json, "--log-format", "json"],
         env=env, settings=settings)
+
+
+def build_count_lists_job(
+    *,
+    dataset: str,
+    namespace: str,
+    uid: str,
+    tier: str,
+    attempt: int,
+    spec_json: str,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The Job that counts a job's URL lists before it is planned (the operator never fetches a
+    user-given URL itself): the worker image's fetcher under the workers' network policy, answering in
+    Redis. It needs no storage."""
+    labels = {**job_labels(dataset, uid, tier, attempt), LABEL_ROLE: ROLE_COUNT_LISTS}
+    return _worker_job(
+        name=count_lists_job_name(dataset, uid, attempt), dataset=dataset, namespace=namespace, uid=uid,
+        labels=labels, annotations={},
+        args=["count-lists", "--job-uid", uid, "--spec-json", spec_json, "--log-format", "json"],
+        env=worker_env(settings), settings=settings)
 
 
 def _worker_job(

@@ -55,6 +55,7 @@ class JobPlan(BaseModel):
     split: Split = Field(default_factory=Split)
     classes: list[str] = Field(default_factory=list)
     respect: Respect = Field(default_factory=Respect)
+    list_counts: dict[int, int] = Field(default_factory=dict)  # what the list-count Job found, by source
 
     @property
     def total_items(self) -> int:
@@ -77,9 +78,24 @@ def _check_http_url(url: str, where: str) -> None:
         raise InvalidSpec(f"{where}: {url!r} is not an http:// or https:// URL")
 
 
+def lists_to_count(spec: dict[str, Any]) -> dict[int, UrlList]:
+    """The URL lists a plan needs counted (no `count` given), by source position."""
+    return {position: UrlList.model_validate({k: v for k, v in source["urlList"].items() if k != "count"})
+            for position, source in enumerate(spec.get("sources", []))
+            if "urlList" in source and source["urlList"].get("count") is None
+            and str(source["urlList"].get("url", "")).startswith(("http://", "https://"))}
+
+
+def recorded_counts(status: dict[str, Any], wanted: dict[int, UrlList]) -> dict[int, int] | None:
+    """The counts the status kept from the first planning (a re-plan after Redis lost its data must
+    give the same chunks, whatever the remote list says now), if it holds every one wanted."""
+    kept = {int(position): int(count) for position, count in (status.get("listCounts") or {}).items()}
+    return kept if wanted and set(wanted) <= set(kept) else None
+
+
 def source_sizes(spec: dict[str, Any], counted: dict[int, int]) -> list[int]:
     """Items per source before the cap: inline lists by length, searches by limit, URL lists by their
-    `count` or, when unset, by `counted[i]` (the operator streamed the list once)."""
+    `count` or, when unset, by `counted[i]` (a list-count Job streamed the list once)."""
     sizes = []
     for position, source in enumerate(spec["sources"]):
         if "urls" in source:
@@ -205,6 +221,7 @@ def make_plan(
         split=parsed(Split, spec.get("split", {}), "spec.split"),
         classes=job_classes(spec),
         respect=parsed(Respect, spec.get("respect", {}), "spec.respect"),
+        list_counts={position: count for position, count in (counted or {}).items()},
     )
     if plan.total_items == 0:
         raise InvalidSpec("the sources hold no items (empty URL list?)")

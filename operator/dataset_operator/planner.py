@@ -1,21 +1,16 @@
 """Turns a DatasetJob into queued chunks, once: on create, on operator restart, and again when
-Redis lost its data, then skipping what the status records as finished and what still runs."""
+Redis lost its data, then skipping what the status records as finished and what still runs. URL
+lists without a count are counted by a Job (list_counting.py), never by this process."""
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import logging
 
-from chunk_worker.contract import COUNTERS, UrlList
-from chunk_worker.errors import ChunkError
-from chunk_worker.fetch import Fetcher
-from chunk_worker.netpolicy import NetworkPolicy
+from chunk_worker.contract import COUNTERS
 from chunk_worker.search import PROVIDERS
-from chunk_worker.settings import WorkerSettings
-from chunk_worker.sources import list_items
 from dataset_operator import status
-from dataset_operator.plan import InvalidSpec, JobPlan, make_plan
+from dataset_operator.list_counting import ListCounter
+from dataset_operator.plan import JobPlan, lists_to_count, make_plan, recorded_counts
 from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import JobRef
 from dataset_operator.settings import OperatorSettings
@@ -23,41 +18,18 @@ from dataset_operator.settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 
-class SourceNotReadable(RuntimeError):
-    """A URL list could not be counted now; planning is retried later."""
-
-
-def count_url_list(url_list: UrlList, settings: OperatorSettings) -> int:
-    """Streams the list once through the same safe fetcher and parser the workers use."""
-    worker = WorkerSettings(allow_networks=[ipaddress.ip_network(n, strict=False) for n in settings.allow_networks])
-    fetcher = Fetcher(NetworkPolicy(list(worker.allow_networks)), worker, max_bytes=1024 * 1024)
-    try:
-        lines = fetcher.open_lines(url_list.url)
-        try:
-            return sum(1 for _ in list_items(lines, url_list, ""))
-        finally:
-            lines.close()
-    finally:
-        fetcher.close()
-
-
 class Planner:
-    def __init__(self, settings: OperatorSettings, queue: ChunkQueue) -> None:
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, counter: ListCounter) -> None:
         self.settings = settings
         self.queue = queue
+        self.counter = counter
 
     async def plan(self, ref: JobRef) -> JobPlan:
-        counted: dict[int, int] = {}
-        for position, source in enumerate(ref.spec.get("sources", [])):
-            url_list = source.get("urlList")
-            if url_list and url_list.get("count") is None and url_list["url"].startswith(("http://", "https://")):
-                parsed = UrlList.model_validate({k: v for k, v in url_list.items() if k != "count"})
-                try:
-                    counted[position] = await asyncio.to_thread(count_url_list, parsed, self.settings)
-                except ChunkError as exc:
-                    if exc.exit_code == 2:
-                        raise InvalidSpec(f"spec.sources[{position}].urlList.url: {exc}") from exc
-                    raise SourceNotReadable(f"spec.sources[{position}].urlList.url: {exc}") from exc
+        """The job's plan; raises CountingLists while its URL lists are being counted."""
+        lists = lists_to_count(ref.spec)
+        counted = recorded_counts(ref.status, lists) if lists else {}
+        if counted is None:
+            counted = await self.counter.counts(ref, lists)
         return make_plan(ref.namespace, ref.name, ref.uid, ref.spec, self.settings.storage, set(PROVIDERS), counted)
 
     async def ensure_planned(self, ref: JobRef, running: set[int], rebuild: bool = False) -> JobPlan | None:

@@ -20,13 +20,14 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError, WatchError
 
-from chunk_worker.contract import COUNTERS, ChunkField, ChunkState, Keys, chunk_id
+from chunk_worker.contract import COUNTERS, LIST_COUNTS, ChunkField, ChunkState, Keys, ListCounts, chunk_id
 from dataset_operator import capacity, priority, queue_scripts
 from dataset_operator.plan import JobPlan
 
 ENQUEUE_BATCH = 5000
 FINALIZE_ATTEMPT = "finalize_attempt"  # fields of the job hash
 FINALIZE_NOT_BEFORE = "finalize_not_before"
+LIST_COUNT_ATTEMPT = "list_count_attempt"
 LAST_FAILURE = "last_failure"
 SCAN_BATCH = 1000
 POSITION_LIMIT = 20_000
@@ -116,6 +117,21 @@ class ChunkQueue:
             for start in range(0, len(members), ENQUEUE_BATCH):
                 pipe.zadd(keys.queue, dict(members[start:start + ENQUEUE_BATCH]), nx=True)
         return sum((await self._write(build))[4:])
+
+    async def list_counts(self, uid: str) -> ListCounts | None:
+        """The list-count Job's answer, if it has given one."""
+        raw = await self.client.hget(self.keys.job(uid), LIST_COUNTS)
+        return None if raw is None else ListCounts.model_validate_json(raw)
+
+    async def list_count_attempt(self, uid: str) -> int:
+        return int(await self.client.hget(self.keys.job(uid), LIST_COUNT_ATTEMPT) or 1)
+
+    async def next_list_count_attempt(self, uid: str, attempt: int) -> None:
+        """The next list-count Job gets a new name, and the last answer goes."""
+        def build(pipe: Pipeline) -> None:
+            pipe.hset(self.keys.job(uid), LIST_COUNT_ATTEMPT, attempt)
+            pipe.hdel(self.keys.job(uid), LIST_COUNTS)
+        await self._write(build)
 
     async def finalize_attempt(self, uid: str) -> tuple[int, float]:
         """The finalize Job's current attempt (from 1) and the time before which it must not start."""

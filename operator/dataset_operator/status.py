@@ -13,9 +13,15 @@ from dataset_operator.pod_trouble import Trouble
 SUSPENDED = "Suspended"
 BACKOFF = "Backoff"
 INVALID_SPEC = "InvalidSpec"
+COUNTING_URL_LISTS = "CountingUrlLists"
 FINALIZING = "Finalizing"
 FINALIZE_FAILED = "FinalizeFailed"
 CHUNKS_FAILED = "ChunksFailed"
+
+
+def planned(job_status: dict[str, Any]) -> bool:
+    """Whether the job was ever queued (a phase past Pending): then a missing queue means Redis lost it."""
+    return job_status.get("phase") not in (None, "Pending")
 
 
 def now_iso() -> str:

@@ -94,7 +94,7 @@ class StatusWriter:
             self.queue.forget_plan(ref.uid)  # a finished job's plan is not needed again: the cache stays bounded
             return
         if not await self.queue.has_job(ref.uid):
-            if ref.status.get("phase"):  # planned before, so Redis lost it: rebuild from the status
+            if status.planned(ref.status):  # so Redis lost it: rebuild from the status
                 await self.planner.ensure_planned(ref, running=self.scheduler.indices_of(ref.uid),
                                                   rebuild=True)
             return

@@ -149,3 +149,13 @@ def test_the_finalize_job_runs_finalize_with_its_spec_and_storage_but_no_redis()
 def test_finalize_job_names_are_valid_and_differ_per_attempt(dataset):
     names = {jobs.finalize_job_name(dataset, UID, attempt) for attempt in (1, 2, 10)}
     assert len(names) == 3 and all(len(n) <= 63 and DNS_LABEL.match(n) for n in names)
+
+
+def test_the_list_count_job_counts_into_redis_and_runs_no_chunk():
+    manifest = jobs.build_count_lists_job(dataset="cats", namespace="team", uid=UID, tier="free", attempt=2,
+                                          spec_json='{"lists":{}}', settings=OperatorSettings())
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:5] == ["count-lists", "--job-uid", UID, "--spec-json", '{"lists":{}}']
+    assert {e["name"] for e in container["env"]} >= {"PIXCRAWLER_REDIS_URL", "PIXCRAWLER_ALLOW_NETWORKS"}
+    assert manifest["metadata"]["labels"][jobs.LABEL_ROLE] == jobs.ROLE_COUNT_LISTS
+    assert jobs.chunk_of(manifest)[0] is None and manifest["metadata"]["name"] == jobs.count_lists_job_name("cats", UID, 2)

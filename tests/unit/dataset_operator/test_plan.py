@@ -3,7 +3,7 @@
 import pytest
 
 from dataset_operator import priority
-from dataset_operator.plan import InvalidSpec, capped, chunk_spec, make_plan, output_url
+from dataset_operator.plan import InvalidSpec, capped, chunk_spec, lists_to_count, make_plan, output_url, recorded_counts
 
 PROVIDERS = {"openverse", "wikimedia"}
 STORAGE = "azure://datasets"
@@ -195,3 +195,20 @@ def test_the_crd_offers_each_respect_flag_of_the_contract_with_its_default():
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["respect"]
     offered = {name: prop["default"] for name, prop in schema["properties"].items()}
     assert offered == Respect().model_dump(by_alias=True)
+
+
+def test_only_http_url_lists_without_a_count_need_counting():
+    spec = {"sources": [{"urls": ["https://a.example/1.jpg"]},
+                        {"urlList": {"url": "https://lists.example/a.txt", "count": 9}},
+                        {"urlList": {"url": "https://lists.example/b.csv", "format": "csv"}},
+                        {"urlList": {"url": "ftp://lists.example/c.txt"}}]}
+    wanted = lists_to_count(spec)
+    assert list(wanted) == [2] and wanted[2].url == "https://lists.example/b.csv" and wanted[2].format == "csv"
+
+
+def test_counts_kept_in_the_status_are_reused_only_when_complete():
+    wanted = lists_to_count({"sources": [{"urlList": {"url": "https://l.example/a"}},
+                                         {"urlList": {"url": "https://l.example/b"}}]})
+    assert recorded_counts({"listCounts": {"0": 5, "1": 7}}, wanted) == {0: 5, 1: 7}
+    assert recorded_counts({"listCounts": {"0": 5}}, wanted) is None
+    assert recorded_counts({}, wanted) is None

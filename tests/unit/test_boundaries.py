@@ -1,0 +1,36 @@
+"""The package boundaries the design promises, read from the source: the worker never imports the
+operator, and the operator never imports what fetches user-given URLs (it asks a Job instead)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FETCHING = {"chunk_worker.fetch", "chunk_worker.connections", "chunk_worker.sitefiles", "chunk_worker.sources",
+            "chunk_worker.list_count", "chunk_worker.providers"}
+
+
+def imports(package: Path) -> dict[str, set[str]]:
+    found = {}
+    for path in package.rglob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_the_worker_never_imports_the_operator():
+    offending = {path: sorted(n for n in names if n.split(".")[0] == "dataset_operator")
+                 for path, names in imports(ROOT / "chunk_worker").items()}
+    assert not {path: names for path, names in offending.items() if names}
+
+
+def test_the_operator_never_imports_a_fetcher_of_user_given_urls():
+    offending = {path: sorted(n for n in names if any(n == f or n.startswith(f + ".") for f in FETCHING))
+                 for path, names in imports(ROOT / "operator" / "dataset_operator").items()}
+    assert not {path: names for path, names in offending.items() if names}

@@ -66,9 +66,10 @@ JSON_HEADERS = {**BASE_HEADERS, "Accept": "application/json"}
 class SourceHTTPError(SourceUnavailable):
     """A list or API answered with a non-2xx status; `status` lets a caller tell "no more pages" apart."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -447,15 +448,22 @@ class Fetcher:
         finally:
             watch.stop()
 
-    def get_json(self, url: str, params: dict[str, object] | None = None, max_bytes: int = JSON_MAX_BYTES) -> object:
-        """GET a JSON document of bounded size (search APIs), under the same policy as images."""
+    def get_json(self, url: str, params: dict[str, object] | None = None, max_bytes: int = JSON_MAX_BYTES, *,
+                 headers: Mapping[str, str] | None = None, form: Mapping[str, str] | None = None,
+                 deadline: float | None = None, attempts: int | None = None) -> object:
+        """GET a JSON document of bounded size (search APIs), under the same policy as images. `form`
+        POSTs those fields instead (an OAuth token request); `deadline` (monotonic) replaces the
+        per-item one; `attempts=1` leaves 429/5xx to the caller (search providers pace cluster-wide)."""
         try:
             target = with_query(url, params)
         except ValueError:
             raise SpecError(f"source {url} is refused: malformed URL") from None
-        watch = _Watch(time.monotonic() + self.settings.item_deadline_seconds)
+        watch = _Watch(deadline if deadline is not None else time.monotonic() + self.settings.item_deadline_seconds)
+        body = urlencode(form).encode() if form is not None else None
+        sent = {**JSON_HEADERS, **(headers or {}),
+                **({"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {})}
         try:
-            with self._open_source(target, watch, JSON_HEADERS) as opened:
+            with self._open_source(target, watch, sent, body, attempts) as opened:
                 try:
                     body = self._read_capped(opened.response, max_bytes, watch)
                 except _Failure as exc:
@@ -482,18 +490,20 @@ class Fetcher:
             raise NameResolutionError(host, None, socket.gaierror("no addresses"))  # type: ignore[arg-type]
         return infos
 
-    def _open_source(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+    def _open_source(self, url: str, watch: _Watch, headers: dict[str, str], body: bytes | None = None,
+                     attempts: int | None = None) -> _Opened:
         """`_open` for lists and APIs: failures become the chunk errors the runner maps to exit codes."""
         try:
-            opened = self._open(url, watch, headers)
+            opened = self._open(url, watch, headers, body, attempts)
         except PolicyError as exc:
             raise SpecError(f"source {url} is refused: {exc}") from None
         except _Failure as exc:
             raise SourceUnavailable(f"source {url}: {exc.reason}") from None
         if not 200 <= opened.response.status < 300:
             status = opened.response.status
+            retry_after = parse_retry_after(opened.response.headers.get("Retry-After"))
             opened.close()
-            raise SourceHTTPError(f"source {url}: {http_reason(status)}", status)
+            raise SourceHTTPError(f"source {url}: {http_reason(status)}", status, retry_after)
         codings = body_codings(opened.response.headers)
         if codings:
             opened.close()
@@ -501,12 +511,13 @@ class Fetcher:
                             f"({Reason.ENCODED_BODY.value}); only identity is accepted")
         return opened
 
-    def _open(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+    def _open(self, url: str, watch: _Watch, headers: dict[str, str], body: bytes | None = None,
+              attempts: int | None = None) -> _Opened:
         """The final response after redirects and retries; raises PolicyError or _Failure."""
-        attempts = self.settings.fetch_attempts
+        attempts = attempts or self.settings.fetch_attempts
         for attempt in range(1, attempts + 1):
             try:
-                opened = self._follow(url, watch, headers)
+                opened = self._follow(url, watch, headers, body)
             except _Failure as exc:
                 if exc.reason != Reason.CONNECTION_ERROR.value or not exc.retryable or attempt == attempts:
                     raise
@@ -533,12 +544,12 @@ class Fetcher:
         time.sleep(delay)
         return True
 
-    def _follow(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+    def _follow(self, url: str, watch: _Watch, headers: dict[str, str], body: bytes | None = None) -> _Opened:
         """One request chain, redirects followed by hand so every hop is checked."""
         current = url
         for _ in range(self.settings.max_redirects + 1):
             self.policy.check_url(current)
-            opened = self._request(current, watch, headers)
+            opened = self._request(current, watch, headers, body)
             response = opened.response
             location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
             if location is None:
@@ -550,7 +561,7 @@ class Fetcher:
                 raise _Failure(Reason.BAD_URL.value, final_url=current) from None
         raise _Failure(Reason.TOO_MANY_REDIRECTS.value, final_url=current)
 
-    def _request(self, url: str, watch: _Watch, headers: dict[str, str]) -> _Opened:
+    def _request(self, url: str, watch: _Watch, headers: dict[str, str], body: bytes | None = None) -> _Opened:
         host = (urlsplit(url).hostname or "").lower()
         slot = self._slots.acquire(host, watch.remaining())
         if slot is None:
@@ -559,8 +570,9 @@ class Fetcher:
         _current.watch = watch
         try:
             response = self._pools.urlopen(
-                "GET",
+                "GET" if body is None else "POST",
                 url,
+                body=body,
                 headers=headers,
                 retries=False,
                 redirect=False,

@@ -6,7 +6,7 @@ import pytest
 
 from chunk_worker.contract import Item
 from chunk_worker.licenses import LICENSES
-from chunk_worker.search import openverse_item, openverse_license_filter
+from chunk_worker.providers.openverse import license_filter as openverse_license_filter, openverse_item
 
 # The API documentation's example search result (api/api/examples/image_responses.py), trimmed of
 # fields the worker does not read.

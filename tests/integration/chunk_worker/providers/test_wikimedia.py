@@ -84,3 +84,18 @@ def test_an_api_error_is_retryable_and_names_the_code(context_for, provider_serv
                                                                 "info": "Database query error."}}))
     with pytest.raises(SourceUnavailable, match="internal_api_error_DBQueryError"):
         list(provider(context_for(), provider_server).search("sunflower", 0, 2))
+
+
+def test_a_label_with_several_queries_gathers_both_without_repeats(context_for, provider_server):
+    from chunk_worker.contract import Search
+    from chunk_worker.search import search_items
+
+    documents = {"sunflower filetype:bitmap": "search-page1", "helianthus filetype:bitmap": "search-page2"}
+    provider_server.route(API, lambda request: fixture("wikimedia", documents[request.params["gsrsearch"]])
+                          if request.params["gsroffset"] == "0" else fixture("wikimedia", "empty"))
+    search = Search(provider="wikimedia", queries=["sunflower", "helianthus", "sunflower"],
+                    endpoint=provider_server.base_url)
+    first = list(search_items(search, 0, 2, context_for()))
+    rest = list(search_items(search, 2, 10, context_for()))
+    assert [item.url.rsplit("/", 1)[1] for item in first + rest] == [
+        "Helianthus_annuus_0001.JPG", "Sunflower_field.jpg", "Sunflower_sky_backdrop.jpg"]

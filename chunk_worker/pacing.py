@@ -84,7 +84,8 @@ def _too_late(bucket: str, wait: float) -> SourceUnavailable:
 class LocalPacer:
     """The bucket in this process: a chunk run without Redis shares it among its own threads only."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()

@@ -35,6 +35,11 @@ def required_credentials(name: str) -> tuple[Credential, ...]:
     return cls.credentials if cls.needs_key else ()
 
 
+def credential_keys() -> dict[str, Credential]:
+    """Every key a provider may use, by its name in the search credentials Secret."""
+    return {credential.secret_key: credential for cls in PROVIDERS.values() for credential in cls.credentials}
+
+
 def get_provider(name: str, context: SearchContext, endpoint: str | None = None) -> SearchProvider:
     try:
         cls = PROVIDERS[name.lower()]

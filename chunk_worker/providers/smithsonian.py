@@ -41,8 +41,8 @@ def row_item(row: object) -> Item | None:
         return None
     license_id, license_url = licenses.public_domain(True)
     names = _get(content, "freetext", "name")
-    creator = next((text(name.get("content")) for name in names if isinstance(name, dict) and text(name.get("content"))),
-                   None) if isinstance(names, list) else None
+    named = [text(name.get("content")) for name in names if isinstance(name, dict)] if isinstance(names, list) else []
+    creator = next((name for name in named if name), None)
     title = text(_get(row, "title")) or text(_get(content, "descriptiveNonRepeating", "title", "content"))
     return item(url=text(usable[0]["content"]), license=license_id, license_url=license_url, creator=creator,
                 landing_url=text(_get(content, "descriptiveNonRepeating", "record_link")), caption=title)

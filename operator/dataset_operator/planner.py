@@ -11,7 +11,7 @@ from chunk_worker.contract import COUNTERS, UrlList
 from chunk_worker.errors import ChunkError
 from chunk_worker.fetch import Fetcher
 from chunk_worker.netpolicy import NetworkPolicy
-from chunk_worker.search import PROVIDERS
+from chunk_worker.providers.registry import PROVIDERS
 from chunk_worker.settings import WorkerSettings
 from chunk_worker.sources import list_items
 from dataset_operator import status
@@ -58,7 +58,9 @@ class Planner:
                     if exc.exit_code == 2:
                         raise InvalidSpec(f"spec.sources[{position}].urlList.url: {exc}") from exc
                     raise SourceNotReadable(f"spec.sources[{position}].urlList.url: {exc}") from exc
-        return make_plan(ref.namespace, ref.name, ref.uid, ref.spec, self.settings.storage, set(PROVIDERS), counted)
+        keys = set(self.settings.search_credential_keys) if self.settings.search_credentials_secret else set()
+        return make_plan(ref.namespace, ref.name, ref.uid, ref.spec, self.settings.storage, set(PROVIDERS), counted,
+                         configured_keys=keys, trusted_endpoints=self.settings.search_key_endpoints)
 
     async def ensure_planned(self, ref: JobRef, running: set[int], rebuild: bool = False) -> JobPlan | None:
         """Idempotent. Returns the plan, or None when the job was already queued."""

@@ -139,3 +139,39 @@ def test_the_finalize_job_runs_finalize_with_its_spec_and_storage_but_no_redis()
 def test_finalize_job_names_are_valid_and_differ_per_attempt(dataset):
     names = {jobs.finalize_job_name(dataset, UID, attempt) for attempt in (1, 2, 10)}
     assert len(names) == 3 and all(len(n) <= 63 and DNS_LABEL.match(n) for n in names)
+
+
+SEARCH_KEYS = dict(search_credentials_secret="pixcrawler-search",
+                   search_credential_keys="flickr-api-key,openverse-client-id,openverse-client-secret")
+
+
+def test_search_keys_reach_the_worker_by_reference_only():
+    env = build(settings=OperatorSettings(**SEARCH_KEYS))["spec"]["template"]["spec"]["containers"][0]["env"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if e["name"].startswith("PIXCRAWLER_SEARCH")}
+    assert refs == {
+        "PIXCRAWLER_SEARCH_FLICKR_API_KEY": {"name": "pixcrawler-search", "key": "flickr-api-key"},
+        "PIXCRAWLER_SEARCH_OPENVERSE_CLIENT_ID": {"name": "pixcrawler-search", "key": "openverse-client-id"},
+        "PIXCRAWLER_SEARCH_OPENVERSE_CLIENT_SECRET": {"name": "pixcrawler-search", "key": "openverse-client-secret"}}
+
+
+def test_without_a_secret_no_search_key_is_referenced():
+    settings = OperatorSettings(search_credential_keys="flickr-api-key")
+    env = build(settings=settings)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert not [e for e in env if e["name"].startswith("PIXCRAWLER_SEARCH")]
+
+
+def test_trusted_endpoints_and_rates_are_passed_on_and_the_finalize_job_gets_no_search_key():
+    settings = OperatorSettings(**SEARCH_KEYS, search_key_endpoints="http://10.0.0.5:8090/flickr",
+                                search_rates="flickr=0.5")
+    env = build(settings=settings)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "PIXCRAWLER_SEARCH_KEY_ENDPOINTS", "value": "http://10.0.0.5:8090/flickr"} in env
+    assert {"name": "PIXCRAWLER_SEARCH_RATES", "value": "flickr=0.5"} in env
+    final = jobs.build_finalize_job(dataset="cats", namespace="ns", uid=UID, tier="free", attempt=1,
+                                    spec_json="{}", settings=settings)
+    assert not [e for e in final["spec"]["template"]["spec"]["containers"][0]["env"]
+                if e["name"].startswith("PIXCRAWLER_SEARCH")]
+
+
+def test_an_unknown_search_key_is_a_settings_error_naming_the_known_ones():
+    with pytest.raises(ValueError, match="flickr-api-key"):
+        OperatorSettings(search_credential_keys="flikr-api-key")

@@ -10,6 +10,7 @@ serves each provider's documented pages under /<provider>/..., image URLs pointi
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import threading
@@ -135,13 +136,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 def documented_routes(server: ProviderServer, image_url: Callable[[int], str]) -> None:
     """Every provider's documented pages under /<provider>, whatever the query: what the cluster test
-    searches. Pages follow each API's own paging parameter."""
+    searches. Pages follow each API's own paging parameter; image URLs are numbered across all
+    documents, so no two results share an image."""
+    numbers = itertools.count()
+
+    def pointed(provider: str, name: str) -> object:
+        return point_images_at(load(provider, name), lambda _: image_url(next(numbers)))
+
     def fixed(provider: str, name: str) -> Answer:
-        document = point_images_at(load(provider, name), image_url)
+        document = pointed(provider, name)
         return lambda request: Reply(document)
 
     def by_param(provider: str, param: str, pages: dict[str, str], empty: str) -> Answer:
-        documents = {value: point_images_at(load(provider, name), image_url) for value, name in pages.items()}
+        documents = {value: pointed(provider, name) for value, name in pages.items()}
         empty_document = load(provider, empty)
         return lambda request: Reply(documents.get(request.params.get(param, ""), empty_document))
 
@@ -150,6 +157,8 @@ def documented_routes(server: ProviderServer, image_url: Callable[[int], str]) -
     server.route("/inaturalist/v1/observations", by_param("inaturalist", "page", {"1": "observations-page1"},
                                                           "empty"))
     server.route("/flickr/services/rest/", by_param("flickr", "page", {"1": "search-page1"}, "empty"))
+    server.route("/smithsonian/openaccess/api/v1.0/search", by_param("smithsonian", "start", {"0": "search-page1"},
+                                                                     "search-empty"))
     server.route("/met/public/collection/v1/search", fixed("met", "search"))
     server.route("/met/public/collection/v1/objects/45734", fixed("met", "object-45734"))
     server.route("/openverse/v1/auth_tokens/token/", fixed("openverse", "token"))

@@ -79,9 +79,9 @@ class OpenverseProvider:
                         self.endpoint)
         mode = "authenticated" if self._credentials else "anonymous"
         rate = rate_for(context, self.name, self.AUTHENTICATED if self._credentials else self.ANONYMOUS)
-        self.api = ApiClient(context, f"{self.name}:{mode}:{self.endpoint}", rate,
-                             key_setting=CLIENT_ID.setting if self._credentials else None,
-                             secrets=self._credentials or ())
+        bucket = f"{self.name}:{mode}:{self.endpoint}"
+        self.api = ApiClient(context, bucket, rate, secrets=self._credentials or ())
+        self.auth = ApiClient(context, bucket, rate, key_setting=CLIENT_ID.setting, secrets=self._credentials or ())
         self.page_size = self.AUTHENTICATED_PAGE_SIZE if self._credentials else self.PAGE_SIZE
         self._token: str | None = None
 
@@ -91,21 +91,27 @@ class OpenverseProvider:
 
     def _page(self, query: str, page: int, license_param: str | None) -> Page:
         params = {"q": query, "page": page, "page_size": self.page_size, "license": license_param}
-        headers = {"Authorization": f"Bearer {self._access_token()}"} if self._credentials else None
-        try:
-            document = self.api.get(f"{self.endpoint}/v1/images/", params, headers=headers)
-        except SourceHTTPError as exc:
-            if exc.status == 400 and page > 1:  # past the last page
-                return Page([], False)
-            raise
-        return page_of(document, page)
+        for fresh_token in (False, True):
+            headers = {"Authorization": f"Bearer {self._access_token()}"} if self._credentials else None
+            try:
+                return page_of(self.api.get(f"{self.endpoint}/v1/images/", params, headers=headers), page)
+            except SourceHTTPError as exc:
+                if exc.status == 400 and page > 1:  # past the last page
+                    return Page([], False)
+                if exc.status == 401 and self._credentials and not fresh_token:  # the token expired
+                    self._token = None
+                    continue
+                if exc.status == 401 and self._credentials:
+                    raise SpecError(f"openverse refuses the token for {CLIENT_ID.env}") from None
+                raise
+        raise AssertionError("unreachable: the second try returns or raises")
 
     def _access_token(self) -> str:
         """One token per chunk (they last hours; a chunk, minutes), from POST /v1/auth_tokens/token/."""
         if self._token is None:
             assert self._credentials is not None
             client_id, secret = self._credentials
-            document = self.api.get(f"{self.endpoint}/v1/auth_tokens/token/", form={
+            document = self.auth.get(f"{self.endpoint}/v1/auth_tokens/token/", form={
                 "grant_type": "client_credentials", "client_id": client_id, "client_secret": secret})
             token = document.get("access_token") if isinstance(document, dict) else None
             if not isinstance(token, str) or not token:

@@ -11,6 +11,7 @@ from typing import NamedTuple, Protocol
 from pydantic import ValidationError
 
 from chunk_worker.contract import Item
+from chunk_worker.errors import SpecError
 from chunk_worker.fetch import Fetcher
 from chunk_worker.pacing import LocalPacer, Pacer
 from chunk_worker.settings import WorkerSettings
@@ -69,6 +70,19 @@ def may_send_credentials(endpoint: str, default: str, trusted: list[str]) -> boo
     a DatasetJob names: `endpoint` is user-given, the key is the operator's."""
     normalised = endpoint.rstrip("/")
     return normalised == default.rstrip("/") or normalised in {url.rstrip("/") for url in trusted}
+
+
+def required_key(context: SearchContext, provider: str, credential: Credential, endpoint: str, default: str) -> str:
+    """The key a provider cannot search without, checked before any request: it is set, and the
+    endpoint may receive it."""
+    key = context.credential(credential)
+    if not key:
+        raise SpecError(f"search provider {provider} needs a key: {credential.env} is unset "
+                        f"(Secret key {credential.secret_key})")
+    if not may_send_credentials(endpoint, default, context.settings.search_key_endpoints):
+        raise SpecError(f"search endpoint {endpoint} is not trusted with the {provider} key "
+                        "(PIXCRAWLER_SEARCH_KEY_ENDPOINTS)")
+    return key
 
 
 class Page(NamedTuple):

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 from chunk_worker import licenses
 from chunk_worker.contract import Item
-from chunk_worker.errors import SourceUnavailable, SpecError
+from chunk_worker.errors import SourceUnavailable
 from chunk_worker.pacing import Rate
 from chunk_worker.providers.client import ApiClient, rate_for
-from chunk_worker.providers.protocol import Credential, Page, SearchContext, item, may_send_credentials, \
-    page_through, text
+from chunk_worker.providers.protocol import Credential, Page, SearchContext, item, page_through, required_key, \
+    text
 
 API_KEY = Credential("smithsonian-api-key", "search_smithsonian_api_key")
 
@@ -66,13 +66,7 @@ class SmithsonianProvider:
 
     def __init__(self, context: SearchContext, endpoint: str | None = None) -> None:
         self.endpoint = (endpoint or self.DEFAULT_ENDPOINT).rstrip("/")
-        self.api_key = context.credential(API_KEY)
-        if not self.api_key:
-            raise SpecError(f"search provider smithsonian needs an api.data.gov key: {API_KEY.env} is unset "
-                            f"(Secret key {API_KEY.secret_key})")
-        if not may_send_credentials(self.endpoint, self.DEFAULT_ENDPOINT, context.settings.search_key_endpoints):
-            raise SpecError(f"search endpoint {self.endpoint} is not trusted with the smithsonian key "
-                            "(PIXCRAWLER_SEARCH_KEY_ENDPOINTS)")
+        self.api_key = required_key(context, self.name, API_KEY, self.endpoint, self.DEFAULT_ENDPOINT)
         self.api = ApiClient(context, f"{self.name}:{self.endpoint}", rate_for(context, self.name, self.RATE),
                              key_setting=API_KEY.setting, secrets=(self.api_key,))
 

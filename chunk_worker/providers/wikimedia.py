@@ -119,6 +119,8 @@ class WikimediaProvider:
     needs_key = False
     RATE = Rate(1.0)
     PAGE_SIZE = 50
+    MAX_OFFSET = 10_000
+    """CirrusSearch serves no result past the 10,000th."""
 
     def __init__(self, context: SearchContext, endpoint: str | None = None) -> None:
         self.endpoint = (endpoint or self.DEFAULT_ENDPOINT).rstrip("/")
@@ -129,6 +131,8 @@ class WikimediaProvider:
         return page_through(lambda page: self._page(query, page), start, count, self.PAGE_SIZE, first=0)
 
     def _page(self, query: str, page: int) -> Page:
+        if page * self.PAGE_SIZE >= self.MAX_OFFSET:
+            return Page([], False)
         document = self.api.get(f"{self.endpoint}/w/api.php", search_params(query, page * self.PAGE_SIZE,
                                                                              self.PAGE_SIZE), headers=HEADERS)
         return page_of(document)

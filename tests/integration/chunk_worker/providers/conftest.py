@@ -39,3 +39,10 @@ def scripted(*replies: Reply):
         return queue.pop(0) if len(queue) > 1 else queue[0]
 
     return answer
+
+
+def small_pages(cls, context: SearchContext, server, page_size: int = 2):
+    """The provider at the stand-in, paging 2 results at a time so a few documented results span pages."""
+    provider = cls(context, server.base_url)
+    provider.PAGE_SIZE = page_size
+    return provider

@@ -6,7 +6,7 @@ import pytest
 
 from chunk_worker.errors import SpecError
 from chunk_worker.providers.flickr import FlickrProvider
-from tests.integration.chunk_worker.providers.conftest import fixture
+from tests.integration.chunk_worker.providers.conftest import fixture, small_pages
 
 PATH = "/services/rest/"
 KEY = "0123456789abcdef0123456789abcdef"
@@ -20,9 +20,7 @@ def flickr(provider_server):
 
 
 def provider(context, server):
-    instance = FlickrProvider(context, server.base_url)
-    instance.PAGE_SIZE = 2
-    return instance
+    return small_pages(FlickrProvider, context, server)
 
 
 def test_photos_page_through_with_licence_owner_and_size(context_for, flickr):

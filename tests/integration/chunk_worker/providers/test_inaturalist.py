@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chunk_worker.providers.inaturalist import INaturalistProvider
-from tests.integration.chunk_worker.providers.conftest import fixture
+from tests.integration.chunk_worker.providers.conftest import fixture, small_pages
 
 PATH = "/v1/observations"
 
@@ -18,9 +18,7 @@ def inat(provider_server):
 
 
 def provider(context, server):
-    instance = INaturalistProvider(context, server.base_url)
-    instance.PAGE_SIZE = 2
-    return instance
+    return small_pages(INaturalistProvider, context, server)
 
 
 def test_observations_page_by_id_and_carry_the_photos_licence(context_for, inat):

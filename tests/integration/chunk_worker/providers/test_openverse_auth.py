@@ -49,3 +49,25 @@ def test_refused_client_credentials_name_the_setting_and_hide_the_secret(context
     with pytest.raises(SpecError, match="PIXCRAWLER_SEARCH_OPENVERSE_CLIENT_ID") as raised:
         list(OpenverseProvider(context_for(**CREDENTIALS), provider_server.base_url).search("b", 0, 1))
     assert "s3cr3t-value" not in str(raised.value)
+
+
+def test_an_expired_token_is_replaced_once(context_for, openverse):
+    refused = {"count": 0}
+
+    def images(request):
+        if request.headers.get("authorization") == "Bearer DLBYIcfnKfolaXKcmMC8RIDCavc2hW" and not refused["count"]:
+            refused["count"] += 1
+            return Reply({"detail": "The access token has expired."}, 401,
+                         {"WWW-Authenticate": 'Bearer realm="api",error="invalid_token"'})
+        return fixture("openverse", "images-page1")
+
+    openverse.route(IMAGES, images)
+    items = list(OpenverseProvider(context_for(**CREDENTIALS), openverse.base_url).search("bark", 0, 1))
+    assert len(items) == 1 and len(openverse.requests(TOKEN)) == 2 and len(openverse.requests(IMAGES)) == 2
+
+
+def test_a_token_refused_twice_is_a_credentials_error(context_for, openverse):
+    openverse.route(IMAGES, lambda request: Reply({"detail": "Invalid token."}, 401))
+    with pytest.raises(SpecError, match="PIXCRAWLER_SEARCH_OPENVERSE_CLIENT_ID"):
+        list(OpenverseProvider(context_for(**CREDENTIALS), openverse.base_url).search("bark", 0, 1))
+    assert len(openverse.requests(IMAGES)) == 2

@@ -7,7 +7,7 @@ from providerserver import Reply
 
 from chunk_worker.errors import SourceUnavailable, SpecError
 from chunk_worker.providers.smithsonian import SmithsonianProvider
-from tests.integration.chunk_worker.providers.conftest import fixture, scripted
+from tests.integration.chunk_worker.providers.conftest import fixture, small_pages, scripted
 
 PATH = "/openaccess/api/v1.0/search"
 KEY = "si-test-key-123"
@@ -21,9 +21,7 @@ def si(provider_server):
 
 
 def provider(context, server):
-    instance = SmithsonianProvider(context, server.base_url)
-    instance.PAGE_SIZE = 2
-    return instance
+    return small_pages(SmithsonianProvider, context, server)
 
 
 def test_cc0_media_become_items_and_others_take_their_place(context_for, si):

@@ -8,7 +8,7 @@ from providerserver import Reply
 from chunk_worker import USER_AGENT
 from chunk_worker.errors import SourceUnavailable
 from chunk_worker.providers.wikimedia import WikimediaProvider
-from tests.integration.chunk_worker.providers.conftest import fixture, scripted
+from tests.integration.chunk_worker.providers.conftest import fixture, small_pages, scripted
 
 API = "/w/api.php"
 
@@ -23,10 +23,8 @@ def commons(provider_server):
     return provider_server
 
 
-def provider(context, server, page_size=2):
-    instance = WikimediaProvider(context, server.base_url)
-    instance.PAGE_SIZE = page_size
-    return instance
+def provider(context, server):
+    return small_pages(WikimediaProvider, context, server)
 
 
 def test_results_come_in_search_order_across_pages_with_licence_and_credit(context_for, commons):
@@ -99,3 +97,8 @@ def test_a_label_with_several_queries_gathers_both_without_repeats(context_for, 
     rest = list(search_items(search, 2, 10, context_for()))
     assert [item.url.rsplit("/", 1)[1] for item in first + rest] == [
         "Helianthus_annuus_0001.JPG", "Sunflower_field.jpg", "Sunflower_sky_backdrop.jpg"]
+
+
+def test_no_request_goes_past_the_last_offset_search_serves(context_for, commons):
+    assert list(provider(context_for(), commons).search("sunflower", 10_000, 10)) == []
+    assert commons.requests(API) == []

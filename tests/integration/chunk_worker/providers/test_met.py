@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from providerserver import Reply
 
+from chunk_worker.errors import SourceUnavailable
 from chunk_worker.providers.met import MetProvider
 from tests.integration.chunk_worker.providers.conftest import fixture
 
@@ -45,3 +48,24 @@ def test_no_match_is_an_empty_stream(context_for, provider_server):
 def test_an_allow_list_without_cc0_asks_nothing(context_for, met):
     assert list(MetProvider(context_for(), met.base_url).search("quail", 0, 10, frozenset({"by"}))) == []
     assert met.requests() == []
+
+
+def test_a_page_slower_than_an_images_deadline_is_waited_for_within_the_search_deadline(context_for, met):
+    def slow(request):
+        time.sleep(1.5)
+        return fixture("met", "search")
+
+    met.route(SEARCH, slow)
+    context = context_for(item_deadline_seconds=1.0, list_deadline_seconds=20.0)
+    assert len(list(MetProvider(context, met.base_url).search("quail", 0, 1))) == 1
+
+
+def test_a_search_past_its_deadline_is_retryable(context_for, met):
+    def slow(request):
+        time.sleep(2.5)
+        return fixture("met", "search")
+
+    met.route(SEARCH, slow)
+    with pytest.raises(SourceUnavailable, match="timeout"):
+        list(MetProvider(context_for(item_deadline_seconds=30.0, list_deadline_seconds=1.0), met.base_url)
+             .search("quail", 0, 1))

@@ -62,6 +62,8 @@ class Reply:
     document: object = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    """Sent instead of the document's JSON (answers no JSON encoder would write)."""
 
 
 Answer = Callable[[Request], Reply]
@@ -124,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
                           {key.lower(): value for key, value in self.headers.items()},
                           dict(parse_qsl(body.decode("utf-8", "replace"))))
         reply = self.server.app.answer(request)  # type: ignore[attr-defined]
-        data = json.dumps(reply.document).encode()
+        data = reply.raw if reply.raw is not None else json.dumps(reply.document).encode()
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

@@ -54,8 +54,11 @@ class ApiClient:
         for attempt in range(1, TRIES + 1):
             context.pacer.acquire(self.bucket, self.rate, context.deadline)
             try:
-                document = context.fetcher.get_json(url, dict(params or {}), headers=headers, form=form,
-                                                    deadline=context.deadline, attempts=1)
+                try:
+                    document = context.fetcher.get_json(url, dict(params or {}), headers=headers, form=form,
+                                                        deadline=context.deadline, attempts=1)
+                except RecursionError:
+                    raise SourceUnavailable(f"search provider {self.bucket}: its answer is nested too deep") from None
                 if self.check is not None:
                     self.check(document)
                 return document

@@ -556,9 +556,12 @@ class Fetcher:
                 return opened
             opened.close()
             try:
-                current = urljoin(current, location)
+                previous, current = current, urljoin(current, location)
             except ValueError:
                 raise _Failure(Reason.BAD_URL.value, final_url=current) from None
+            if urlsplit(previous)[:2] != urlsplit(current)[:2]:  # credentials stay with their origin
+                headers = {key: value for key, value in headers.items() if key.lower() != "authorization"}
+                body = None
         raise _Failure(Reason.TOO_MANY_REDIRECTS.value, final_url=current)
 
     def _request(self, url: str, watch: _Watch, headers: dict[str, str], body: bytes | None = None) -> _Opened:

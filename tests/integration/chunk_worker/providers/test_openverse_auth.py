@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import providerserver
 import pytest
 from providerserver import Reply
 
@@ -71,3 +72,20 @@ def test_a_token_refused_twice_is_a_credentials_error(context_for, openverse):
     with pytest.raises(SpecError, match="PIXCRAWLER_SEARCH_OPENVERSE_CLIENT_ID"):
         list(OpenverseProvider(context_for(**CREDENTIALS), openverse.base_url).search("bark", 0, 1))
     assert len(openverse.requests(IMAGES)) == 2
+
+
+def test_credentials_never_follow_a_redirect_to_another_origin(context_for, openverse):
+    elsewhere = providerserver.ProviderServer().start()
+    try:
+        elsewhere.route(TOKEN, lambda request: fixture("openverse", "token"))
+        elsewhere.route(IMAGES, lambda request: fixture("openverse", "images-page1"))
+        openverse.route(TOKEN, lambda request: Reply(None, 307, {"Location": elsewhere.url(TOKEN)}))
+        openverse.route(IMAGES, lambda request: Reply(None, 302, {"Location": elsewhere.url(IMAGES)}))
+        provider = OpenverseProvider(context_for(**CREDENTIALS), openverse.base_url)
+        list(provider.search("bark", 0, 1))
+        (token,) = elsewhere.requests(TOKEN)
+        assert token.method == "GET" and token.form == {}  # the client secret stayed behind
+        assert "authorization" not in elsewhere.requests(IMAGES)[0].headers
+        assert openverse.requests(TOKEN)[0].form["client_secret"] == "s3cr3t-value"  # its own origin had it
+    finally:
+        elsewhere.stop()

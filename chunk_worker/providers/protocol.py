@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from pydantic import ValidationError
@@ -50,8 +50,8 @@ class SearchContext:
     included: PIXCRAWLER_LIST_DEADLINE_SECONDS from the moment the slice starts."""
 
     fetcher: Fetcher
-    pacer: Pacer = field(default_factory=LocalPacer)
-    deadline: float = 0.0
+    pacer: Pacer
+    deadline: float
 
     @classmethod
     def start(cls, fetcher: Fetcher, pacer: Pacer | None = None) -> SearchContext:

@@ -110,6 +110,16 @@ class OperatorSettings(BaseSettings):
                              f"known: {', '.join(sorted(known))}")
         return value
 
+    @field_validator("search_rates")
+    @classmethod
+    def _rates(cls, value: str) -> str:
+        """Checked here as the workers will read it, so a typo stops the operator, not every chunk."""
+        from chunk_worker.settings import WorkerSettings
+
+        if value:
+            WorkerSettings(search_rates=value)
+        return value
+
     @field_validator("allow_networks", "worker_command", "search_credential_keys", "search_key_endpoints",
                      mode="before")
     @classmethod

@@ -175,3 +175,9 @@ def test_trusted_endpoints_and_rates_are_passed_on_and_the_finalize_job_gets_no_
 def test_an_unknown_search_key_is_a_settings_error_naming_the_known_ones():
     with pytest.raises(ValueError, match="flickr-api-key"):
         OperatorSettings(search_credential_keys="flikr-api-key")
+
+
+@pytest.mark.parametrize("rates", ["flickr", "flickr=0", "flickr=fast"])
+def test_search_rates_the_workers_could_not_read_stop_the_operator(rates):
+    with pytest.raises(ValueError, match="search_rates"):
+        OperatorSettings(search_rates=rates)

@@ -142,6 +142,7 @@ def command_run(args: argparse.Namespace) -> int:
     from chunk_worker.fetch import Fetcher
     from chunk_worker.memory import budget_for
     from chunk_worker.netpolicy import NetworkPolicy
+    from chunk_worker.pacing import RedisPacer
     from chunk_worker.progress import RedisProgress, Tally, TerminalProgress
     from chunk_worker.runner import Pipeline, pixel_slots, run_chunk
     from chunk_worker.sources import resolve_items
@@ -177,7 +178,8 @@ def command_run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(spec, fetcher, deduper, storage, budget=budget,
                         pixel_work=threading.BoundedSemaphore(pixel_slots(settings.pixel_slots)))
     try:
-        summary = run_chunk(spec, resolve_items(spec, fetcher), pipeline, progress, tally, threads, settings.tmp_dir)
+        pacer = RedisPacer(client, keys.pace) if client is not None else None
+        summary = run_chunk(spec, resolve_items(spec, fetcher, pacer), pipeline, progress, tally, threads, settings.tmp_dir)
     except ChunkError as exc:
         for sink in progress:
             _finish_quietly(sink, "terminated" if isinstance(exc, Terminated) else "error", str(exc))

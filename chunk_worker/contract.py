@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -154,12 +154,25 @@ LIST_COUNTS = "list_counts"
 
 
 class Search(_Model):
-    """A keyword search; the provider pages through results."""
+    """A keyword search; the provider pages through results. Several queries make one stream: their
+    results taken in turn, each image once (see chunk_worker.search)."""
 
     provider: str = "openverse"
-    query: str = Field(min_length=1, max_length=512)
+    query: str | None = Field(None, min_length=1, max_length=512)
+    queries: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(default_factory=list, max_length=32)
     limit: int = Field(1000, ge=1, le=1_000_000)
     endpoint: str | None = Field(None, description="Override of the provider's API base URL.")
+
+    @model_validator(mode="after")
+    def _has_a_query(self) -> Search:
+        if self.query is None and not self.queries:
+            raise ValueError("a search needs query or queries")
+        return self
+
+    @property
+    def all_queries(self) -> list[str]:
+        """`query` first, then `queries`, each once, in order: the order the merged stream takes them in."""
+        return list(dict.fromkeys([*([self.query] if self.query is not None else []), *self.queries]))
 
 
 class SourceSlice(_Model):
@@ -439,6 +452,10 @@ class Keys:
     def nodes(self) -> str:
         """zset node name -> time of its latest report: the scheduler reads reports without a SCAN."""
         return f"{self.prefix}nodes"
+
+    def pace(self, bucket: str) -> str:
+        """hash of one search provider's token bucket (chunk_worker.pacing), shared by every worker."""
+        return f"{self.prefix}pace:{bucket}"
 
 
 def chunk_id(job_uid: str, index: int) -> str:

@@ -23,9 +23,9 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 from urllib3.exceptions import ConnectTimeoutError, LocationValueError, NameResolutionError
@@ -54,9 +54,10 @@ SITE_FILE_ACCEPT = "text/plain,application/json,*/*;q=0.5"
 class SourceHTTPError(SourceUnavailable):
     """A list or API answered with a non-2xx status; `status` lets a caller tell "no more pages" apart."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -206,15 +207,22 @@ class Fetcher:
         finally:
             watch.stop()
 
-    def get_json(self, url: str, params: dict[str, object] | None = None, max_bytes: int = JSON_MAX_BYTES) -> object:
-        """GET a JSON document of bounded size (search APIs), under the same policy as images."""
+    def get_json(self, url: str, params: dict[str, object] | None = None, max_bytes: int = JSON_MAX_BYTES, *,
+                 headers: Mapping[str, str] | None = None, form: Mapping[str, str] | None = None,
+                 deadline: float | None = None, attempts: int | None = None) -> object:
+        """GET a JSON document of bounded size (search APIs), under the same policy as images. `form`
+        POSTs those fields instead (an OAuth token request); `deadline` (monotonic) replaces the
+        per-item one; `attempts=1` leaves 429/5xx to the caller (search providers pace cluster-wide)."""
         try:
             target = with_query(url, params)
         except ValueError:
             raise SpecError(f"source {url} is refused: malformed URL") from None
-        watch = Watch.lasting(self.settings.item_deadline_seconds)
+        watch = Watch(deadline if deadline is not None else time.monotonic() + self.settings.item_deadline_seconds)
+        body = urlencode(form).encode() if form is not None else None
+        sent = {**self._headers["json"], **(headers or {}),
+                **({"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {})}
         try:
-            with self._open_source(target, watch, self._headers["json"]) as opened:
+            with self._open_source(target, watch, sent, body, attempts) as opened:
                 try:
                     body = self._read_capped(opened.response, max_bytes, watch)
                 except _Failure as exc:
@@ -262,18 +270,20 @@ class Fetcher:
             raise NameResolutionError(host, None, socket.gaierror("no addresses"))  # type: ignore[arg-type]
         return infos
 
-    def _open_source(self, url: str, watch: Watch, headers: dict[str, str]) -> _Opened:
+    def _open_source(self, url: str, watch: Watch, headers: dict[str, str], body: bytes | None = None,
+                     attempts: int | None = None) -> _Opened:
         """`_open` for lists and APIs: failures become the chunk errors the runner maps to exit codes."""
         try:
-            opened = self._open(url, watch, headers)
+            opened = self._open(url, watch, headers, body=body, attempts=attempts)
         except PolicyError as exc:
             raise SpecError(f"source {url} is refused: {exc}") from None
         except _Failure as exc:
             raise SourceUnavailable(f"source {url}: {exc.reason}") from None
         if not 200 <= opened.response.status < 300:
             status = opened.response.status
+            retry_after = parse_retry_after(opened.response.headers.get("Retry-After"))
             opened.close()
-            raise SourceHTTPError(f"source {url}: {http_reason(status)}", status)
+            raise SourceHTTPError(f"source {url}: {http_reason(status)}", status, retry_after)
         codings = body_codings(opened.response.headers)
         if codings:
             opened.close()
@@ -282,15 +292,15 @@ class Fetcher:
         return opened
 
     def _open(self, url: str, watch: Watch, headers: dict[str, str], gate: Gate | None = None,
-              hops: list[str] | None = None) -> _Opened:
+              hops: list[str] | None = None, body: bytes | None = None, attempts: int | None = None) -> _Opened:
         """The final response after redirects and retries; raises PolicyError, _Failure or _OptedOut.
-        `hops`, when given, gets each URL of the last try's chain as it is checked."""
-        attempts = self.settings.fetch_attempts
+        `hops`, when given, gets each URL of the last try's chain as it is checked; `body` is POSTed."""
+        attempts = attempts or self.settings.fetch_attempts
         for attempt in range(1, attempts + 1):
             try:
                 if hops is not None:
                     hops.clear()
-                opened = self._follow(url, watch, headers, gate, hops)
+                opened = self._follow(url, watch, headers, gate, hops, body)
             except _Failure as exc:
                 if exc.reason != Reason.CONNECTION_ERROR.value or not exc.retryable or attempt == attempts:
                     raise
@@ -318,7 +328,7 @@ class Fetcher:
         return True
 
     def _follow(self, url: str, watch: Watch, headers: dict[str, str], gate: Gate | None,
-                hops: list[str] | None) -> _Opened:
+                hops: list[str] | None, body: bytes | None = None) -> _Opened:
         """One request chain, redirects followed by hand so every hop is checked (and, for an image,
         asked of its origin's robots.txt before it is requested)."""
         current = url
@@ -329,19 +339,22 @@ class Fetcher:
             refusal = gate(current) if gate is not None else None
             if refusal is not None:
                 raise _OptedOut(refusal, current)
-            opened = self._request(current, watch, headers)
+            opened = self._request(current, watch, headers, body)
             response = opened.response
             location = response.headers.get("Location") if response.status in REDIRECT_STATUSES else None
             if location is None:
                 return opened
             opened.close()
             try:
-                current = urljoin(current, location)
+                previous, current = current, urljoin(current, location)
             except ValueError:
                 raise _Failure(Reason.BAD_URL.value, final_url=current) from None
+            if urlsplit(previous)[:2] != urlsplit(current)[:2]:  # credentials stay with their origin
+                headers = {key: value for key, value in headers.items() if key.lower() != "authorization"}
+                body = None
         raise _Failure(Reason.TOO_MANY_REDIRECTS.value, final_url=current)
 
-    def _request(self, url: str, watch: Watch, headers: dict[str, str]) -> _Opened:
+    def _request(self, url: str, watch: Watch, headers: dict[str, str], body: bytes | None = None) -> _Opened:
         host = (urlsplit(url).hostname or "").lower()
         slot = self._slots.acquire(host, watch.remaining())
         if slot is None:
@@ -350,8 +363,9 @@ class Fetcher:
         watching(watch)
         try:
             response = self._pools.urlopen(
-                "GET",
+                "GET" if body is None else "POST",
                 url,
+                body=body,
                 headers=headers,
                 retries=False,
                 redirect=False,

@@ -225,3 +225,48 @@ def _parse_url(text: str) -> License | None:
             return None
         return License(segments[1], version)
     return None
+
+
+# Provider vocabularies ------------------------------------------------------------------------
+
+FLICKR: dict[str, License | None] = {
+    "0": None,  # All Rights Reserved
+    "1": License("by-nc-sa", "2.0"), "2": License("by-nc", "2.0"), "3": License("by-nc-nd", "2.0"),
+    "4": License("by", "2.0"), "5": License("by-sa", "2.0"), "6": License("by-nd", "2.0"),
+    "7": None,  # "No known copyright restrictions" (Flickr Commons): a statement, not a licence
+    "8": None,  # "United States Government Work": public domain in the US only
+    "9": License("cc0", "1.0"), "10": License("pdm", "1.0"),
+    "11": License("by", "4.0"), "12": License("by-sa", "4.0"), "13": License("by-nd", "4.0"),
+    "14": License("by-nc", "4.0"), "15": License("by-nc-sa", "4.0"), "16": License("by-nc-nd", "4.0"),
+}
+"""flickr.photos.licenses.getInfo: Flickr's numeric licence ids."""
+
+INATURALIST = ("cc0", "cc-by", "cc-by-nc", "cc-by-sa", "cc-by-nd", "cc-by-nc-sa", "cc-by-nc-nd")
+"""iNaturalist's `license_code` values (and its `photo_license` filter); null is all rights reserved."""
+
+
+def from_flickr(license_id: object) -> Resolved:
+    """A Flickr photo's `license` extra (a string or number id) as id and deed URL."""
+    found = FLICKR.get(str(license_id).strip()) if isinstance(license_id, (str, int)) else None
+    return Resolved(found.id, license_url(found.id, found.version)) if found else Resolved(None, None)
+
+
+def flickr_filter(allowed: frozenset[str] | None) -> str | None:
+    """Flickr's `license` parameter for an allow-list: every Flickr id whose licence is allowed,
+    comma-separated; "" when none is (nothing on Flickr can be kept); None without a list."""
+    if allowed is None:
+        return None
+    return ",".join(key for key, found in FLICKR.items() if found and found.id in allowed)
+
+
+def inaturalist_filter(allowed: frozenset[str] | None) -> str | None:
+    """iNaturalist's `photo_license` parameter: its codes for the allowed ids; "" when none is."""
+    if allowed is None:
+        return None
+    return ",".join(code for code in INATURALIST if normalise(code) in allowed)
+
+
+def public_domain(dedicated: bool) -> Resolved:
+    """Museums' open-access flags (the Met's `isPublicDomain`, Smithsonian's `usage.access == "CC0"`):
+    both release the images under CC0; anything else is no licence this vocabulary holds."""
+    return Resolved("cc0", license_url("cc0")) if dedicated else Resolved(None, None)

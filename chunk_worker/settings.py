@@ -39,10 +39,38 @@ class WorkerSettings(BaseSettings):
     tmp_dir: str | None = Field(None, description="Parent of the per-chunk temp dir (default: the system's).")
     memory_budget_bytes: int | None = Field(
         None, ge=1, description="Bytes decodes may hold at once (default: derived from the cgroup memory limit).")
+    search_flickr_api_key: str = Field("", description="Flickr API key (from the search credentials Secret).")
+    search_smithsonian_api_key: str = Field("", description="api.data.gov key for Smithsonian Open Access.")
+    search_openverse_client_id: str = Field("", description="Openverse OAuth2 client id (higher limits).")
+    search_openverse_client_secret: str = Field("", description="Openverse OAuth2 client secret.")
+    search_key_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="API base URLs besides each provider's own that may receive its "
+        "credentials (a mirror, a test server); an endpoint override not listed gets none.")
+    search_rates: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict, description="Requests per second per provider, cluster-wide, overriding the "
+        "documented rates: provider=rate,provider2=rate.")
 
-    @field_validator("allow_networks", mode="before")
+    @field_validator("allow_networks", "search_key_endpoints", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.replace(",", " ").split() if part.strip()]
+        return value
+
+    @field_validator("search_rates", mode="before")
+    @classmethod
+    def _rates(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [part.strip() for part in value.split(",") if part.strip()]
+        if any("=" not in pair for pair in pairs):
+            raise ValueError("search_rates: expected provider=requests per second, comma-separated")
+        return {name.strip(): rate.strip() for name, rate in (pair.split("=", 1) for pair in pairs)}
+
+    @field_validator("search_rates")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, rate in value.items() if not rate > 0]
+        if bad:
+            raise ValueError(f"search_rates: the rate of {', '.join(bad)} must be above 0")
         return value

@@ -27,7 +27,9 @@ from chunk_worker.errors import SpecError
 from chunk_worker.fetch import Fetcher
 from chunk_worker.listlines import Line, split_lines
 from chunk_worker.redaction import redact_url
-from chunk_worker.search import get_provider
+from chunk_worker.pacing import Pacer
+from chunk_worker.providers.protocol import SearchContext
+from chunk_worker.search import search_items
 
 log = logging.getLogger(__name__)
 
@@ -41,30 +43,33 @@ class RejectedLine(Item):
     problem: str
 
 
-def resolve_items(spec: ChunkSpec, fetcher: Fetcher) -> Iterator[Item]:
+def resolve_items(spec: ChunkSpec, fetcher: Fetcher, pacer: Pacer | None = None) -> Iterator[Item]:
     """Inline items first, then each source slice in order. An allow-list naming something that
     is no licence makes the spec unusable (before any item is yielded); a search that can filter
-    by licence is asked for allowed ones only."""
+    by licence is asked for allowed ones only. `pacer` paces search providers (the cluster's
+    bucket in Redis; without one, a bucket in this process)."""
     try:
         allowed = licenses.normalise_allow_list(spec.validation.licenses)
     except licenses.UnknownLicense as exc:
         raise SpecError(f"validation.licenses: {exc}") from None
     yield from spec.items
     for source in spec.sources:
-        yield from slice_items(source, fetcher, allowed)
+        yield from slice_items(source, fetcher, allowed, pacer)
 
 
-def slice_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None = None) -> Iterator[Item]:
+def slice_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None = None,
+                pacer: Pacer | None = None) -> Iterator[Item]:
     """The slice's items, spooled to an unnamed temp file before the first is yielded: the list's
     connection is closed (and its deadline stopped) before the downloads that consume the items
     begin, yet the slice is never held in memory (a parsed item costs about 2 KB)."""
     with tempfile.TemporaryFile(dir=fetcher.settings.tmp_dir) as spool:
-        _spool(_remote_items(source, fetcher, allowed), spool)
+        _spool(_remote_items(source, fetcher, allowed, pacer), spool)
         spool.seek(0)
         yield from _unspool(spool)
 
 
-def _remote_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None) -> Iterator[Item]:
+def _remote_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None,
+                  pacer: Pacer | None) -> Iterator[Item]:
     if source.url_list is not None:
         stream = fetcher.open_lines(source.url_list.url)
         try:
@@ -74,12 +79,8 @@ def _remote_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str]
             stream.close()  # stop reading: the rest of a huge list is never transferred
         return
     assert source.search is not None
-    search = source.search
-    count = min(source.count, search.limit - source.start)
-    if count <= 0:
-        return
-    provider = get_provider(search.provider, fetcher, search.endpoint)
-    for item in provider.search(search.query, source.start, count, allowed):
+    context = SearchContext.start(fetcher, pacer)
+    for item in search_items(source.search, source.start, source.count, context, allowed):
         yield item.model_copy(update={"label": source.label})
 
 

@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     create = commands.add_parser("create", help="create a DatasetJob from a keyword search")
     create.add_argument("name")
     create.add_argument("--label", required=True, help="the label every image of this search gets")
-    create.add_argument("--query", required=True, help="the search query")
+    create.add_argument("--query", required=True, action="append",
+                        help="the search query; repeated, the queries' results are merged (each image once)")
     create.add_argument("--limit", type=int, default=1000, help="images to ask the provider for (default 1000)")
     create.add_argument("--provider", default="openverse")
     create.add_argument("--endpoint", help="the provider's API base URL (a mirror or a test server)")
@@ -89,7 +90,7 @@ def render(body: dict[str, Any], output: str) -> str:
 
 
 def create(args: argparse.Namespace) -> int:
-    body = datasetjob(args.name, label=args.label, query=args.query, limit=args.limit, provider=args.provider,
+    body = datasetjob(args.name, label=args.label, query=args.query[0], queries=args.query[1:], limit=args.limit, provider=args.provider,
                       tier=args.tier, output_format=args.output_format, chunk_size=args.chunk_size,
                       licenses=args.licenses, endpoint=args.endpoint)
     if args.dry_run == "client":

@@ -10,9 +10,11 @@ GROUP, VERSION, PLURAL, KIND = "pixcrawler.io", "v1alpha1", "datasetjobs", "Data
 def datasetjob(name: str, *, label: str, query: str, limit: int, provider: str = "openverse",
                tier: str = "free", output_format: str | None = None, chunk_size: int | None = None,
                licenses: list[str] | None = None, endpoint: str | None = None,
-               namespace: str | None = None) -> dict[str, Any]:
+               namespace: str | None = None, queries: list[str] | None = None) -> dict[str, Any]:
     """Only what was asked is written: the API server fills in the schema's defaults."""
     search: dict[str, Any] = {"provider": provider, "query": query, "limit": limit}
+    if queries:
+        search["queries"] = list(queries)
     if endpoint:
         search["endpoint"] = endpoint
     spec: dict[str, Any] = {"tier": tier, "sources": [{"label": label, "search": search}]}

@@ -83,9 +83,27 @@ def worker_env(settings: OperatorSettings) -> list[dict[str, Any]]:
         {"name": "PIXCRAWLER_TMP_DIR", "value": SCRATCH},
         {"name": "HOSTNAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
+    env.extend(search_env(settings))
     if settings.worker_redis_password_secret:
         name, key = settings.worker_redis_password_secret.split("/")
         env.append({"name": "PIXCRAWLER_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": key}}})
+    return env
+
+
+def search_env(settings: OperatorSettings) -> list[dict[str, Any]]:
+    """Search provider keys by secretKeyRef (the Job spec never holds one), the endpoints that may
+    receive them and the rate overrides."""
+    from chunk_worker.provider_catalog import credential_keys
+
+    known = credential_keys()
+    env: list[dict[str, Any]] = []
+    if settings.search_credentials_secret:
+        env.extend({"name": known[key].env, "valueFrom": {"secretKeyRef": {
+            "name": settings.search_credentials_secret, "key": key}}} for key in settings.search_credential_keys)
+    if settings.search_key_endpoints:
+        env.append({"name": "PIXCRAWLER_SEARCH_KEY_ENDPOINTS", "value": ",".join(settings.search_key_endpoints)})
+    if settings.search_rates:
+        env.append({"name": "PIXCRAWLER_SEARCH_RATES", "value": settings.search_rates})
     return env
 
 
@@ -121,7 +139,8 @@ def build_finalize_job(
     """The one Job that turns a job's manifests into the index, the split metadata and the card, run
     from the worker image once every chunk has settled. It needs storage, not Redis."""
     labels = {**job_labels(dataset, uid, tier, attempt), LABEL_ROLE: ROLE_FINALIZE}
-    env = [entry for entry in worker_env(settings) if not entry["name"].startswith("PIXCRAWLER_REDIS")]
+    env = [entry for entry in worker_env(settings)
+           if not entry["name"].startswith(("PIXCRAWLER_REDIS", "PIXCRAWLER_SEARCH"))]
     return _worker_job(
         name=finalize_job_name(dataset, uid, attempt), dataset=dataset, namespace=namespace, uid=uid,
         labels=labels, annotations={}, args=["finalize", "--spec-json", spec_json, "--log-format", "json"],

@@ -24,6 +24,7 @@ from chunk_worker.contract import (
     UrlList,
     Validation,
 )
+from chunk_worker.provider_catalog import required_credentials
 from dataset_operator import priority
 
 Tier = Literal["new-user", "enterprise", "free"]
@@ -153,7 +154,8 @@ def describe_source(source: dict[str, Any]) -> str:
         url_list = source["urlList"]
         return f"{label}: URL list {url_list['url']} ({url_list.get('format', 'txt')})"
     search = source["search"]
-    return f"{label}: {search.get('provider', 'openverse')} search for {search['query']!r} (up to {search.get('limit', 100)})"
+    queries = " + ".join(repr(query) for query in Search.model_validate(search).all_queries)
+    return f"{label}: {search.get('provider', 'openverse')} search for {queries} (up to {search.get('limit', 100)})"
 
 
 def output_url(default_storage: str, namespace: str, name: str, output: dict[str, Any]) -> str:
@@ -173,6 +175,25 @@ def output_url(default_storage: str, namespace: str, name: str, output: dict[str
     raise InvalidSpec(f"PIXCRAWLER_STORAGE {default_storage!r} is neither azure:// nor file://")
 
 
+def check_search_keys(search: dict[str, Any], where: str, configured_keys: set[str],
+                      trusted_endpoints: list[str]) -> None:
+    """A provider that cannot search without a key must have one configured, and a keyed search may
+    point only at an endpoint the operator trusts with it: refused here, before any chunk runs."""
+    provider = search.get("provider", "openverse")
+    needed = required_credentials(provider)
+    missing = [credential.secret_key for credential in needed if credential.secret_key not in configured_keys]
+    if missing:
+        keys = ", ".join(missing)
+        raise InvalidSpec(
+            f"{where}.provider: {provider} needs {keys}, which the operator does not have: set "
+            f"PIXCRAWLER_SEARCH_CREDENTIALS_SECRET (chart: search.credentialsSecret) to a Secret holding {keys} "
+            f"and list it in PIXCRAWLER_SEARCH_CREDENTIAL_KEYS (chart: search.credentialKeys)")
+    endpoint = (search.get("endpoint") or "").rstrip("/")
+    if needed and endpoint and endpoint not in {url.rstrip("/") for url in trusted_endpoints}:
+        raise InvalidSpec(f"{where}.endpoint: {endpoint} would receive the operator's {provider} key; only "
+                          "the provider's own API or an endpoint in PIXCRAWLER_SEARCH_KEY_ENDPOINTS may")
+
+
 def make_plan(
     namespace: str,
     name: str,
@@ -181,6 +202,8 @@ def make_plan(
     default_storage: str,
     known_providers: set[str],
     counted: dict[int, int] | None = None,
+    configured_keys: set[str] | None = None,
+    trusted_endpoints: list[str] | None = None,
 ) -> JobPlan:
     for position, source in enumerate(spec["sources"]):
         where = f"spec.sources[{position}]"
@@ -194,6 +217,7 @@ def make_plan(
                 raise InvalidSpec(
                     f"{where}.search.provider: unknown provider {provider!r} (known: {', '.join(sorted(known_providers))})"
                 )
+            check_search_keys(source["search"], f"{where}.search", configured_keys or set(), trusted_endpoints or [])
     sizes = capped(source_sizes(spec, counted or {}), spec.get("maxImages"))
     sources = []
     for source, size in zip(spec["sources"], sizes):
@@ -203,7 +227,8 @@ def make_plan(
                 urls=source.get("urls"),
                 url_list=UrlList.model_validate(
                     {k: v for k, v in source["urlList"].items() if k != "count"}) if "urlList" in source else None,
-                search=Search.model_validate(source["search"]) if "search" in source else None,
+                search=parsed(Search, source["search"], f"spec.sources[{len(sources)}].search")
+                if "search" in source else None,
                 size=size,
             )
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from chunk_worker.contract import COUNTERS
-from chunk_worker.search import PROVIDERS
+from chunk_worker.provider_catalog import PROVIDER_NAMES
 from dataset_operator import status
 from dataset_operator.list_counting import ListCounter
 from dataset_operator.plan import JobPlan, lists_to_count, make_plan, recorded_counts
@@ -30,7 +30,9 @@ class Planner:
         counted = recorded_counts(ref.status, lists) if lists else {}
         if counted is None:
             counted = await self.counter.counts(ref, lists)
-        return make_plan(ref.namespace, ref.name, ref.uid, ref.spec, self.settings.storage, set(PROVIDERS), counted)
+        keys = set(self.settings.search_credential_keys) if self.settings.search_credentials_secret else set()
+        return make_plan(ref.namespace, ref.name, ref.uid, ref.spec, self.settings.storage, set(PROVIDER_NAMES),
+                         counted, configured_keys=keys, trusted_endpoints=self.settings.search_key_endpoints)
 
     async def ensure_planned(self, ref: JobRef, running: set[int], rebuild: bool = False) -> JobPlan | None:
         """Idempotent. Returns the plan, or None when the job was already queued."""

@@ -31,6 +31,18 @@ class OperatorSettings(BaseSettings):
     worker_env_secret: str = Field("", description="Secret whose keys become worker env (e.g. the storage connection string).")
     worker_redis_password_secret: str = Field(
         "", description="<secret>/<key> holding the Redis password for workers (never written into Job specs).")
+    search_credentials_secret: str = Field(
+        "", description="Secret (in each DatasetJob's namespace) holding search provider keys; chunk Jobs get the "
+        "keys listed in search_credential_keys through secretKeyRef, never as literals.")
+    search_credential_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Keys that Secret holds: flickr-api-key, smithsonian-api-key, "
+        "openverse-client-id, openverse-client-secret. A provider that needs a key not listed fails its "
+        "DatasetJob with InvalidSpec.")
+    search_key_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="API base URLs besides each provider's own that may receive its keys "
+        "(passed on to workers); a keyed search whose endpoint is not listed is refused.")
+    search_rates: str = Field("", description="Per-provider request rates for workers, provider=requests per "
+                              "second,... (passed on; empty: each provider's documented rate).")
     worker_pod_labels: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="Extra labels on worker pods, k=v,k2=v2 (e.g. azure.workload.identity/use=true).")
     worker_cpu_request: str = "250m"
@@ -92,7 +104,30 @@ class OperatorSettings(BaseSettings):
             raise ValueError("worker_redis_password_secret: expected <secret name>/<key>")
         return value
 
-    @field_validator("allow_networks", "worker_command", mode="before")
+    @field_validator("search_credential_keys")
+    @classmethod
+    def _known_keys(cls, value: list[str]) -> list[str]:
+        from chunk_worker.provider_catalog import credential_keys
+
+        known = credential_keys()
+        unknown = [key for key in value if key not in known]
+        if unknown:
+            raise ValueError(f"search_credential_keys: unknown key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+        return value
+
+    @field_validator("search_rates")
+    @classmethod
+    def _rates(cls, value: str) -> str:
+        """Checked here as the workers will read it, so a typo stops the operator, not every chunk."""
+        from chunk_worker.settings import WorkerSettings
+
+        if value:
+            WorkerSettings(search_rates=value)
+        return value
+
+    @field_validator("allow_networks", "worker_command", "search_credential_keys", "search_key_endpoints",
+                     mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         """Comma- or space-separated; a JSON list keeps arguments that hold spaces (a `sh -c` script)."""

@@ -33,6 +33,7 @@ def _flat(values: dict, prefix: str = ""):
     ({"worker": {"allowNetworks": ["not-a-cidr"]}}, "/worker/allowNetworks/0"),
     ({"worker": {"userAgentToken": "bot/1.0"}}, "/worker/userAgentToken"),
     ({"operator": {"replicaCount": 3}}, "replicaCount"),
+    ({"search": {"credentialKeys": ["flikr-api-key"]}}, "/search/credentialKeys/0"),
 ])
 def test_bad_values_fail_with_the_path_of_the_bad_value(values, message, tmp_path):
     file = tmp_path / "bad.yaml"
@@ -98,6 +99,18 @@ def test_the_workers_product_token_reaches_the_operator(tmp_path):
     env = {e["name"]: e for e in find(docs, "Deployment", "pixcrawler-operator")["spec"]["template"]["spec"][
         "containers"][0]["env"]}
     assert env["PIXCRAWLER_WORKER_USER_AGENT_TOKEN"]["value"] == "examplebot"
+
+
+def test_search_credentials_are_named_to_the_operator_never_given(tmp_path):
+    values = {"search": {"credentialsSecret": "pixcrawler-search",
+                         "credentialKeys": ["flickr-api-key", "smithsonian-api-key"], "rates": {"met": 10}}}
+    _, docs = render(values, tmp_path)
+    env = {e["name"]: e.get("value") for e in find(docs, "Deployment", "pixcrawler-operator")["spec"]["template"][
+        "spec"]["containers"][0]["env"]}
+    assert env["PIXCRAWLER_SEARCH_CREDENTIALS_SECRET"] == "pixcrawler-search"
+    assert env["PIXCRAWLER_SEARCH_CREDENTIAL_KEYS"] == "flickr-api-key,smithsonian-api-key"
+    assert env["PIXCRAWLER_SEARCH_RATES"] == "met=10"
+    assert "PIXCRAWLER_SEARCH_FLICKR_API_KEY" not in env  # the operator never holds a provider key
 
 
 @pytest.mark.cluster

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FETCHING = {"chunk_worker.fetch", "chunk_worker.connections", "chunk_worker.sitefiles", "chunk_worker.sources",
-            "chunk_worker.list_count", "chunk_worker.providers"}
+            "chunk_worker.search", "chunk_worker.list_count", "chunk_worker.providers"}
 
 
 def imports(package: Path) -> dict[str, set[str]]:
@@ -34,3 +34,13 @@ def test_the_operator_never_imports_a_fetcher_of_user_given_urls():
     offending = {path: sorted(n for n in names if any(n == f or n.startswith(f + ".") for f in FETCHING))
                  for path, names in imports(ROOT / "operator" / "dataset_operator").items()}
     assert not {path: names for path, names in offending.items() if names}
+
+
+def test_the_operator_process_loads_no_fetcher():
+    import subprocess
+    import sys
+
+    probe = ("import sys, dataset_operator.app; print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+             f"[p.split('.')[:2] for p in {sorted(FETCHING)!r}]))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert loaded.stdout.strip() == "[]"

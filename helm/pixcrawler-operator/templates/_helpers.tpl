@@ -123,3 +123,12 @@ seccompProfile:
 {{- $watched := include "pixcrawler.watchNamespace" . -}}
 {{- list .Release.Namespace (default .Release.Namespace $watched) | uniq | toJson -}}
 {{- end -}}
+
+{{/* search.rates as provider=rate,... (sorted by provider, so renders are stable). */}}
+{{- define "pixcrawler.searchRates" -}}
+{{- $pairs := list -}}
+{{- range $provider, $rate := .Values.search.rates -}}
+{{- $pairs = append $pairs (printf "%s=%v" $provider $rate) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}

@@ -238,3 +238,31 @@ def test_resolve_refuses_to_choose_between_a_name_and_a_url_that_disagree():
 def test_resolve_keeps_the_stated_url_rather_than_the_canonical_one():
     url = "https://creativecommons.org/licenses/by/2.0/legalcode"
     assert resolve("by", url, "2.0").license_url == url
+
+
+def test_every_flickr_licence_id_maps_to_a_licence_or_to_none():
+    from chunk_worker.licenses import FLICKR, from_flickr
+
+    assert from_flickr("4") == ("by", "https://creativecommons.org/licenses/by/2.0/")
+    assert from_flickr(12) == ("by-sa", "https://creativecommons.org/licenses/by-sa/4.0/")
+    assert from_flickr("10") == ("pdm", "https://creativecommons.org/publicdomain/mark/1.0/")
+    assert [key for key, found in FLICKR.items() if found is None] == ["0", "7", "8"]
+    assert from_flickr("99") == (None, None) and from_flickr(None) == (None, None)
+
+
+def test_flickr_and_inaturalist_filters_name_only_what_they_can_serve():
+    from chunk_worker.licenses import flickr_filter, inaturalist_filter
+
+    assert flickr_filter(frozenset({"by-sa"})) == "5,12"
+    assert flickr_filter(frozenset({"sampling+"})) == ""
+    assert flickr_filter(None) is None
+    assert inaturalist_filter(frozenset({"cc0", "by-nc-sa", "pdm"})) == "cc0,cc-by-nc-sa"
+    assert inaturalist_filter(frozenset({"pdm"})) == ""
+
+
+@pytest.mark.parametrize(("code", "expected"), [("cc-by-nc", "by-nc"), ("cc0", "cc0"), ("cc-by-nc-nd", "by-nc-nd"),
+                                               ("CC BY-SA 3.0", "by-sa"), ("Public domain", "pdm")])
+def test_provider_spellings_normalise(code, expected):
+    from chunk_worker.licenses import normalise
+
+    assert normalise(code) == expected

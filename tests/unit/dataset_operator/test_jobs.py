@@ -159,3 +159,45 @@ def test_the_list_count_job_counts_into_redis_and_runs_no_chunk():
     assert {e["name"] for e in container["env"]} >= {"PIXCRAWLER_REDIS_URL", "PIXCRAWLER_ALLOW_NETWORKS"}
     assert manifest["metadata"]["labels"][jobs.LABEL_ROLE] == jobs.ROLE_COUNT_LISTS
     assert jobs.chunk_of(manifest)[0] is None and manifest["metadata"]["name"] == jobs.count_lists_job_name("cats", UID, 2)
+
+
+SEARCH_KEYS = dict(search_credentials_secret="pixcrawler-search",
+                   search_credential_keys="flickr-api-key,openverse-client-id,openverse-client-secret")
+
+
+def test_search_keys_reach_the_worker_by_reference_only():
+    env = build(settings=OperatorSettings(**SEARCH_KEYS))["spec"]["template"]["spec"]["containers"][0]["env"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if e["name"].startswith("PIXCRAWLER_SEARCH")}
+    assert refs == {
+        "PIXCRAWLER_SEARCH_FLICKR_API_KEY": {"name": "pixcrawler-search", "key": "flickr-api-key"},
+        "PIXCRAWLER_SEARCH_OPENVERSE_CLIENT_ID": {"name": "pixcrawler-search", "key": "openverse-client-id"},
+        "PIXCRAWLER_SEARCH_OPENVERSE_CLIENT_SECRET": {"name": "pixcrawler-search", "key": "openverse-client-secret"}}
+
+
+def test_without_a_secret_no_search_key_is_referenced():
+    settings = OperatorSettings(search_credential_keys="flickr-api-key")
+    env = build(settings=settings)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert not [e for e in env if e["name"].startswith("PIXCRAWLER_SEARCH")]
+
+
+def test_trusted_endpoints_and_rates_are_passed_on_and_the_finalize_job_gets_no_search_key():
+    settings = OperatorSettings(**SEARCH_KEYS, search_key_endpoints="http://10.0.0.5:8090/flickr",
+                                search_rates="flickr=0.5")
+    env = build(settings=settings)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "PIXCRAWLER_SEARCH_KEY_ENDPOINTS", "value": "http://10.0.0.5:8090/flickr"} in env
+    assert {"name": "PIXCRAWLER_SEARCH_RATES", "value": "flickr=0.5"} in env
+    final = jobs.build_finalize_job(dataset="cats", namespace="ns", uid=UID, tier="free", attempt=1,
+                                    spec_json="{}", settings=settings)
+    assert not [e for e in final["spec"]["template"]["spec"]["containers"][0]["env"]
+                if e["name"].startswith("PIXCRAWLER_SEARCH")]
+
+
+def test_an_unknown_search_key_is_a_settings_error_naming_the_known_ones():
+    with pytest.raises(ValueError, match="flickr-api-key"):
+        OperatorSettings(search_credential_keys="flikr-api-key")
+
+
+@pytest.mark.parametrize("rates", ["flickr", "flickr=0", "flickr=fast"])
+def test_search_rates_the_workers_could_not_read_stop_the_operator(rates):
+    with pytest.raises(ValueError, match="search_rates"):
+        OperatorSettings(search_rates=rates)

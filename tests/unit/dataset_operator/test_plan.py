@@ -212,3 +212,50 @@ def test_counts_kept_in_the_status_are_reused_only_when_complete():
     assert recorded_counts({"listCounts": {"0": 5, "1": 7}}, wanted) == {0: 5, 1: 7}
     assert recorded_counts({"listCounts": {"0": 5}}, wanted) is None
     assert recorded_counts({}, wanted) is None
+
+
+def keyed_search(provider: str, **extra) -> dict:
+    return {"sources": [{"label": "cat", "search": {"provider": provider, "query": "cat", "limit": 10, **extra}}]}
+
+
+ALL_PROVIDERS = {"openverse", "wikimedia", "inaturalist", "met", "smithsonian", "flickr"}
+
+
+@pytest.mark.parametrize(("provider", "key"), [("flickr", "flickr-api-key"), ("smithsonian", "smithsonian-api-key")])
+def test_a_provider_without_its_key_is_an_invalid_spec_naming_the_setting(provider, key):
+    with pytest.raises(InvalidSpec, match=f"{key}.*PIXCRAWLER_SEARCH_CREDENTIALS_SECRET.*search.credentialsSecret"):
+        make_plan("team", "cats", "uid-1", keyed_search(provider), STORAGE, ALL_PROVIDERS, configured_keys=set())
+
+
+def test_a_provider_with_its_key_configured_is_planned():
+    plan = make_plan("team", "cats", "uid-1", keyed_search("flickr"), STORAGE, ALL_PROVIDERS,
+                     configured_keys={"flickr-api-key"})
+    assert plan.total_items == 10
+
+
+@pytest.mark.parametrize("provider", ["openverse", "wikimedia", "inaturalist", "met"])
+def test_keyless_providers_need_no_key(provider):
+    assert make_plan("team", "cats", "uid-1", keyed_search(provider), STORAGE, ALL_PROVIDERS).total_items == 10
+
+
+def test_a_keyed_search_at_an_endpoint_the_operator_does_not_trust_is_refused():
+    spec = keyed_search("flickr", endpoint="https://evil.example")
+    with pytest.raises(InvalidSpec, match="evil.example would receive the operator's flickr key"):
+        make_plan("team", "cats", "uid-1", spec, STORAGE, ALL_PROVIDERS, configured_keys={"flickr-api-key"})
+    trusted = make_plan("team", "cats", "uid-1", spec, STORAGE, ALL_PROVIDERS, configured_keys={"flickr-api-key"},
+                        trusted_endpoints=["https://evil.example/"])
+    assert trusted.sources[0].search.endpoint == "https://evil.example"
+
+
+def test_queries_reach_the_chunks_beside_query():
+    spec = {"sources": [{"label": "cat", "search": {"query": "cat", "queries": ["kitten"], "limit": 4}}],
+            "chunkSize": 2}
+    plan = make_plan("team", "cats", "uid-1", spec, STORAGE, ALL_PROVIDERS)
+    slices = [chunk_spec(plan, index).sources[0] for index in range(plan.chunk_count)]
+    assert [(s.start, s.count, s.search.all_queries) for s in slices] == [(0, 2, ["cat", "kitten"]),
+                                                                         (2, 2, ["cat", "kitten"])]
+
+
+def test_a_search_without_any_query_is_an_invalid_spec():
+    with pytest.raises(InvalidSpec, match="query or queries"):
+        make_plan("team", "cats", "uid-1", {"sources": [{"search": {"queries": []}}]}, STORAGE, ALL_PROVIDERS)

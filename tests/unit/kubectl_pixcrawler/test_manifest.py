@@ -17,3 +17,20 @@ def test_format_licences_chunk_size_and_endpoint_go_where_the_schema_has_them():
     assert spec["output"] == {"format": "webdataset"}
     assert spec["validation"] == {"licenses": ["cc0", "by"]}
     assert spec["sources"][0]["search"]["endpoint"] == "http://mirror.example/openverse"
+
+
+def test_more_queries_go_to_queries_beside_the_first():
+    search = datasetjob("cats", label="cat", query="cats", queries=["kittens"], limit=10,
+                        provider="wikimedia")["spec"]["sources"][0]["search"]
+    assert search == {"provider": "wikimedia", "query": "cats", "queries": ["kittens"], "limit": 10}
+
+
+def test_a_repeated_query_flag_writes_queries(capsys):
+    import yaml
+
+    from kubectl_pixcrawler.__main__ import main
+
+    assert main(["create", "cats", "--label", "cat", "--query", "cats", "--query", "kittens", "--limit", "5",
+                 "--dry-run", "client", "-o", "yaml"]) == 0
+    search = yaml.safe_load(capsys.readouterr().out)["spec"]["sources"][0]["search"]
+    assert (search["query"], search["queries"]) == ("cats", ["kittens"])

@@ -3,6 +3,7 @@ or ten million."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 
@@ -34,10 +35,7 @@ class Histogram:
             self.counts = [0] * (len(self.edges) + 1)
 
     def add(self, value: int) -> None:
-        index = 0
-        while index < len(self.edges) and value >= self.edges[index]:
-            index += 1
-        self.counts[index] += 1
+        self.counts[bisect_right(self.edges, value)] += 1
 
     def labels(self, name=str) -> list[str]:
         """One name per bin: `<first`, `a-b`, ..., `>=last`."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the demo run for real: redis-server, and chromium (the headless browser
-# that opens the dataset report in tests/integration/chunk_worker/test_report_browser.py).
+# that opens the dataset report in tests/integration/chunk_worker/report/test_browser.py).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)

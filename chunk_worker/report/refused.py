@@ -3,7 +3,7 @@ chosen by the rank of their URL (the same items on a re-run, whatever order down
 
 Only reasons whose bytes were downloaded and decoded have something to show: an image too small,
 in a format the job does not allow, or a duplicate of one kept. A thumbnail is made only for an item
-that enters the sample, so a chunk decodes a few dozen extra small images at most."""
+that enters the sample, so a chunk decodes a few dozen extra images at most, one at a time."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from chunk_worker.report.sample import Lowest, url_rank
 from chunk_worker.report.thumbnails import thumbnail_uri
 
 PER_REASON = 4
+DECODED_PIXELS = 2048 * 2048
+"""What a refused image's thumbnail may decode in a chunk (16 MiB as RGBA), one at a time: outside the
+memory budget's reservations, so kept small (a JPEG up to 16384 x 16384 still fits, by `draft`)."""
 SHOWN_REASONS = (Reason.TOO_SMALL.value, Reason.FORMAT_NOT_ALLOWED.value, Reason.DUPLICATE.value,
                  Reason.NEAR_DUPLICATE.value)
 
@@ -23,6 +26,7 @@ class RefusedSampler:
 
     def __init__(self, per_reason: int = PER_REASON) -> None:
         self._lock = threading.Lock()
+        self._decoding = threading.Lock()
         self._chosen = {reason: Lowest[RefusedSample](per_reason) for reason in SHOWN_REASONS}
 
     def offer(self, line: ManifestLine, data: bytes) -> None:
@@ -34,9 +38,10 @@ class RefusedSampler:
         with self._lock:
             if not chosen.would_keep(rank):
                 return
-        thumbnail = thumbnail_uri(data)  # outside the lock: other threads go on meanwhile
-        if thumbnail is not None and len(thumbnail) > THUMBNAIL_MAX_CHARS:  # noise compresses badly: go smaller
-            thumbnail = thumbnail_uri(data, side=48)
+        with self._decoding:  # not under the sample's lock: other threads go on offering meanwhile
+            thumbnail = thumbnail_uri(data, max_decoded=DECODED_PIXELS)
+            if thumbnail is not None and len(thumbnail) > THUMBNAIL_MAX_CHARS:  # noise compresses badly: go smaller
+                thumbnail = thumbnail_uri(data, side=48, max_decoded=DECODED_PIXELS)
         if thumbnail is None or len(thumbnail) > THUMBNAIL_MAX_CHARS:
             return
         sample = RefusedSample(url=line.url, label=line.label, reason=reason, sha256=line.sha256,

@@ -27,19 +27,23 @@ log = logging.getLogger(__name__)
 
 SIDE = 128
 QUALITY = 60
-MAX_PIXELS = 50_000_000
-"""Above this the image is not thumbnailed (a refused image may be anything its header says)."""
+MAX_DECODED_PIXELS = 4096 * 4096
+"""Pixels a thumbnail may decode (after `draft`, which shrinks a JPEG up to 8 times per side on load):
+64 MiB as RGBA at most. A larger image (a big PNG, a refused image's header claiming anything) gets
+no thumbnail rather than a decode that size."""
 PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, MemoryError,
-                 Image.DecompressionBombError)
+                 Image.DecompressionBombError, Image.DecompressionBombWarning)
+"""DecompressionBombWarning too: the worker makes it an error (chunk_worker.validate)."""
 
 
-def thumbnail_uri(data: bytes, side: int = SIDE) -> str | None:
-    """A JPEG at most side x side as a data: URI, or None when the bytes do not decode."""
+def thumbnail_uri(data: bytes, side: int = SIDE, max_decoded: int = MAX_DECODED_PIXELS) -> str | None:
+    """A JPEG at most side x side as a data: URI, or None when the bytes do not decode or would
+    decode to more than `max_decoded` pixels."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_PIXELS:
+            image.draft("RGB", (side, side))  # JPEG only: the size below is then the reduced one
+            if image.width * image.height > max_decoded:
                 return None
-            image.draft("RGB", (side, side))
             image.thumbnail((side, side))
             if image.mode in ("RGBA", "LA", "P"):
                 image = image.convert("RGBA")

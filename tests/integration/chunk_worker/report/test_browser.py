@@ -100,6 +100,10 @@ def test_the_report_opens_offline_without_errors_and_its_counts_match_the_index(
              (int(section.locator(".total").text_content()), section.locator("img.thumb").count())
              for section in page.locator("section.group").all()}
     assert shown == {group: (count, min(count, 48)) for group, count in groups.items()}
+    links = page.locator("section.group a").all()
+    assert sorted(link.get_attribute("href") for link in links) == sorted(record["url"] for record in records)
+    assert all(link.get_attribute("title").startswith(link.get_attribute("href") + "\nlicence: by\n")
+               for link in links)  # the hover: source URL, then licence
     assert all(page.locator(f"svg#{chart}").count() == 1 for chart in CHARTS)
     assert page.locator("svg#chart-chunks rect.bar").count() == 2  # one row per chunk
     screenshot = tmp_path / "report.png"

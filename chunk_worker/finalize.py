@@ -114,9 +114,14 @@ def read_manifest(storage: Storage, name: str) -> Iterator[ManifestLine]:
             try:
                 yield ManifestLine.model_validate_json(line)
             except ValidationError as exc:
-                problem = exc.errors()[0]
-                where = ".".join(str(part) for part in problem["loc"]) or "(line)"
-                raise ManifestInvalid(f"{name} line {number}: {where}: {problem['msg']}") from exc
+                raise _invalid(f"{name} line {number}", exc, "(line)") from exc
+
+
+def _invalid(where: str, exc: ValidationError, whole: str) -> ManifestInvalid:
+    """The first problem pydantic found, as `<where>: <field>: <message>`."""
+    problem = exc.errors()[0]
+    field = ".".join(str(part) for part in problem["loc"]) or whole
+    return ManifestInvalid(f"{where}: {field}: {problem['msg']}")
 
 
 def read_run(storage: Storage, chunk: int) -> ChunkRun | None:
@@ -128,9 +133,7 @@ def read_run(storage: Storage, chunk: int) -> ChunkRun | None:
     try:
         return ChunkRun.model_validate_json(text)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"]) or "(record)"
-        raise ManifestInvalid(f"{name}: {where}: {problem['msg']}") from exc
+        raise _invalid(name, exc, "(record)") from exc
 
 
 def count_line(counts: DatasetCounts, line: ManifestLine) -> None:

@@ -12,6 +12,8 @@ from html import escape
 WIDTH = 640
 ROW = 22
 LABEL_CHARS = 26
+BARS = 40
+"""Bars a bar chart draws at most (labels of an ImageNet-sized job would be 1,000)."""
 TIMELINE_ROWS = 120
 """Rows a timeline draws at most: more chunks are drawn as runs of consecutive chunks, one row each."""
 PALETTE = ("#3b6ea8", "#d9822b", "#5a9e4b", "#a84a6e")
@@ -36,10 +38,20 @@ def _empty(chart_id: str, title: str) -> str:
     return _frame(chart_id, title, 60, ['<text x="0" y="44" class="chart-empty">no data</text>'])
 
 
+def top_bars(bars: list[tuple[str, int]], limit: int = BARS) -> list[tuple[str, int]]:
+    """The first `limit` - 1 bars, and one for the rest together when there are more than `limit`."""
+    if len(bars) <= limit:
+        return list(bars)
+    rest = bars[limit - 1:]
+    return bars[:limit - 1] + [(f"{len(rest)} more", sum(value for _, value in rest))]
+
+
 def bar_chart(chart_id: str, title: str, bars: list[tuple[str, int]]) -> str:
-    """Horizontal bars, one per (name, value), in the order given; names are cut to fit, whole in the hover."""
+    """Horizontal bars, one per (name, value), in the order given, at most BARS (the rest summed in the
+    last); names are cut to fit, whole in the hover."""
     if not bars:
         return _empty(chart_id, title)
+    bars = top_bars(bars)
     left, top, right = 200, 28, 70
     scale = (WIDTH - left - right) / max(max(value for _, value in bars), 1)
     body = []

@@ -16,7 +16,8 @@ from chunk_worker.report.sample import Lowest, share, url_rank
 PER_GROUP = 48
 """Thumbnails per label and split on the contact sheets."""
 MAX_SHEET_THUMBNAILS = 1_500
-"""All contact sheets together at most (each group then shows fewer): about 6 MB of thumbnails."""
+"""All contact sheets together at most (with many groups each shows fewer, down to one; past 1,500
+groups the rest show their count alone): about 3-7 MB of thumbnails."""
 REFUSED_PER_REASON = 8
 """Refused examples per reason, chosen from the chunks' own samples."""
 PICKED_FIELDS = ("key", "blob", "url", "label", "split", "sha256", "phash", "width", "height", "format",
@@ -59,12 +60,19 @@ class ReportData:
         group = (line.label, line.split or "train")
         chosen = self.groups.get(group)
         if chosen is None:
-            chosen = self.groups[group] = Lowest(PER_GROUP)
+            chosen = self._new_group(group)
         rank = (line.sha256 or url_rank(line.url), line.key or "")
-        if chosen.would_keep(rank):
-            chosen.offer(rank, {name: getattr(line, name) for name in PICKED_FIELDS})
-        else:
-            chosen.seen += 1
+        chosen.offer_made(rank, lambda: {name: getattr(line, name) for name in PICKED_FIELDS})
+
+    def _new_group(self, group: tuple[str, str]) -> Lowest[dict[str, Any]]:
+        """Every group's sample shrinks as groups are found (ImageNet's 1,000 labels x 3 splits get one
+        image each), so the samples held stay about MAX_SHEET_THUMBNAILS, however many labels."""
+        size = share(len(self.groups) + 1, PER_GROUP, MAX_SHEET_THUMBNAILS)
+        if self.groups and size < next(iter(self.groups.values())).size:
+            for chosen in self.groups.values():
+                chosen.shrink(size)
+        self.groups[group] = Lowest(size)
+        return self.groups[group]
 
     def add_run(self, run: ChunkRun) -> None:
         self.timings.append(ChunkTiming(run.chunk, run.attempt, run.started_at.timestamp(),
@@ -76,10 +84,15 @@ class ReportData:
             chosen.offer(url_rank(sample.url), Refused(sample))
 
     def sheets(self) -> list[tuple[str, str, int, list[dict[str, Any]]]]:
-        """(label, split, images in the group, the group's thumbnails' records), by label then split."""
-        shown = share(len(self.groups), PER_GROUP, MAX_SHEET_THUMBNAILS)
-        return [(label, split, chosen.seen, chosen.chosen(shown))
-                for (label, split), chosen in sorted(self.groups.items(), key=lambda entry: _group_order(entry[0]))]
+        """(label, split, images in the group, the group's thumbnails' records), by label then split;
+        past MAX_SHEET_THUMBNAILS in all, the remaining groups show their count alone."""
+        left = MAX_SHEET_THUMBNAILS
+        sheets = []
+        for (label, split), chosen in sorted(self.groups.items(), key=lambda entry: _group_order(entry[0])):
+            records = chosen.chosen(left)
+            left -= len(records)
+            sheets.append((label, split, chosen.seen, records))
+        return sheets
 
     def refused_examples(self) -> dict[str, list[Refused]]:
         return {reason: chosen.chosen() for reason, chosen in sorted(self.refused.items())}

@@ -81,9 +81,12 @@ def timing_summary(data: ReportData) -> dict[str, Any] | None:
         return None
     first = min(timing.started for timing in data.timings)
     last = max(timing.finished for timing in data.timings)
-    stamp = lambda value: datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
     return {"span": last - first, "busy": sum(timing.seconds for timing in data.timings),
-            "first": stamp(first), "last": stamp(last), "recorded": len(data.timings)}
+            "first": _utc(first), "last": _utc(last), "recorded": len(data.timings)}
+
+
+def _utc(posix: float) -> str:
+    return datetime.fromtimestamp(posix, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def reason_note(reason: str, examples: int) -> str:

@@ -4,6 +4,7 @@ the same images whatever the dataset's size or the order its chunks finished in.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -32,18 +33,29 @@ class Lowest(Generic[Item]):
         return self._cutoff is None or rank < self._cutoff  # type: ignore[operator]
 
     def offer(self, rank: object, item: Item) -> None:
+        self.offer_made(rank, lambda: item)
+
+    def offer_made(self, rank: object, make: Callable[[], Item]) -> None:
+        """As offer, with the item made only when it is kept (most are not, in a large dataset)."""
         self.seen += 1
         if not self.would_keep(rank):
             return
-        self._entries.append((rank, item))
+        self._entries.append((rank, make()))
         if len(self._entries) >= 2 * self.size:
+            self._trim()
+
+    def shrink(self, size: int) -> None:
+        """Keep only the `size` lowest from now on (never grows back)."""
+        if size < self.size:
+            self.size = max(size, 1)
+            self._cutoff = None
             self._trim()
 
     def _trim(self) -> None:
         self._entries.sort(key=lambda entry: entry[0])
         del self._entries[self.size:]
         if len(self._entries) == self.size:
-            self._cutoff = self._entries[-1][0]
+            self._cutoff = self._entries[-1][0]  # only lower ranks can enter from now on
 
     def chosen(self, limit: int | None = None) -> list[Item]:
         """The kept items, lowest rank first; at most `limit` of them when given."""

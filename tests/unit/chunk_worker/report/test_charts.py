@@ -73,3 +73,11 @@ def test_histogram_bins_values_between_power_of_two_edges():
     assert histogram.counts == [2, 2, 2, 2]
     assert histogram.labels() == ["<32", "32-64", "64-128", ">=128"]
     assert re.fullmatch(r"4K", short_bytes(4096)) and short_bytes(8 << 20) == "8M" and short_bytes(10) == "10B"
+
+
+def test_a_bar_chart_of_many_labels_sums_the_rest_in_its_last_bar():
+    labels = [(f"label-{n:04d}", 1_000 - n) for n in range(1_000)]
+    drawn = bars(charts.bar_chart("chart-labels", "Images per label", labels))
+    assert len(drawn) == charts.BARS
+    assert drawn[-1].get("data-name") == f"{1_000 - charts.BARS + 1} more"
+    assert sum(int(rect.get("data-value")) for rect in drawn) == sum(value for _, value in labels)

@@ -89,17 +89,3 @@ def test_a_duplicate_example_sits_beside_the_image_it_duplicates():
     html = page.render(FinalizeSpec(), "files", counts, data, "/d", {page.thumbnail_key(kept.model_dump()): URI})
     figure = html.split('<figure class="pair refused-example">', 1)[1].split("</figure>", 1)[0]
     assert "base64,BBBB" in figure and URI in figure and "the same bytes as kept 000000001" in figure
-
-
-def test_a_near_duplicate_finds_the_closest_kept_image_within_the_dedup_distance():
-    data = ReportData()
-    near = RefusedSample(url="http://x/n.jpg", reason="near_duplicate", sha256="f" * 64, phash="000000000000000f",
-                         thumbnail=URI)
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    data.add_run(ChunkRun(chunk=0, started_at=start, finished_at=start, seconds=0, refused=[near]))
-    far, close, closer = ({"key": key, "sha256": key * 64, "phash": phash, "url": key}
-                          for key, phash in (("a", "00000000000000ff"), ("b", "0000000000000007"),
-                                             ("c", "0000000000000001")))
-    data.find_originals([far, close, closer])
-    example = data.refused_examples()["near_duplicate"][0]
-    assert (example.original["key"], example.distance) == ("b", 1)

@@ -54,3 +54,13 @@ def test_url_rank_is_stable_and_spreads():
 @pytest.mark.parametrize(("groups", "expected"), [(0, 48), (3, 48), (100, 15), (5_000, 1)])
 def test_many_groups_share_the_total(groups, expected):
     assert share(groups, 48, 1_500) == expected
+
+
+def test_shrinking_keeps_the_lowest_and_refuses_what_no_longer_fits():
+    chosen = Lowest[int](48)
+    for n in range(100, 0, -1):
+        chosen.offer(n, n)
+    chosen.shrink(3)
+    chosen.offer(50, 50)
+    chosen.offer(0, 0)
+    assert chosen.chosen() == [0, 1, 2]

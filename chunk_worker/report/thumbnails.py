@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -59,11 +60,13 @@ def thumbnail_uri(data: bytes, side: int = SIDE, max_decoded: int = MAX_DECODED_
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _seekable(storage: Storage, name: str, workdir: Path) -> Iterator[BinaryIO]:
-    """The object as a seekable file: the storage's own reader when it seeks (file://), else a copy in
-    `workdir`, removed after (azure://)."""
+@contextmanager
+def _seekable(storage: Storage, name: str, workdir: Path) -> Iterator[BinaryIO | None]:
+    """The object as a seekable file (None if it is gone): the storage's own reader when it seeks
+    (file://), else a copy in `workdir`, removed after (azure://)."""
     reader = storage.open(name)
     if reader is None:
+        yield None
         return
     with reader:
         if reader.seekable():
@@ -117,7 +120,8 @@ def stored_bytes(storage: Storage, fmt: OutputFormat, records: Iterable[dict], w
                     yield record, data
             continue
         try:
-            for handle in _seekable(storage, blob, workdir):
-                yield from (_from_tar if fmt == "webdataset" else _from_parquet)(handle, wanted)
+            with _seekable(storage, blob, workdir) as handle:
+                if handle is not None:
+                    yield from (_from_tar if fmt == "webdataset" else _from_parquet)(handle, wanted)
         except (tarfile.TarError, ValueError, EOFError) as exc:  # pyarrow's ArrowInvalid is a ValueError
             log.warning("report: cannot read thumbnails from %s: %s", blob, exc)

@@ -79,3 +79,16 @@ def test_a_sample_whose_image_is_gone_is_left_off_the_sheet(tmp_path):
     html = (out / "report.html").read_text()
     assert set(shown(html)) == {line.key for line in lines[1:]}
     assert html.count('data-total="') == len({(line.label, line.split) for line in lines})
+
+
+def test_a_damaged_shard_costs_its_thumbnails_not_the_report(tmp_path):
+    out = tmp_path / "out"
+    lines = accepted(write_output(open_storage(out.as_uri()), "webdataset", [0, 1], 5, tmp_path))
+    shard = out / "shards" / "00000.tar"
+    with tarfile.open(shard) as tar:
+        image = next(member for member in tar if member.name.endswith(".jpg"))
+    shard.write_bytes(shard.read_bytes()[:image.offset_data + 100])  # cut inside its first image
+    result = finalize(out.as_uri())
+    assert result.returncode == 0, result.stderr
+    assert "cannot read thumbnails from shards/00000.tar" in result.stderr
+    assert set(shown((out / "report.html").read_text())) == {line.key for line in lines if line.key >= "000010000"}

@@ -137,7 +137,7 @@ def main() -> int:
                 show_card(OUT)
                 say("loading the shards with webdataset:")
                 load_with_webdataset(OUT)
-                say(f"dataset report: {status['output']['report']} (copied to {OUT / 'report.html'}); open it in a "
+                say(f"dataset report: {status['output'].get('report', 'report.html')} (copied to {OUT / 'report.html'}); open it in a "
                     "browser:")
                 print(f"  {(OUT / 'report.html').as_uri()}", flush=True)
                 return 0

@@ -137,8 +137,8 @@ def main() -> int:
                 show_card(OUT)
                 say("loading the shards with webdataset:")
                 load_with_webdataset(OUT)
-                say(f"dataset report: {status['output'].get('report', 'report.html')} (copied to {OUT / 'report.html'}); open it in a "
-                    "browser:")
+                report = status["output"].get("report", "report.html")
+                say(f"dataset report: {report} (copied to {OUT / 'report.html'}); open it in a browser:")
                 print(f"  {(OUT / 'report.html').as_uri()}", flush=True)
                 return 0
         finally:

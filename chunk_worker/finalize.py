@@ -4,8 +4,9 @@ file, the HTML report and the dataset card, with memory flat in the number of im
 One pass over the manifests (sorted by name, lines in file order) feeds every output at once: rows go
 straight to temp files (Parquet row groups as they fill), and only counters bounded by labels x splits,
 reasons and licences stay in memory, with the report's fixed-size samples and binned distributions
-(chunk_worker.report). Each output is committed whole with Storage.put_file, the card last, so a reader that finds the card finds everything it names. Nothing depends on the clock, so a
-re-run over the same manifests writes the same bytes.
+(chunk_worker.report). Each output is committed whole with Storage.put_file, the card last, so a
+reader that finds the card finds everything it names. Nothing depends on the clock (the report's
+times are the chunks' own run records), so a re-run over the same manifests writes the same bytes.
 """
 
 from __future__ import annotations

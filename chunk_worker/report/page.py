@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from markupsafe import Markup
@@ -38,6 +39,12 @@ def environment() -> jinja2.Environment:
 
 def thumbnail_key(record: dict[str, Any]) -> tuple[str, str]:
     return record.get("blob") or "", record.get("key") or record.get("sha256") or ""
+
+
+def link(url: str | None) -> str | None:
+    """An image's URL as a link only when it is http(s): a `javascript:` or `data:` URL in a hand-made
+    manifest must not become something a click runs."""
+    return url if url and urlsplit(url).scheme in ("http", "https") else None
 
 
 def hover(record: dict[str, Any]) -> str:
@@ -100,14 +107,14 @@ def reason_note(reason: str, examples: int) -> str:
 
 def example_view(example: Refused, thumbnails: Thumbnails) -> dict[str, Any]:
     sample = example.sample
-    view: dict[str, Any] = {"url": sample.url, "uri": sample.thumbnail, "original": None,
+    view: dict[str, Any] = {"url": link(sample.url), "uri": sample.thumbnail, "original": None,
                             "title": hover(sample.model_dump()),
                             "caption": f"{sample.label or '(no label)'}: {sample.url}"}
     if sample.width and sample.height:
         view["caption"] += f" ({sample.width}x{sample.height})"
     original = example.original
     if original is not None and thumbnail_key(original) in thumbnails:
-        view["original"] = {"url": original["url"], "uri": thumbnails[thumbnail_key(original)],
+        view["original"] = {"url": link(original["url"]), "uri": thumbnails[thumbnail_key(original)],
                             "title": hover(original)}
         same = original.get("sha256") == sample.sha256
         kind = "the same bytes as" if same else f"pHash distance {example.distance} from"
@@ -119,7 +126,7 @@ def render(spec: FinalizeSpec, fmt: OutputFormat, counts: DatasetCounts, data: R
            thumbnails: Thumbnails) -> str:
     sheets = []
     for label, split, total, records in data.sheets():
-        thumbs = [{"url": record["url"], "uri": thumbnails[thumbnail_key(record)], "title": hover(record),
+        thumbs = [{"url": link(record["url"]), "uri": thumbnails[thumbnail_key(record)], "title": hover(record),
                    "alt": f"{record['label'] or '(no label)'} {record['key'] or ''}".strip()}
                   for record in records if thumbnail_key(record) in thumbnails]
         sheets.append({"label": label, "split": split, "total": total, "thumbs": thumbs})

@@ -89,3 +89,12 @@ def test_a_duplicate_example_sits_beside_the_image_it_duplicates():
     html = page.render(FinalizeSpec(), "files", counts, data, "/d", {page.thumbnail_key(kept.model_dump()): URI})
     figure = html.split('<figure class="pair refused-example">', 1)[1].split("</figure>", 1)[0]
     assert "base64,BBBB" in figure and URI in figure and "the same bytes as kept 000000001" in figure
+
+
+def test_only_http_urls_become_links():
+    html = rendered([line(1, "cat", url="javascript:alert(1)"), line(2, "cat", url="https://example.org/2.jpg")])
+    parsed = Elements()
+    parsed.feed(html)
+    assert [value for tag, name, value in parsed.attributes if tag == "a" and name == "href"] == [
+        "https://example.org/2.jpg"]
+    assert "javascript:alert(1)" in html  # still shown, as the hover's text

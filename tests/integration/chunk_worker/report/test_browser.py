@@ -72,7 +72,8 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        # As root (CI) chromium refuses its sandbox; the page is our own file, opened offline.
+        # As root (CI) chromium will not start with its sandbox (tried: the launch fails). Playwright
+        # already leaves the sandbox off unless chromium_sandbox=True; said here so it stays off.
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield launched
         launched.close()

@@ -4,7 +4,6 @@ label, URL, caption and licence is text, never markup. Pure: thumbnails come in 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path

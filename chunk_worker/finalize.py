@@ -319,7 +319,8 @@ def finalize(storage: Storage, spec: FinalizeSpec, output: str, tmp_dir: str | N
         written = outputs.commit(storage, counts)
         location = local_location(output)
         report_path = Path(workdir) / REPORT_NAME
-        report.write(report_path, storage, spec, fmt, counts, collected, location, Path(workdir) / INDEX_JSONL)
+        report.write(report_path, storage, spec, fmt, counts, collected, output, location,
+                     Path(workdir) / INDEX_JSONL)
         storage.put_file(REPORT_NAME, report_path, _content_type(REPORT_NAME))
         card_path = Path(workdir) / CARD_NAME
         card_path.write_text(card.render(spec, fmt, counts, location), encoding="utf-8")

@@ -37,7 +37,7 @@ def thumbnails(storage: Storage, fmt: OutputFormat, data: ReportData, workdir: P
 
 
 def write(path: Path, storage: Storage, spec: FinalizeSpec, fmt: OutputFormat, counts: DatasetCounts,
-          data: ReportData, location: str, index_jsonl: Path) -> None:
+          data: ReportData, output: str, location: str, index_jsonl: Path) -> None:
     data.find_originals(index_records(index_jsonl))
     made = thumbnails(storage, fmt, data, path.parent)
-    path.write_text(page.render(spec, fmt, counts, data, location, made), encoding="utf-8")
+    path.write_text(page.render(spec, fmt, counts, data, output, location, made), encoding="utf-8")

@@ -121,8 +121,10 @@ def example_view(example: Refused, thumbnails: Thumbnails) -> dict[str, Any]:
     return view
 
 
-def render(spec: FinalizeSpec, fmt: OutputFormat, counts: DatasetCounts, data: ReportData, location: str,
-           thumbnails: Thumbnails) -> str:
+def render(spec: FinalizeSpec, fmt: OutputFormat, counts: DatasetCounts, data: ReportData, output: str,
+           location: str, thumbnails: Thumbnails) -> str:
+    """`output` is where the dataset is stored (the header says so), `location` where the loading
+    snippets read it from (the card's choice: a local copy's directory)."""
     sheets = []
     for label, split, total, records in data.sheets():
         thumbs = [{"url": link(record["url"]), "uri": thumbnails[thumbnail_key(record)], "title": hover(record),
@@ -135,7 +137,7 @@ def render(spec: FinalizeSpec, fmt: OutputFormat, counts: DatasetCounts, data: R
                for reason, count in sorted(counts.reasons.items(), key=lambda entry: (-entry[1], entry[0]))]
     snippets = [(library, "\n".join(lines)) for library, lines in card.snippet_blocks(fmt, location, counts, spec)]
     return environment().get_template(TEMPLATE).render(
-        title=spec.job or "dataset", format=fmt, location=location, missing=counts.missing_chunks,
+        title=spec.job or "dataset", format=fmt, output=output, missing=counts.missing_chunks,
         accepted=counts.accepted, items=sum(counts.statuses.values()),
         statuses=[(status, counts.statuses[status]) for status in ("ok", "rejected", "failed", "duplicate")],
         chunks=len(counts.chunks), timing=timing_summary(data), charts=chart_list(counts, data),

@@ -45,7 +45,8 @@ def rendered(lines: list[ManifestLine], runs: list[ChunkRun] = (), job: str = "d
         data.add_run(run)
     counts.chunks = [0]
     thumbnails = {page.thumbnail_key(item.model_dump()): URI for item in lines if item.status == "ok"}
-    return page.render(FinalizeSpec(job=job, sources=[HOSTILE]), "files", counts, data, "/data/out", thumbnails)
+    return page.render(FinalizeSpec(job=job, sources=[HOSTILE]), "files", counts, data, "file:///data/out", "/data/out",
+                       thumbnails)
 
 
 def test_hostile_labels_urls_and_licences_never_become_markup():
@@ -86,7 +87,8 @@ def test_a_duplicate_example_sits_beside_the_image_it_duplicates():
     data.add_run(run)
     data.find_originals([kept.model_dump()])
     counts.reasons["duplicate"] = 1
-    html = page.render(FinalizeSpec(), "files", counts, data, "/d", {page.thumbnail_key(kept.model_dump()): URI})
+    thumbnails = {page.thumbnail_key(kept.model_dump()): URI}
+    html = page.render(FinalizeSpec(), "files", counts, data, "file:///d", "/d", thumbnails)
     figure = html.split('<figure class="pair refused-example">', 1)[1].split("</figure>", 1)[0]
     assert "base64,BBBB" in figure and URI in figure and "the same bytes as kept 000000001" in figure
 

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "apiserver": "apiserver",           # Jobs created per second against the real API server
     "operator": "operator_rss",         # operator RSS with 1,000 DatasetJobs
     "finalize": "finalize_memory",      # finalize's peak RSS at 100,000 and 1,000,000 index rows
+    "report": "report_cost",            # report.html of a 10,000-image output: seconds, peak RSS, bytes
     "node": "pod_startup",              # apply -> first worker pod Running on the real local node
 }
 

@@ -75,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto = JSON lines unless stderr is a terminal")
     finalize = commands.add_parser(
         "finalize",
-        help="write the index, split metadata, dataset card and attribution of an output",
+        help="write the index, split metadata, dataset card, attribution and HTML report of an output",
         description="Stream every chunk manifest of an output into index.parquet, index.jsonl, the split "
-        "metadata its format needs, README.md (a Hugging Face dataset card) and ATTRIBUTION.md. "
+        "metadata its format needs, ATTRIBUTION.md, report.html (a self-contained page to open in a browser) "
+        "and README.md (a Hugging Face dataset card). "
         "Exit codes: 0 done, 1 retryable (storage), 2 unusable spec or damaged manifest, 143 SIGTERM.",
     )
     finalize.add_argument("--output", metavar="URL", help="file:///dir or azure://container/prefix; overrides the spec")

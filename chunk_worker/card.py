@@ -215,8 +215,14 @@ def _settings(spec: FinalizeSpec) -> list[str]:
     return lines
 
 
-def snippets(fmt: OutputFormat, location: str, counts: DatasetCounts, spec: FinalizeSpec) -> str:
-    """Three lines per library, correct for the layout `fmt` writes; `location` is where the dataset is read from."""
+NOT_WEBDATASET = "this output is not in tar shards; build it with `output.format: webdataset`."
+"""What the loading snippets say about webdataset for the formats without tar shards."""
+
+
+def snippet_blocks(fmt: OutputFormat, location: str, counts: DatasetCounts, spec: FinalizeSpec
+                   ) -> list[tuple[str, list[str]]]:
+    """(library, lines): three lines per library, correct for the layout `fmt` writes; `location` is
+    where the dataset is read from. The card and the HTML report show the same ones."""
     path = json.dumps(location)
     first = next(iter(counts.split_totals()), "train")
     fixed = spec.transform.resize.mode in ("center_crop", "border")  # every image the same size: batches stack
@@ -240,11 +246,15 @@ def snippets(fmt: OutputFormat, location: str, counts: DatasetCounts, spec: Fina
                   ("PyTorch", ["import torch", "from datasets import load_dataset",
                                f"loader = torch.utils.data.DataLoader(load_dataset({path}, split={json.dumps(first)})"
                                f'.with_format("torch"), {batch})'])]
+    return blocks
+
+
+def snippets(fmt: OutputFormat, location: str, counts: DatasetCounts, spec: FinalizeSpec) -> str:
     out = []
-    for library, lines in blocks:
+    for library, lines in snippet_blocks(fmt, location, counts, spec):
         out += [f"**{library}**", "", "```python", *lines, "```", ""]
     if fmt != "webdataset":
-        out += ["**webdataset**: this output is not in tar shards; build it with `output.format: webdataset`.", ""]
+        out += [f"**webdataset**: {NOT_WEBDATASET}", ""]
     return "\n".join(out).rstrip("\n")
 
 

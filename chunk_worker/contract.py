@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -349,6 +350,42 @@ class ManifestLine(BaseModel):
     opt_out: OptOut | None = None
 
 
+THUMBNAIL_MAX_CHARS = 16_384
+"""A refused image's thumbnail, as a data: URI: a few KB of JPEG, bounded so a chunk's run record stays small."""
+
+
+class RefusedSample(BaseModel):
+    """A refused item whose bytes were downloaded and decoded (too small, a duplicate, a format not
+    allowed), kept as a small thumbnail so the report can show what was refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    label: str = ""
+    reason: str
+    sha256: str | None = None
+    phash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    license: str | None = None
+    thumbnail: str = Field(max_length=THUMBNAIL_MAX_CHARS, pattern=r"^data:image/(jpeg|webp|png);base64,")
+
+
+class ChunkRun(BaseModel):
+    """`manifests/chunk-<05d>.run.json`, written just before the chunk's manifest: when the attempt
+    that wrote the manifest ran, and a bounded sample of what it refused (REFUSED_PER_REASON per
+    reason). Not an item list: finalize reads the manifests for that."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk: int = Field(ge=0)
+    attempt: int = Field(1, ge=1)
+    started_at: datetime
+    finished_at: datetime
+    seconds: float = Field(ge=0)
+    refused: list[RefusedSample] = Field(default_factory=list, max_length=64)
+
+
 class FinalizeSpec(_Model):
     """What `python -m chunk_worker finalize` needs besides the manifests themselves: the operator
     passes it to the finalize Job; run by hand, everything but the output may be left out."""
@@ -464,6 +501,10 @@ def chunk_id(job_uid: str, index: int) -> str:
 
 def manifest_name(index: int) -> str:
     return f"manifests/chunk-{index:05d}.jsonl"
+
+
+def run_name(index: int) -> str:
+    return f"manifests/chunk-{index:05d}.run.json"
 
 
 MANIFESTS_PREFIX = "manifests/"

@@ -1,11 +1,12 @@
 """Finalize a dataset: stream every chunk's manifest into the index, the split metadata, the attribution
-file and the dataset card, with memory flat in the number of images.
+file, the HTML report and the dataset card, with memory flat in the number of images.
 
 One pass over the manifests (sorted by name, lines in file order) feeds every output at once: rows go
 straight to temp files (Parquet row groups as they fill), and only counters bounded by labels x splits,
-reasons and licences stay in memory. Each output is committed whole with Storage.put_file, the card
-last, so a reader that finds the card finds everything it names. Nothing depends on the clock, so a
-re-run over the same manifests writes the same bytes.
+reasons and licences stay in memory, with the report's fixed-size samples and binned distributions
+(chunk_worker.report). Each output is committed whole with Storage.put_file, the card last, so a
+reader that finds the card finds everything it names. Nothing depends on the clock (the report's
+times are the chunks' own run records), so a re-run over the same manifests writes the same bytes.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from pydantic import ValidationError
 from chunk_worker import card, licenses, specs
 from chunk_worker.card import DatasetCounts
 from chunk_worker.contract import (
-    ATTRIBUTION_NAME, CARD_NAME, INDEX_JSONL, INDEX_PARQUET, MANIFESTS_PREFIX, SPLITS, ExitCode, FinalizeSpec,
-    ManifestLine, OutputFormat,
+    ATTRIBUTION_NAME, CARD_NAME, INDEX_JSONL, INDEX_PARQUET, MANIFESTS_PREFIX, REPORT_NAME, SPLITS, ChunkRun,
+    ExitCode, FinalizeSpec, ManifestLine, OutputFormat, run_name,
 )
 from chunk_worker.errors import ChunkError, SpecError
 from chunk_worker.layouts.records import RECORD_FIELDS, record_json, record_of, record_schema
+from chunk_worker.report import build as report
+from chunk_worker.report.collect import ReportData
 from chunk_worker.storage import Storage
 
 MANIFEST = re.compile(r"^manifests/chunk-(\d{5})\.jsonl$")
@@ -112,9 +115,26 @@ def read_manifest(storage: Storage, name: str) -> Iterator[ManifestLine]:
             try:
                 yield ManifestLine.model_validate_json(line)
             except ValidationError as exc:
-                problem = exc.errors()[0]
-                where = ".".join(str(part) for part in problem["loc"]) or "(line)"
-                raise ManifestInvalid(f"{name} line {number}: {where}: {problem['msg']}") from exc
+                raise _invalid(f"{name} line {number}", exc, "(line)") from exc
+
+
+def _invalid(where: str, exc: ValidationError, whole: str) -> ManifestInvalid:
+    """The first problem pydantic found, as `<where>: <field>: <message>`."""
+    problem = exc.errors()[0]
+    field = ".".join(str(part) for part in problem["loc"]) or whole
+    return ManifestInvalid(f"{where}: {field}: {problem['msg']}")
+
+
+def read_run(storage: Storage, chunk: int) -> ChunkRun | None:
+    """The chunk's run record (timings, refused thumbnails), or None for a chunk written without one."""
+    name = run_name(chunk)
+    text = storage.read(name)
+    if text is None:
+        return None
+    try:
+        return ChunkRun.model_validate_json(text)
+    except ValidationError as exc:
+        raise _invalid(name, exc, "(record)") from exc
 
 
 def count_line(counts: DatasetCounts, line: ManifestLine) -> None:
@@ -260,6 +280,8 @@ def _content_type(name: str) -> str:
         return "application/vnd.apache.parquet"
     if name.endswith(".md"):
         return "text/markdown; charset=utf-8"
+    if name.endswith(".html"):
+        return "text/html; charset=utf-8"
     return JSONL_TYPE
 
 
@@ -275,6 +297,7 @@ def finalize(storage: Storage, spec: FinalizeSpec, output: str, tmp_dir: str | N
     started = time.monotonic()
     fmt = spec.format or detect_format(storage)
     counts = DatasetCounts()
+    collected = ReportData()
     with tempfile.TemporaryDirectory(prefix="pixcrawler-finalize-", dir=tmp_dir) as workdir:
         outputs = _Outputs(Path(workdir), fmt, spec)
         try:
@@ -282,18 +305,27 @@ def finalize(storage: Storage, spec: FinalizeSpec, output: str, tmp_dir: str | N
                 counts.chunks.append(chunk)
                 for line in read_manifest(storage, name):
                     count_line(counts, line)
+                    collected.add_line(line)
                     if line.status == "ok":
                         outputs.add(line, counts)
+                run = read_run(storage, chunk)
+                if run is not None:
+                    collected.add_run(run)
         except BaseException:  # SIGTERM may land mid-row: drop the partial row group, commit nothing
             outputs.abandon()
             raise
         outputs.close()
         counts.missing_chunks = missing_chunks(counts.chunks, spec.chunks)
         written = outputs.commit(storage, counts)
+        location = local_location(output)
+        report_path = Path(workdir) / REPORT_NAME
+        report.write(report_path, storage, spec, fmt, counts, collected, output, location,
+                     Path(workdir) / INDEX_JSONL)
+        storage.put_file(REPORT_NAME, report_path, _content_type(REPORT_NAME))
         card_path = Path(workdir) / CARD_NAME
-        card_path.write_text(card.render(spec, fmt, counts, local_location(output)), encoding="utf-8")
+        card_path.write_text(card.render(spec, fmt, counts, location), encoding="utf-8")
         storage.put_file(CARD_NAME, card_path, _content_type(CARD_NAME))
-    return FinalizeSummary(fmt, counts, written + [CARD_NAME], time.monotonic() - started)
+    return FinalizeSummary(fmt, counts, written + [REPORT_NAME, CARD_NAME], time.monotonic() - started)
 
 
 def check_output(spec: FinalizeSpec, override: str | None) -> str:

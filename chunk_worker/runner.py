@@ -21,13 +21,16 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from chunk_worker import licenses
 from chunk_worker.arenas import release_free_heap
-from chunk_worker.contract import Attribution, ChunkSpec, Item, ManifestLine, Reason, manifest_name, sample_key
+from chunk_worker.contract import (
+    Attribution, ChunkRun, ChunkSpec, Item, ManifestLine, Reason, manifest_name, run_name, sample_key,
+)
 from chunk_worker.dedup import Claimed, ClaimSequencer, Deduper
 from chunk_worker.errors import ChunkError
 from chunk_worker.fetch import Fetcher
@@ -36,6 +39,7 @@ from chunk_worker.logs import fields
 from chunk_worker.memory import MemoryBudget
 from chunk_worker.progress import Progress, Tally
 from chunk_worker.redaction import redact_url
+from chunk_worker.report.refused import RefusedSampler
 from chunk_worker.sources import RejectedLine
 from chunk_worker.spool import Spool
 from chunk_worker.splits import class_index, split_of
@@ -185,6 +189,7 @@ class Pipeline:
     budget: MemoryBudget | None = None
     claims: ClaimSequencer[Accepted] | None = None
     parking: Parking | None = None
+    refused: RefusedSampler = field(default_factory=RefusedSampler)
     released: queue.SimpleQueue[Claimed[Accepted]] = field(default_factory=queue.SimpleQueue)
     pixel_work: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(pixel_slots()))
 
@@ -217,9 +222,10 @@ class Pipeline:
         accepted = claimed.payload
         try:
             if claimed.verdict:
-                accepted.take()
-                return claimed.position, ManifestLine(status="duplicate", reason=str(getattr(
-                    claimed.verdict, "value", claimed.verdict)), **accepted.described)
+                line = ManifestLine(status="duplicate", reason=str(getattr(claimed.verdict, "value", claimed.verdict)),
+                                    **accepted.described)
+                self.refused.offer(line, accepted.take())
+                return claimed.position, line
             assert self.layout is not None, "run_chunk opens the layout"
             return claimed.position, self.layout.add(accepted.line, accepted.take())
         except ChunkError:
@@ -263,7 +269,9 @@ class Pipeline:
             try:
                 info, decoded = validate_decoded(data, rules, partial(pixels_for, self.spec.transform), slot)
             except Rejected as rejected:
-                return ManifestLine(status="rejected", reason=rejected.reason, bytes=len(data), **known)
+                line = ManifestLine(status="rejected", reason=rejected.reason, bytes=len(data), **known)
+                self.refused.offer(line, data)
+                return line
             try:  # the decoded image (one per item in flight) lives until its transform, not a moment longer
                 described = dict(known, sha256=info.sha256, phash=info.phash_hex, width=info.width, height=info.height,
                                  original_width=info.original_width, original_height=info.original_height,
@@ -362,8 +370,10 @@ def run_chunk(
     threads: int,
     tmp_root: str | None = None,
 ) -> ChunkSummary:
-    """The manifest is assembled in a per-chunk temp dir and written to the output last."""
+    """The manifest is assembled in a per-chunk temp dir and written to the output last, just after
+    the chunk's run record (when it ran, a few refused thumbnails) for the report."""
     started = time.monotonic()
+    started_at = datetime.now(timezone.utc)
     tmp = Path(tempfile.mkdtemp(prefix=f"pixcrawler-chunk-{spec.chunk:05d}-", dir=tmp_root))
     parking = Parking(tmp)
     try:
@@ -372,7 +382,7 @@ def run_chunk(
         samples.mkdir()
         pipeline = replace(pipeline, layout=open_layout(spec, pipeline.storage, samples), parking=parking,
                            claims=ClaimSequencer(pipeline.deduper, partial(item_owner, spec.chunk)),
-                           released=queue.SimpleQueue())
+                           released=queue.SimpleQueue(), refused=RefusedSampler())
         for sink in progress:
             sink.started(planned_total(spec))
         results: dict[int, ManifestLine] = {}
@@ -389,6 +399,10 @@ def run_chunk(
                            for position in sorted(results)).encode()
         (tmp / "manifest.jsonl").write_bytes(manifest)
         name = manifest_name(spec.chunk)
+        run = ChunkRun(chunk=spec.chunk, attempt=spec.attempt, started_at=started_at,
+                       finished_at=datetime.now(timezone.utc), seconds=round(time.monotonic() - started, 3),
+                       refused=pipeline.refused.samples())
+        pipeline.storage.put_manifest(run_name(spec.chunk), run.model_dump_json(exclude_none=True).encode())
         pipeline.storage.put_manifest(name, manifest)
         summary = ChunkSummary(spec.job, spec.chunk, name, dict(tally.counts), time.monotonic() - started)
         log.info("chunk done", extra=fields(job=spec.job, chunk=spec.chunk, seconds=round(summary.seconds, 3),

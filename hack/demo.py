@@ -5,7 +5,8 @@ worker image built from Dockerfile.worker) starts, with Redis, Azurite and the s
 the node's address, where the worker pods reach them; the operator runs out of cluster;
 examples/cats-vs-dogs.yaml (a resized WebDataset with train/validation/test splits) is applied with
 kubectl and followed until Complete; then the dataset is copied from Azurite to ./out/demo, its card
-is shown, the shards are read back with the webdataset loader, and everything is stopped again.
+is shown, the shards are read back with the webdataset loader, the report's local path is printed
+(./out/demo/report.html), and everything is stopped again.
 """
 
 from __future__ import annotations
@@ -136,6 +137,9 @@ def main() -> int:
                 show_card(OUT)
                 say("loading the shards with webdataset:")
                 load_with_webdataset(OUT)
+                report = status["output"].get("report", "report.html")
+                say(f"dataset report: {report} (copied to {OUT / 'report.html'}); open it in a browser:")
+                print(f"  {(OUT / 'report.html').as_uri()}", flush=True)
                 return 0
         finally:
             if operator is not None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from chunk_worker.contract import ATTRIBUTION_NAME, CARD_NAME, INDEX_PARQUET
+from chunk_worker.contract import ATTRIBUTION_NAME, CARD_NAME, INDEX_PARQUET, REPORT_NAME
 from dataset_operator import completion, jobs, pod_trouble
 from dataset_operator.plan import JobPlan, finalize_spec
 from dataset_operator.pod_inspector import PodInspector
@@ -39,7 +39,7 @@ def outputs(location: str) -> dict[str, str]:
     """Where the finalize Job put what the status names."""
     base = location.rstrip("/")
     return {"index": f"{base}/{INDEX_PARQUET}", "card": f"{base}/{CARD_NAME}",
-            "attribution": f"{base}/{ATTRIBUTION_NAME}"}
+            "attribution": f"{base}/{ATTRIBUTION_NAME}", "report": f"{base}/{REPORT_NAME}"}
 
 
 class Finalizer:

@@ -33,10 +33,12 @@ def test_example_datasetjob_completes_with_exact_counts(operator, image_server, 
     assert status["output"]["format"] == "webdataset"
     container, _, prefix = status["output"]["location"].removeprefix("azure://").partition("/")
     assert status["output"]["card"] == f"{status['output']['location']}/README.md"
+    assert status["output"]["report"] == f"{status['output']['location']}/report.html"
     blobs = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(container)
     names = {b.name.removeprefix(f"{prefix}/") for b in blobs.list_blobs(name_starts_with=f"{prefix}/")}
     assert {f"shards/{i:05d}.tar" for i in range(6)} <= names
     assert {f"shards/{i:05d}.parquet" for i in range(6)} <= names
+    assert {"report.html", *(f"manifests/chunk-{i:05d}.run.json" for i in range(6))} <= names
     assert not [name for name in names if name.startswith("images/")]
     assert {"README.md", "index.parquet", "index.jsonl", "ATTRIBUTION.md"} <= names
     rows = [json.loads(line) for line in blobs.download_blob(f"{prefix}/index.jsonl").readall().decode().splitlines()]

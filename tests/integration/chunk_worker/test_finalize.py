@@ -35,7 +35,7 @@ CLASSES = ["cat", "dog"]
 SPLIT = Split(val=0.25, test=0.25)
 LICENCES = [("by", "https://creativecommons.org/licenses/by/4.0/"), ("cc0", None),
             ("by-sa", "https://creativecommons.org/licenses/by-sa/3.0/"), (None, None)]
-OUTPUTS = ["index.parquet", "index.jsonl", "ATTRIBUTION.md", "README.md"]
+OUTPUTS = ["index.parquet", "index.jsonl", "ATTRIBUTION.md", "report.html", "README.md"]
 
 
 def image_bytes(seed: int) -> bytes:
@@ -304,5 +304,7 @@ def test_finalize_on_azurite_writes_the_same_index_as_on_files(azure_container, 
         for name in ["index.parquet", "index.jsonl", "ATTRIBUTION.md", "metadata.jsonl"]:
             assert container.download_blob(f"jobs/pets/{name}").readall() == (local / name).read_bytes()
         card = container.download_blob("jobs/pets/README.md").readall().decode()
+        report = container.download_blob("jobs/pets/report.html").readall().decode()
     assert front_matter(card)["configs"] == front_matter((local / "README.md").read_text())["configs"]
+    assert report.count('class="thumb"') == (local / "report.html").read_text().count('class="thumb"') == 16
     assert json.loads(result.stdout)["images"] == 16

@@ -1,6 +1,7 @@
 """`kubectl pixcrawler` run through the real kubectl (plugin discovery on PATH) against the local
 cluster: what `create --dry-run=client` writes passes the API server's validation, a created search
-job runs to its end and `watch` exits 0 on it, and 1 on a job that fails."""
+job runs to its end and `watch` exits 0 on it, and 1 on a job that fails; a finished job's report and
+dataset come down from Azurite, every image checked, and a second download resumes."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ pytestmark = pytest.mark.cluster
 BIN = Path(sys.executable).parent  # the venv's bin, where the package installed kubectl-pixcrawler
 
 
-def kubectl(cluster, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "KUBECONFIG": str(cluster.kubeconfig)}
+def kubectl(cluster, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "KUBECONFIG": str(cluster.kubeconfig),
+           **(env or {})}
     return subprocess.run([str(binary("kubectl")), *args], input=stdin, capture_output=True, text=True, env=env,
-                          timeout=300)
+                          timeout=300, cwd=cwd)
 
 
 def test_kubectl_finds_the_plugin(cluster):
@@ -77,3 +80,28 @@ def test_watch_exits_1_when_the_job_fails(cluster, operator):
                       "--timeout", "240")
     assert watched.returncode == 1, watched.stdout + watched.stderr
     assert watched.stdout.splitlines()[-1].startswith("Failed | chunks 1/1")
+
+
+def test_a_finished_jobs_report_and_dataset_come_down_checked_and_resumable(cluster, operator, image_server,
+                                                                              azurite, tmp_path):
+    operator.start()
+    create = kubectl(cluster, "pixcrawler", "-n", operator.namespace, "create", "dogs", "--label", "dog", "--query",
+                     "dogs", "--limit", "6", "--chunk-size", "3", "--format", "webdataset", "--endpoint",
+                     image_server.url("/openverse"))
+    assert create.returncode == 0, create.stderr
+    assert kubectl(cluster, "pixcrawler", "-n", operator.namespace, "watch", "dogs", "--timeout", "240").returncode == 0
+    storage = {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
+    report = kubectl(cluster, "pixcrawler", "-n", operator.namespace, "report", "dogs", env=storage, cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert Path(report.stdout.strip()) == tmp_path / "dogs-report.html"
+    assert (tmp_path / "dogs-report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    copy = tmp_path / "dogs"
+    first = kubectl(cluster, "pixcrawler", "-n", operator.namespace, "download", "dogs", str(copy), env=storage)
+    assert first.returncode == 0, first.stderr
+    assert "6 images verified" in first.stdout
+    shard = sorted((copy / "shards").glob("*.tar"))[0]
+    shard.rename(shard.with_name(shard.name + ".part"))
+    (copy / "index.jsonl").unlink()
+    again = kubectl(cluster, "pixcrawler", "-n", operator.namespace, "download", "dogs", str(copy), env=storage)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith(f"{copy}: 2 files fetched") and "6 images verified" in again.stdout

@@ -119,7 +119,9 @@ class LeaderElector:
                 return True, None
             view = view_of(lease)
             if view.holder == self.identity or expired(view, now):
-                transitions = view.transitions if view.holder == self.identity else view.transitions + 1
+                # Every term gets a new epoch, a restarted process of the same identity's too: its
+                # predecessor may still be alive somewhere, and the fence must tell the two apart.
+                transitions = view.transitions + 1
                 await self.coordination.replace_namespaced_lease(
                     self.name, self.namespace, self._body(transitions, now, view.resource_version))
                 self.epoch = transitions

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
@@ -104,14 +105,14 @@ async def load_kubernetes(kubeconfig: str | None) -> client.ApiClient:
     return client.ApiClient()
 
 
-async def wait_for_redis(queue: ChunkQueue, epoch: int) -> None:
+async def until_redis_answers(action: Callable[[], Awaitable[object]], what: str) -> None:
     delay = 1.0
     while True:
         try:
-            await queue.lead(epoch)
+            await action()
             return
         except aioredis.RedisError as exc:
-            log.warning("Redis not reachable (%s); retrying in %.0fs", exc, delay)
+            log.warning("Redis not reachable %s (%s); retrying in %.0fs", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 15)
 
@@ -136,11 +137,14 @@ async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
     stop = asyncio.Event()
     tasks: list[asyncio.Task[Any]] = []
     try:
+        # an operator that cannot reach Redis does not compete for the lease: it could not lead
+        await until_redis_answers(redis_client.ping, "before competing for the lease")
         epoch = await elector.acquire()
         metrics.LEADER.set(1)
         lease = asyncio.create_task(elector.hold(), name="lease")  # renewing from the first moment of the term
         tasks = [lease]
-        redis_ready = asyncio.create_task(wait_for_redis(queue, epoch), name="redis")
+        redis_ready = asyncio.create_task(until_redis_answers(lambda: queue.lead(epoch), "to raise the fence"),
+                                          name="redis")
         await asyncio.wait([redis_ready, lease], return_when=asyncio.FIRST_COMPLETED)
         if not redis_ready.done():
             redis_ready.cancel()

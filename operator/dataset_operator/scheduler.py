@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
+import redis.asyncio as aioredis
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -103,15 +104,24 @@ class Scheduler:
             await asyncio.gather(watching, return_exceptions=True)
 
     async def _loop(self) -> None:
+        redis_failing_since: float | None = None
         while True:
             started = time.monotonic()
             try:
                 await self.cycle()
                 self.last_cycle = time.monotonic()
+                redis_failing_since = None
             except asyncio.CancelledError:
                 raise
             except StaleFence as exc:
                 raise LeadershipLost(f"a newer leader writes to the queue ({exc})") from exc
+            except aioredis.RedisError as exc:
+                redis_failing_since = redis_failing_since or started
+                cut_off = time.monotonic() - redis_failing_since
+                if cut_off >= self.settings.redis_step_down_seconds:
+                    raise LeadershipLost(f"Redis unreachable for {cut_off:.0f}s ({exc}); stepping down so an "
+                                         "operator that reaches it can lead") from exc
+                log.warning("scheduler cycle: Redis unreachable for %.0fs: %s", cut_off, exc)
             except Exception:
                 log.exception("scheduler cycle failed")
             metrics.SCHEDULER_CYCLE.observe(time.monotonic() - started)

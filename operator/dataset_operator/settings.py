@@ -65,6 +65,9 @@ class OperatorSettings(BaseSettings):
     lease_retry_seconds: float = 2.0
     identity: str = Field("", description="Leader-election identity (default: host name and pid).")
     scheduler_interval_seconds: float = Field(1.0, gt=0)
+    redis_step_down_seconds: float = Field(
+        30.0, gt=0, description="A leader whose scheduler has not reached Redis for this long gives up the "
+        "Lease, so an operator that can reach Redis leads (one that cannot never competes for it).")
     status_interval_seconds: float = Field(3.0, gt=0, description="At most one status write per job per interval.")
     admit_deadline_seconds: float = Field(120.0, gt=0, description="A claimed chunk without a Job by then is requeued.")
     max_wait_seconds: float = Field(1800.0, gt=0, description="A job with no chunk admitted for this long gets "

@@ -79,7 +79,7 @@ def rejection(admin, namespace: str, manifest: dict) -> str:
         ({"respect": {"robotsTxt": "sometimes"}}, "spec.respect.robotsTxt", "must be of type boolean"),
     ],
     ids=["no-sources-field", "empty-sources", "maxImages-0", "chunkSize-0", "chunkSize-20000", "tier-gold",
-         "urls-and-search", "resize-size-8", "resize-size-9000", "resize-mode-stretch", "quality-0", "quality-101",
+         "urls-and-search", "search-without-query", "empty-query", "resize-size-8", "resize-size-9000", "resize-mode-stretch", "quality-0", "quality-101",
          "split-sums-to-1", "split-val-1", "format-tfrecord", "label-column-without-classes", "respect-not-boolean"],
 )
 def test_the_api_server_rejects_an_invalid_manifest_naming_the_field(crd, admin, namespace, changes, field, words):

@@ -165,6 +165,12 @@ class ControlPlane:
     def running(self) -> dict[str, int | None]:
         return {c: process.pid_of(c, self.state) for c in COMPONENTS}
 
+    def restart(self, component: str, timeout: float = 60.0) -> None:
+        """Stop one component and start it again on the same data and ports (a chaos test's fault)."""
+        process.stop(component, self.state, self.procs.pop(component, None))
+        self.procs[component] = process.start(component, self._argv(component), self.state)
+        self._wait_healthy(component, time.monotonic() + timeout)
+
     def logs(self, lines: int = 40) -> str:
         """The tail of every component's log, for a failed test or a human."""
         names = [*COMPONENTS, *sorted(p.stem for p in (self.state / "logs").glob("*.log") if p.stem not in COMPONENTS)]

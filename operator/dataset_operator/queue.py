@@ -31,7 +31,19 @@ LIST_COUNT_ATTEMPT = "list_count_attempt"
 LAST_FAILURE = "last_failure"
 SCAN_BATCH = 1000
 POSITION_LIMIT = 20_000
+PROGRESS_BATCH = 500
 """Queue entries the status writer walks for positions (as many as a claim looks at)."""
+
+@dataclass(frozen=True)
+class JobProgress:
+    """What Redis holds of one planned job's progress, for its status."""
+
+    done: set[int]
+    failed: set[int]
+    settled: dict[str, int]  # counters of settled chunks
+    live: list[dict[str, int]]  # counters of each running chunk asked for
+    last_failure: dict[str, Any] | None
+
 
 @dataclass(frozen=True)
 class Claimed:
@@ -39,6 +51,15 @@ class Claimed:
     uid: str
     index: int
     attempt: int
+
+
+def _json_or_none(value: str | bytes | None) -> Any:
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
 
 
 def split_chunk_id(member: str | bytes) -> tuple[str, int]:
@@ -117,6 +138,52 @@ class ChunkQueue:
             for start in range(0, len(members), ENQUEUE_BATCH):
                 pipe.zadd(keys.queue, dict(members[start:start + ENQUEUE_BATCH]), nx=True)
         return sum((await self._write(build))[4:])
+
+    async def progress(self, jobs: list[tuple[str, list[str]]],
+                       known: dict[str, JobProgress] | None = None) -> dict[str, JobProgress | None]:
+        """Every job's progress (None: no plan in Redis, so it lost the job), `jobs` being (uid, running
+        chunk ids) pairs, in one round trip per PROGRESS_BATCH jobs whatever their number. The sets of
+        finished chunks are read again only for jobs whose set sizes changed since `known`, the
+        previous answer, so a pass over quiet jobs moves counters, not every finished index."""
+        known = known or {}
+        found: dict[str, JobProgress | None] = {}
+        fields = ["submitted_at", *COUNTERS, LAST_FAILURE]
+        for start in range(0, len(jobs), PROGRESS_BATCH):
+            batch = jobs[start:start + PROGRESS_BATCH]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for uid, live in batch:
+                    pipe.hmget(self.keys.job(uid), fields)
+                    pipe.scard(self.keys.job_done(uid))
+                    pipe.scard(self.keys.job_failed(uid))
+                    for member in live:
+                        pipe.hmget(self.keys.chunk(member), [ChunkField.counter(name) for name in COUNTERS])
+                results = iter(await pipe.execute())
+            stale = []
+            for uid, live in batch:
+                job, done_size, failed_size = next(results), next(results), next(results)
+                chunks = [next(results) for _ in live]
+                if job[0] is None:  # submitted_at is written with the plan
+                    found[uid] = None
+                    continue
+                previous = known.get(uid)
+                fresh = previous is not None and (len(previous.done), len(previous.failed)) == (done_size, failed_size)
+                found[uid] = JobProgress(
+                    done=previous.done if fresh else set(), failed=previous.failed if fresh else set(),
+                    settled={name: int(value or 0) for name, value in zip(COUNTERS, job[1:])},
+                    live=[{name: int(value or 0) for name, value in zip(COUNTERS, values)} for values in chunks],
+                    last_failure=_json_or_none(job[-1]))
+                if not fresh and (done_size or failed_size):
+                    stale.append(uid)
+            if stale:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for uid in stale:
+                        pipe.smembers(self.keys.job_done(uid))
+                        pipe.smembers(self.keys.job_failed(uid))
+                    sets = iter(await pipe.execute())
+                for uid in stale:
+                    found[uid].done.update(int(v) for v in next(sets))
+                    found[uid].failed.update(int(v) for v in next(sets))
+        return found
 
     async def list_counts(self, uid: str) -> ListCounts | None:
         """The list-count Job's answer, if it has given one."""
@@ -240,14 +307,23 @@ class ChunkQueue:
         await self._write(build)
         return len(due)
 
-    async def promote_waiting(self, now: float, max_wait: float, submitted: dict[str, float]) -> int:
+    async def promote_waiting(self, now: float, max_wait: float, submitted: dict[str, float],
+                              limit: int = 100) -> int:
         """Aging per job, one chunk at a time: a job none of whose chunks was admitted for `max_wait`
         gets its first queued chunk promoted above every tier, and no other until that one is admitted
         (which restarts its wait). Every waiting job thus progresses, and the higher tiers are held
-        back by at most one chunk per job that waited that long, never by a whole old job."""
+        back by at most one chunk per job that waited that long, never by a whole old job. At most
+        `limit` promoted chunks are queued at once (the quota: more could not start sooner), the
+        longest-waiting jobs first, so a cycle's work stays bounded however many jobs wait."""
+        width = 1 << (priority.INDEX_BITS + priority.TIME_BITS)
+        budget = limit - await self.client.zcount(self.keys.queue, 0, width - 1)
         promoted = 0
+        if budget <= 0:
+            return 0
         due = await self.client.zrangebyscore(self.keys.waiting, "-inf", now - max_wait, start=0, num=100)
         for uid in map(text, due):
+            if promoted >= budget:
+                break
             current = text(await self.client.hget(self.keys.promoted, uid))
             if current is not None and await self.client.zscore(self.keys.queue, current) is not None:
                 await self._write(lambda pipe: pipe.zrem(self.keys.waiting, uid))  # it still waits for a slot

@@ -71,6 +71,13 @@ class Scheduler:
         suspend is starting."""
         return [m for m in (*self.live.active, *self.claimed_without_job) if split_chunk_id(m)[0] == uid]
 
+    def running_chunks_by_job(self) -> dict[str, list[str]]:
+        """Every job's running chunks at once (running_of for all jobs, in one walk)."""
+        found: dict[str, list[str]] = {}
+        for member in (*self.live.active, *self.claimed_without_job):
+            found.setdefault(split_chunk_id(member)[0], []).append(member)
+        return found
+
     def indices_of(self, uid: str) -> set[int]:
         """Indices of one job's running chunks (a rebuilt queue must not hold them again)."""
         return {split_chunk_id(member)[1] for member in self.running_of(uid)}
@@ -159,7 +166,8 @@ class Scheduler:
         tiers = {uid: ref.tier for uid, ref in refs.items()}
         submitted = {uid: ref.submitted_at for uid, ref in refs.items()}
         await self.queue.requeue_due(now, tiers, submitted)
-        await self.queue.promote_waiting(now, self.settings.max_wait_seconds, submitted)
+        await self.queue.promote_waiting(now, self.settings.max_wait_seconds, submitted,
+                                         limit=self.settings.max_concurrent_chunks)
         await self.admit(live, pending, refs)
 
     async def requeue_lost(self, pending: dict[str, float], now: float) -> None:

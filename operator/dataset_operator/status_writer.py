@@ -5,7 +5,6 @@ its data) and has it rebuilt from the spec and the status, the record of what fi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from typing import Any
@@ -13,11 +12,11 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from chunk_worker.contract import COUNTERS, ChunkField
+from chunk_worker.contract import COUNTERS
 from dataset_operator import finalizing, jobs, metrics, status
 from dataset_operator.finalizing import Finalizer
 from dataset_operator.planner import Planner
-from dataset_operator.queue import LAST_FAILURE, ChunkQueue, split_chunk_id
+from dataset_operator.queue import ChunkQueue, JobProgress, split_chunk_id
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.scheduler import Scheduler
 from dataset_operator.settings import OperatorSettings
@@ -25,25 +24,8 @@ from dataset_operator.settings import OperatorSettings
 log = logging.getLogger(__name__)
 
 
-def _int_map(raw: dict[Any, Any]) -> dict[str, int]:
-    out = {}
-    for key, value in raw.items():
-        key = key.decode() if isinstance(key, bytes) else key
-        try:
-            out[key] = int(value)
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def _last_failure(raw: dict[Any, Any]) -> dict[str, Any] | None:
-    value = raw.get(LAST_FAILURE) or raw.get(LAST_FAILURE.encode())
-    if not value:
-        return None
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
+def finished(ref: JobRef) -> bool:
+    return ref.status.get("reason") == status.INVALID_SPEC or ref.status.get("phase") in ("Succeeded", "Failed")
 
 
 class StatusWriter:
@@ -58,6 +40,8 @@ class StatusWriter:
         self.planner = planner
         self.finalizer = Finalizer(settings, queue, api)
         self.failing: dict[str, str] = {}  # job uid -> the error its last status update met
+        self.last_facts: dict[str, status.Facts] = {}  # job uid -> what its written status was built from
+        self.last_progress: dict[str, JobProgress] = {}  # the previous pass's reads (finished sets reused)
 
     async def run(self) -> None:
         while True:
@@ -73,11 +57,20 @@ class StatusWriter:
         ranks = await self.queue.queue_ranks()
         backoff = Counter(split_chunk_id(m)[0] for m in await self.queue.client.zrange(self.queue.keys.delayed, 0, -1))
         phases: Counter[str] = Counter()
-        for ref in list(self.registry.jobs.values()):
-            if ref.deleting:
-                continue
+        refs = [ref for ref in list(self.registry.jobs.values()) if not ref.deleting]
+        for uid in set(self.last_facts) - {ref.uid for ref in refs}:
+            del self.last_facts[uid]  # deleted jobs
+        active = [ref for ref in refs if not finished(ref)]
+        running = self.scheduler.running_chunks_by_job()
+        progress = await self.queue.progress([(ref.uid, running.get(ref.uid, [])) for ref in active], self.last_progress)
+        self.last_progress = {uid: found for uid, found in progress.items() if found is not None}
+        for ref in refs:
             try:
-                await self.update(ref, ranks, backoff)
+                if finished(ref):
+                    self.queue.forget_plan(ref.uid)  # not needed again: the caches stay bounded
+                    self.last_facts.pop(ref.uid, None)
+                else:
+                    await self.update(ref, progress[ref.uid], ranks, backoff)
                 self.failing.pop(ref.uid, None)
             except ApiException as exc:
                 if exc.status != 404:
@@ -89,32 +82,18 @@ class StatusWriter:
         for phase in ("Pending", "Queued", "Running", "Succeeded", "Failed", "Suspended"):
             metrics.DATASETJOBS.labels(phase=phase).set(phases.get(phase, 0))
 
-    async def update(self, ref: JobRef, ranks: dict[str, int], backoff: Counter[str]) -> None:
-        if ref.status.get("reason") == status.INVALID_SPEC or ref.status.get("phase") in ("Succeeded", "Failed"):
-            self.queue.forget_plan(ref.uid)  # a finished job's plan is not needed again: the cache stays bounded
-            return
-        if not await self.queue.has_job(ref.uid):
+    async def update(self, ref: JobRef, progress: JobProgress | None, ranks: dict[str, int],
+                     backoff: Counter[str]) -> None:
+        if progress is None:
             if status.planned(ref.status):  # so Redis lost it: rebuild from the status
                 await self.planner.ensure_planned(ref, running=self.scheduler.indices_of(ref.uid),
                                                   rebuild=True)
             return
         plan = await self.queue.load_plan(ref.uid)
-        keys = self.queue.keys
-        async with self.queue.client.pipeline(transaction=False) as pipe:
-            pipe.smembers(keys.job_done(ref.uid))
-            pipe.smembers(keys.job_failed(ref.uid))
-            pipe.hgetall(keys.job(ref.uid))
-            live = self.scheduler.running_of(ref.uid)
-            for member in live:
-                pipe.hmget(keys.chunk(member), [ChunkField.counter(name) for name in COUNTERS])
-            results = await pipe.execute()
-        done = {int(v) for v in results[0]}
-        failed = {int(v) for v in results[1]}
-        settled = _int_map(results[2])
-        last_failure = _last_failure(results[2])
-        counters = Counter({name: settled.get(name, 0) for name in COUNTERS})
-        for values in results[3:]:
-            counters.update({name: int(value or 0) for name, value in zip(COUNTERS, values)})
+        done, failed, settled = progress.done, progress.failed, progress.settled
+        counters = Counter(settled)
+        for live in progress.live:
+            counters.update(live)
         finalize = None
         if done and len(done) + len(failed) >= plan.chunk_count:
             finalize = await self.finalizer.step(ref, plan)
@@ -122,13 +101,13 @@ class StatusWriter:
             total=plan.chunk_count,
             done=done,
             failed=failed,
-            running=len(live),
+            running=len(progress.live),
             counters=dict(counters),
             queue_position=ranks.get(ref.uid),
             waiting_reason=ref.waiting_reason,
             waiting_message=ref.waiting_message,
             trouble=ref.trouble,
-            last_failure=last_failure,
+            last_failure=progress.last_failure,
             suspended=ref.suspended,
             backoff=backoff.get(ref.uid, 0),
             generation=ref.generation,
@@ -142,15 +121,19 @@ class StatusWriter:
             start_time=ref.status.get("startTime"),
             completion_time=ref.status.get("completionTime"),
         )
+        if self.last_facts.get(ref.uid) == facts:
+            return  # the same facts make the same status: nothing to build or write
         new = status.build_status(facts)
         new["imagesSettled"] = {name: settled.get(name, 0) for name in COUNTERS}
         if not status.differs(ref.status, new):
+            self.last_facts[ref.uid] = facts
             return
         old_phase = ref.status.get("phase")
         await self.custom.patch_namespaced_custom_object_status(
             jobs.GROUP, jobs.VERSION, ref.namespace, jobs.PLURAL, ref.name, {"status": new},
             _content_type="application/merge-patch+json")
         ref.status.update(new)
+        self.last_facts[ref.uid] = facts
         if new["phase"] != old_phase:
             await self.event(ref, new)
 

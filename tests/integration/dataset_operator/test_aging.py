@@ -62,7 +62,7 @@ async def simulate(redis_url: str, with_free_job: bool) -> Outcome:
                     await queue.enqueue(job, now)
                     submitted[job.uid] = now
                 next_arrival += EVERY
-            promoted = await queue.promote_waiting(now, MAX_WAIT, submitted)
+            promoted = await queue.promote_waiting(now, MAX_WAIT, submitted, limit=QUOTA)
             outcome.free_promotions += promoted
             for claimed in await queue.claim(QUOTA - len(running), now + 600, {}, now=now):
                 running[claimed.chunk_id] = now + CHUNK_SECONDS

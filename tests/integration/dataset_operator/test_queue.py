@@ -186,6 +186,19 @@ def test_a_job_waiting_past_the_maximum_gets_one_chunk_promoted_not_all(redis_ur
     run(redis_url, body)
 
 
+def test_no_more_promoted_chunks_wait_than_the_limit_the_longest_waiting_first(redis_url):
+    async def body(queue, client):
+        jobs = [plan(2, "free") for _ in range(4)]
+        for age, job in enumerate(jobs):
+            await queue.enqueue(job, T0 - 1000 * age)  # the last one has waited longest
+        submitted = {job.uid: T0 for job in jobs}
+        assert await queue.promote_waiting(T0 + 3600, 1800, submitted, limit=2) == 2
+        assert await queue.promote_waiting(T0 + 3600, 1800, submitted, limit=2) == 0  # two already wait
+        promoted = promoted_members(await client.zrange(KEYS.queue, 0, -1, withscores=True))
+        assert promoted == {chunk_id(jobs[3].uid, 0), chunk_id(jobs[2].uid, 0)}
+    run(redis_url, body)
+
+
 def test_no_second_chunk_is_promoted_while_the_first_waits_for_a_slot(redis_url):
     async def body(queue, client):
         now = time.time()
@@ -391,4 +404,45 @@ def test_after_redis_lost_its_data_the_leaders_first_write_restores_the_fence(re
             assert len(await new.claim(2, DEADLINE, {})) == 2
         finally:
             await other_client.aclose()
+    run(redis_url, body)
+
+
+def test_progress_of_many_jobs_in_batches_and_none_for_a_job_redis_lost(redis_url):
+    async def body(queue, client):
+        jobs = [plan(2) for _ in range(3)]
+        for job in jobs:
+            await queue.enqueue(job, T0)
+        [first] = await queue.claim(1, DEADLINE, {jobs[0].uid: 1}, only_listed=True)
+        await client.hset(KEYS.chunk(first.chunk_id), mapping={"n_uploaded": 4, "n_rejected": 1})
+        await queue.settle(first.chunk_id, ChunkState.SUCCEEDED)
+        [running] = await queue.claim(1, DEADLINE, {jobs[1].uid: 1}, only_listed=True)
+        await client.hset(KEYS.chunk(running.chunk_id), "n_uploaded", 2)
+        asked = [(jobs[0].uid, []), (jobs[1].uid, [running.chunk_id]), (jobs[2].uid, []), ("lost-uid", [])]
+        import dataset_operator.queue as queue_module
+        queue_module.PROGRESS_BATCH = 2  # two round trips for four jobs
+        try:
+            found = await queue.progress(asked)
+        finally:
+            queue_module.PROGRESS_BATCH = 500
+        assert found["lost-uid"] is None
+        assert found[jobs[0].uid].done == {0} and found[jobs[0].uid].settled["uploaded"] == 4
+        assert found[jobs[0].uid].settled["rejected"] == 1
+        assert found[jobs[1].uid].live == [dict.fromkeys(found[jobs[1].uid].live[0], 0) | {"uploaded": 2}]
+        assert found[jobs[2].uid].done == set() and found[jobs[2].uid].live == []
+    run(redis_url, body)
+
+
+def test_progress_rereads_the_finished_sets_only_when_they_grew(redis_url):
+    async def body(queue, client):
+        job = plan(3)
+        await queue.enqueue(job, T0)
+        for claimed in await queue.claim(2, DEADLINE, {}):
+            await queue.settle(claimed.chunk_id, ChunkState.SUCCEEDED)
+        first = await queue.progress([(job.uid, [])])
+        again = await queue.progress([(job.uid, [])], first)
+        assert again[job.uid].done is first[job.uid].done == {0, 1}
+        [last] = await queue.claim(1, DEADLINE, {})
+        await queue.settle(last.chunk_id, ChunkState.FAILED)
+        grown = await queue.progress([(job.uid, [])], again)
+        assert (grown[job.uid].done, grown[job.uid].failed) == ({0, 1}, {2})
     run(redis_url, body)

@@ -21,12 +21,18 @@ class NoApi:
         return value
 
 
+class NothingRuns:
+    @staticmethod
+    def running_chunks_by_job() -> dict[str, list[str]]:
+        return {}
+
+
 class Writer(StatusWriter):
     def __init__(self, queue: ChunkQueue, registry: Registry, broken: str) -> None:
-        super().__init__(OperatorSettings(), queue, NoApi(), registry, scheduler=None, planner=None)
+        super().__init__(OperatorSettings(), queue, NoApi(), registry, scheduler=NothingRuns(), planner=None)
         self.broken, self.updated, self.events = broken, [], []
 
-    async def update(self, ref, ranks, backoff) -> None:
+    async def update(self, ref, progress, ranks, backoff) -> None:
         if ref.name == self.broken:
             raise OSError("azure container 'ds': cannot write")
         self.updated.append(ref.name)

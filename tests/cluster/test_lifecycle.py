@@ -1,5 +1,5 @@
 """A DatasetJob's life after creation: suspend holds admissions and resume finishes the job; delete
-mid-run leaves nothing behind (Redis keys, chunk Jobs, the object itself)."""
+mid-run, or racing the first claims, leaves nothing behind (Redis keys, chunk Jobs, the object itself)."""
 
 from __future__ import annotations
 
@@ -59,10 +59,26 @@ def test_delete_mid_run_leaves_no_redis_keys_no_jobs_and_no_object(operator, ima
     uid = body["metadata"]["uid"]
     assert len(operator.chunk_jobs()) >= 2
     operator.custom.delete_namespaced_custom_object(GROUP, VERSION, operator.namespace, PLURAL, "doomed")
+    assert_nothing_left(operator, "doomed", uid)
 
+
+def test_delete_racing_the_first_claims_leaves_nothing(operator, image_server):
+    """Deleted the moment its first chunk Job appears, while the scheduler is still claiming the rest."""
+    operator.start(PIXCRAWLER_MAX_CONCURRENT_CHUNKS="6")
+    created = operator.apply(inline_job("raced", image_urls(image_server.base_url, 6100, 24), 2))
+    wait_until(lambda: operator.chunk_jobs(), 120, "the first chunk Job", interval=0.05)
+    operator.custom.delete_namespaced_custom_object(GROUP, VERSION, operator.namespace, PLURAL, "raced")
+    assert_nothing_left(operator, "raced", created["metadata"]["uid"])
+    time.sleep(5)  # a few more scheduler cycles: nothing of it may come back
+    assert operator.chunk_jobs() == []
+    with redis_client(operator) as redis:
+        assert not [key for key in redis.scan_iter(match=f"{prefix_of(operator)}*") if created["metadata"]["uid"] in key]
+
+
+def assert_nothing_left(operator, name: str, uid: str) -> None:
     def gone() -> bool:
         try:
-            operator.get("doomed")
+            operator.get(name)
         except client.ApiException as exc:
             if exc.status == 404:
                 return True
@@ -75,7 +91,7 @@ def test_delete_mid_run_leaves_no_redis_keys_no_jobs_and_no_object(operator, ima
     wait_until(lambda: core.list_namespaced_pod(operator.namespace).items == [], 120, "the chunk pods to go")
     with redis_client(operator) as redis:
         left = sorted(key for key in redis.scan_iter(match=f"{prefix_of(operator)}*") if uid in key)
-        queued = [m for zset in ("queue", "admitted", "delayed", "waiting")
+        queued = [m for zset in ("queue", "admitted", "delayed", "running", "waiting")
                   for m in redis.zrange(f"{prefix_of(operator)}{zset}", 0, -1) if m.startswith(uid)]
         promoted = redis.hget(f"{prefix_of(operator)}promoted", uid)
     assert left == []

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import ATTRIBUTION_NAME, CARD_NAME, INDEX_PARQUET, REPORT_NAME
-from dataset_operator import completion, jobs, pod_trouble
+from dataset_operator import completion, jobs
 from dataset_operator.plan import JobPlan, finalize_spec
 from dataset_operator.pod_inspector import PodInspector
 from dataset_operator.queue import ChunkQueue
@@ -46,7 +45,6 @@ class Finalizer:
     def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient) -> None:
         self.settings = settings
         self.queue = queue
-        self.batch = client.BatchV1Api(api)
         self.inspector = PodInspector(api)
 
     async def step(self, ref: JobRef, plan: JobPlan) -> FinalizeProgress:
@@ -56,7 +54,7 @@ class Finalizer:
         if time.time() < not_before:
             return FinalizeProgress("backoff", attempt, "the finalize Job waits out a retry backoff")
         name = jobs.finalize_job_name(ref.name, ref.uid, attempt)
-        job = await self._read(name, ref.namespace)
+        job = await self.inspector.read_job(name, ref.namespace)
         if job is None:
             await self._create(ref, plan, attempt)
             return FinalizeProgress("running", attempt, RUNNING)
@@ -66,18 +64,15 @@ class Finalizer:
         if decision.step == "succeed":
             return FinalizeProgress("succeeded", attempt)
         if decision.step == "wait":
-            now = time.time()
-            trouble = (await self.inspector.stuck([job], now)).get(name)
+            trouble, given_up = await self.inspector.lone_job_trouble(
+                job, self.settings.stuck_pod_grace_seconds, self.settings.unschedulable_grace_seconds)
             if trouble is None:
                 return FinalizeProgress("running", attempt, RUNNING)
-            grace = pod_trouble.grace(trouble, self.settings.stuck_pod_grace_seconds,
-                                      self.settings.unschedulable_grace_seconds)
-            if not pod_trouble.gives_up(trouble, now, grace) or not await self.inspector.delete(job):
+            if given_up is None:
                 return FinalizeProgress("running", attempt, f"the finalize Job cannot run: {trouble.describe()}")
-            # given up like a chunk's stuck Job: the attempt failed
             decision = completion.next_step("failed", attempt, plan.max_attempts, self.settings.retry_base_seconds,
                                             self.settings.retry_max_seconds)
-            why = pod_trouble.given_up(trouble, grace).describe()
+            why = given_up.describe()
         else:
             why = (await self.inspector.ended(job)).describe()
         if decision.step == "fail":
@@ -86,22 +81,9 @@ class Finalizer:
         await self.queue.retry_finalize(ref.uid, attempt + 1, time.time() + decision.delay)
         return FinalizeProgress("backoff", attempt + 1, f"finalize attempt {attempt} failed ({why}); retrying")
 
-    async def _read(self, name: str, namespace: str) -> dict[str, Any] | None:
-        try:
-            job = await self.batch.read_namespaced_job(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return self.batch.api_client.sanitize_for_serialization(job)
-
     async def _create(self, ref: JobRef, plan: JobPlan, attempt: int) -> None:
         manifest = jobs.build_finalize_job(
             dataset=ref.name, namespace=ref.namespace, uid=ref.uid, tier=ref.tier, attempt=attempt,
             spec_json=finalize_spec(plan, ref.spec.get("sources", [])).dump(), settings=self.settings)
-        try:
-            await self.batch.create_namespaced_job(ref.namespace, manifest)
-        except ApiException as exc:
-            if exc.status != 409:  # 409: created by an earlier cycle or leader
-                raise
+        await self.inspector.create_job(ref.namespace, manifest)
         log.info("finalize Job created", extra={"fields": {"job": ref.key, "attempt": attempt}})

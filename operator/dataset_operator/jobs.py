@@ -126,46 +126,32 @@ def build_job(
         env=worker_env(settings), settings=settings)
 
 
-def build_finalize_job(
-    *,
-    dataset: str,
-    namespace: str,
-    uid: str,
-    tier: str,
-    attempt: int,
-    spec_json: str,
-    settings: OperatorSettings,
-) -> dict[str, Any]:
+def build_finalize_job(*, dataset: str, namespace: str, uid: str, tier: str, attempt: int, spec_json: str,
+                       settings: OperatorSettings) -> dict[str, Any]:
     """The one Job that turns a job's manifests into the index, the split metadata and the card, run
     from the worker image once every chunk has settled. It needs storage, not Redis."""
-    labels = {**job_labels(dataset, uid, tier, attempt), LABEL_ROLE: ROLE_FINALIZE}
     env = [entry for entry in worker_env(settings)
            if not entry["name"].startswith(("PIXCRAWLER_REDIS", "PIXCRAWLER_SEARCH"))]
-    return _worker_job(
-        name=finalize_job_name(dataset, uid, attempt), dataset=dataset, namespace=namespace, uid=uid,
-        labels=labels, annotations={}, args=["finalize", "--spec-json", spec_json, "--log-format", "json"],
-        env=env, settings=settings)
+    return _role_job(ROLE_FINALIZE, finalize_job_name(dataset, uid, attempt), ["finalize", "--spec-json", spec_json],
+                     env, dataset=dataset, namespace=namespace, uid=uid, tier=tier, attempt=attempt, settings=settings)
 
 
-def build_count_lists_job(
-    *,
-    dataset: str,
-    namespace: str,
-    uid: str,
-    tier: str,
-    attempt: int,
-    spec_json: str,
-    settings: OperatorSettings,
-) -> dict[str, Any]:
+def build_count_lists_job(*, dataset: str, namespace: str, uid: str, tier: str, attempt: int, spec_json: str,
+                          settings: OperatorSettings) -> dict[str, Any]:
     """The Job that counts a job's URL lists before it is planned (the operator never fetches a
     user-given URL itself): the worker image's fetcher under the workers' network policy, answering in
     Redis. It needs no storage."""
-    labels = {**job_labels(dataset, uid, tier, attempt), LABEL_ROLE: ROLE_COUNT_LISTS}
-    return _worker_job(
-        name=count_lists_job_name(dataset, uid, attempt), dataset=dataset, namespace=namespace, uid=uid,
-        labels=labels, annotations={},
-        args=["count-lists", "--job-uid", uid, "--spec-json", spec_json, "--log-format", "json"],
-        env=worker_env(settings), settings=settings)
+    return _role_job(ROLE_COUNT_LISTS, count_lists_job_name(dataset, uid, attempt),
+                     ["count-lists", "--job-uid", uid, "--spec-json", spec_json], worker_env(settings),
+                     dataset=dataset, namespace=namespace, uid=uid, tier=tier, attempt=attempt, settings=settings)
+
+
+def _role_job(role: str, name: str, args: list[str], env: list[dict[str, Any]], *, dataset: str, namespace: str,
+              uid: str, tier: str, attempt: int, settings: OperatorSettings) -> dict[str, Any]:
+    """A job's single Job of one role (it runs no chunk, so no chunk label or annotation)."""
+    return _worker_job(name=name, dataset=dataset, namespace=namespace, uid=uid,
+                       labels={**job_labels(dataset, uid, tier, attempt), LABEL_ROLE: role}, annotations={},
+                       args=[*args, "--log-format", "json"], env=env, settings=settings)
 
 
 def _worker_job(

@@ -6,14 +6,11 @@ the same chunks."""
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any
 
 from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import ListCountRequest, ListCounts, UrlList
-from dataset_operator import completion, jobs, pod_trouble
+from dataset_operator import completion, jobs
 from dataset_operator.plan import InvalidSpec
 from dataset_operator.pod_inspector import PodInspector
 from dataset_operator.queue import ChunkQueue
@@ -35,7 +32,6 @@ class ListCounter:
     def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient) -> None:
         self.settings = settings
         self.queue = queue
-        self.batch = client.BatchV1Api(api)
         self.inspector = PodInspector(api)
 
     async def counts(self, ref: JobRef, lists: dict[int, UrlList]) -> dict[int, int]:
@@ -43,7 +39,7 @@ class ListCounter:
         InvalidSpec; a failed attempt is ListsNotReadable, and the next call starts another."""
         attempt = await self.queue.list_count_attempt(ref.uid)
         name = jobs.count_lists_job_name(ref.name, ref.uid, attempt)
-        job = await self._read(name, ref.namespace)  # read before the answer: a Job that ended has answered
+        job = await self.inspector.read_job(name, ref.namespace)  # before the answer: a Job that ended has answered
         answer = await self.queue.list_counts(ref.uid)
         if answer is not None:
             return await self._use(ref, answer, attempt)
@@ -52,15 +48,13 @@ class ListCounter:
             raise CountingLists(f"Job {ref.namespace}/{name} counts the URL lists")
         outcome = completion.classify(job)
         if outcome == "active":
-            now = time.time()
-            trouble = (await self.inspector.stuck([job], now)).get(name)
+            trouble, given_up = await self.inspector.lone_job_trouble(
+                job, self.settings.stuck_pod_grace_seconds, self.settings.unschedulable_grace_seconds)
             if trouble is None:
                 raise CountingLists(f"Job {ref.namespace}/{name} counts the URL lists")
-            grace = pod_trouble.grace(trouble, self.settings.stuck_pod_grace_seconds,
-                                      self.settings.unschedulable_grace_seconds)
-            if not pod_trouble.gives_up(trouble, now, grace) or not await self.inspector.delete(job):
+            if given_up is None:
                 raise CountingLists(f"Job {ref.namespace}/{name} cannot run: {trouble.describe()}")
-            why = pod_trouble.given_up(trouble, grace).describe()
+            why = given_up.describe()
         else:
             why = "it ended without an answer in Redis" if outcome == "succeeded" else \
                 (await self.inspector.ended(job)).describe()
@@ -75,22 +69,9 @@ class ListCounter:
         await self.queue.next_list_count_attempt(ref.uid, attempt + 1)
         raise ListsNotReadable(answer.error)
 
-    async def _read(self, name: str, namespace: str) -> dict[str, Any] | None:
-        try:
-            job = await self.batch.read_namespaced_job(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return self.batch.api_client.sanitize_for_serialization(job)
-
     async def _create(self, ref: JobRef, lists: dict[int, UrlList], attempt: int) -> None:
         request = ListCountRequest(lists=lists).model_dump_json(by_alias=True, exclude_defaults=True)
         manifest = jobs.build_count_lists_job(dataset=ref.name, namespace=ref.namespace, uid=ref.uid, tier=ref.tier,
                                               attempt=attempt, spec_json=request, settings=self.settings)
-        try:
-            await self.batch.create_namespaced_job(ref.namespace, manifest)
-        except ApiException as exc:
-            if exc.status != 409:  # created by an earlier call or leader
-                raise
+        await self.inspector.create_job(ref.namespace, manifest)
         log.info("list-count Job created", extra={"fields": {"job": ref.key, "attempt": attempt}})

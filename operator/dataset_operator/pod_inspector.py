@@ -5,6 +5,7 @@ of healthy running chunks costs no extra call."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from typing import Any, Iterable
 
@@ -35,6 +36,38 @@ class PodInspector:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.warned: set[str] = set()
+
+    async def read_job(self, name: str, namespace: str) -> dict[str, Any] | None:
+        """One Job as the API returns it, or None if there is none."""
+        try:
+            job = await self.batch.read_namespaced_job(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self.batch.api_client.sanitize_for_serialization(job)
+
+    async def create_job(self, namespace: str, manifest: dict[str, Any]) -> None:
+        """Creates a Job of a deterministic name; 409 means an earlier call or leader created it."""
+        try:
+            await self.batch.create_namespaced_job(namespace, manifest)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    async def lone_job_trouble(self, job: dict[str, Any], stuck_grace: float,
+                               unschedulable_grace: float) -> tuple[Trouble | None, Trouble | None]:
+        """For one of the operator's single Jobs (finalize, list count) still active: (its pod's
+        trouble, the trouble it was given up for). Given up means deleted after the grace, like a
+        chunk's stuck Job; the caller counts the attempt as failed."""
+        now = time.time()
+        trouble = (await self.stuck([job], now)).get(_meta(job).get("name", ""))
+        if trouble is None:
+            return None, None
+        grace = pod_trouble.grace(trouble, stuck_grace, unschedulable_grace)
+        if not pod_trouble.gives_up(trouble, now, grace) or not await self.delete(job):
+            return trouble, None
+        return trouble, pod_trouble.given_up(trouble, grace)
 
     async def stuck(self, active: Iterable[dict[str, Any]], now: float) -> dict[str, Trouble]:
         """Job name -> trouble, for the active Jobs whose pod cannot be made, placed or started."""

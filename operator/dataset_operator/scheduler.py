@@ -69,7 +69,7 @@ class Scheduler:
         """One job's running chunks: a live Job, or claimed with its Job about to be listed. Counting
         only listed Jobs would show a job Suspended for a moment while a chunk claimed just before the
         suspend is starting."""
-        return [m for m in (*self.live.active, *self.claimed_without_job) if split_chunk_id(m)[0] == uid]
+        return self.running_chunks_by_job().get(uid, [])
 
     def running_chunks_by_job(self) -> dict[str, list[str]]:
         """Every job's running chunks at once (running_of for all jobs, in one walk)."""

@@ -99,10 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--interval", type=float, default=10.0, help="seconds between reports (default 10)")
     agent.add_argument("--once", action="store_true", help="report once and exit")
     count = commands.add_parser(
-        "count-lists", help="count the items of URL lists for the operator's plan",
-        description="Stream each URL list once (the chunks' fetcher and parser) and write the counts, or why "
-        "one cannot be counted, to the job's hash in Redis. Exit codes: 0 answered (an unusable list "
-        "is an answer), 1 Redis unreachable.")
+        "count-lists", help="count URL lists for the operator's plan and write them as pages",
+        description="Stream each URL list once (the chunks' fetcher and parser), write its items as pages "
+        "under the request's output when it names one (what the chunks read instead of the list), then the "
+        "counts, or why one cannot be read, to the job's hash in Redis. Exit codes: 0 answered (an "
+        "unusable list or output is an answer), 1 Redis unreachable.")
     count.add_argument("--job-uid", required=True, help="the DatasetJob's uid (its hash in Redis)")
     count.add_argument("--spec-json", required=True, metavar="JSON", help="the lists, a ListCountRequest")
     count.add_argument("--log-format", choices=["auto", "json", "text"], default="auto",
@@ -180,7 +181,8 @@ def command_run(args: argparse.Namespace) -> int:
                         pixel_work=threading.BoundedSemaphore(pixel_slots(settings.pixel_slots)))
     try:
         pacer = RedisPacer(client, keys.pace) if client is not None else None
-        summary = run_chunk(spec, resolve_items(spec, fetcher, pacer), pipeline, progress, tally, threads, settings.tmp_dir)
+        items = resolve_items(spec, fetcher, pacer, storage)
+        summary = run_chunk(spec, items, pipeline, progress, tally, threads, settings.tmp_dir)
     except ChunkError as exc:
         for sink in progress:
             _finish_quietly(sink, "terminated" if isinstance(exc, Terminated) else "error", str(exc))

@@ -199,6 +199,19 @@ class AzureStorage:
             raise self._unavailable("cannot delete blobs", exc) from exc
         return count
 
+    def delete_tree(self, prefix: str) -> int:
+        root = f"{self.prefix}/" if self.prefix else ""
+        tree = root + object_name(prefix.removesuffix("/")) + "/"
+        count = 0
+        try:
+            names = list(self.client.list_blob_names(name_starts_with=tree))
+            for start in range(0, len(names), 256):
+                self.client.delete_blobs(*names[start:start + 256])
+                count += len(names[start:start + 256])
+        except AzureError as exc:
+            raise self._unavailable(f"cannot delete {prefix!r}", exc) from exc
+        return count
+
     def close(self) -> None:
         self.service.close()
 

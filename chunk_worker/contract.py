@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -136,14 +137,27 @@ class UrlList(_Model):
 
 
 class ListCountRequest(_Model):
-    """What the operator asks a list-count Job: the URL lists without a count, by source position."""
+    """What the operator asks a list-count Job: the job's URL lists by source position, each read up
+    to its limit (the list's own `count` or maxImages) or whole. With `output` and `pages`, every list
+    is also written there as pages (chunk_worker.list_pages) that the chunks read instead of the list."""
 
     lists: dict[int, UrlList] = Field(min_length=1)
+    limits: dict[int, int] = Field(default_factory=dict, description="Items to read at most, by source position.")
+    output: str | None = Field(None, description="file:///dir or azure://container/prefix the pages go to.")
+    pages: str | None = Field(None, description="Where under the output: list_pages_root(job uid).")
+    page_size: int = Field(10_000, ge=1, le=10_000, description="Items per page: the job's chunkSize.")
+
+    @model_validator(mode="after")
+    def _pages_need_an_output(self) -> ListCountRequest:
+        if (self.output is None) != (self.pages is None):
+            raise ValueError("output and pages go together")
+        return self
 
 
 class ListCounts(_Model):
-    """What a list-count Job answers, in the job hash's LIST_COUNTS field: every list's item count,
-    or why one could not be counted (`permanent`: the list itself is unusable, a retry reads the same)."""
+    """What a list-count Job answers, in the job hash's LIST_COUNTS field: every list's item count (up
+    to its limit), or why one could not be counted (`permanent`: the list itself is unusable, a retry
+    reads the same). When the request named pages, they are all written before the answer."""
 
     counts: dict[int, int] = Field(default_factory=dict)
     error: str | None = None
@@ -152,6 +166,19 @@ class ListCounts(_Model):
 
 LIST_COUNTS = "list_counts"
 """Field of the `job:<uid>` hash holding a ListCounts."""
+
+LIST_PAGES = ".pixcrawler/lists"
+"""Where under an output the list-count Job writes a job's URL lists as pages: not part of the dataset
+(a name with a part starting with "." is never listed), removed by finalize."""
+
+
+def list_pages_root(job_uid: str) -> str:
+    return f"{LIST_PAGES}/{job_uid}"
+
+
+def source_pages(root: str, position: int) -> str:
+    """The pages of source `position`: `<root>/source-<n>/page-<p 06d>.jsonl`."""
+    return f"{root}/source-{position}"
 
 
 class Search(_Model):
@@ -177,18 +204,24 @@ class Search(_Model):
 
 
 class SourceSlice(_Model):
-    """Items [start, start+count) of one remote source, all with `label`."""
+    """Items [start, start+count) of one remote source, all with `label`. A URL list slice with
+    `pages` is read from the list's pages under the chunk's output (written once by the list-count
+    Job), never from the list's URL; without, the list itself is streamed (a spec written by hand)."""
 
     label: str = ""
     url_list: UrlList | None = None
     search: Search | None = None
     start: int = Field(0, ge=0)
     count: int = Field(ge=1, le=10_000, description="At most the largest chunkSize.")
+    pages: str | None = Field(None, description="The list's pages under the output: source_pages(...).")
+    page_size: int | None = Field(None, ge=1, le=10_000, description="Items per page of `pages`.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceSlice:
         if (self.url_list is None) == (self.search is None):
             raise ValueError("a source slice needs exactly one of urlList or search")
+        if self.pages is not None and (self.url_list is None or self.page_size is None):
+            raise ValueError("pages belong to a urlList slice and need pageSize")
         return self
 
 
@@ -400,6 +433,15 @@ class FinalizeSpec(_Model):
     licenses: list[str] | None = None
     dedup: DedupMode | None = None
     sources: list[str] = Field(default_factory=list, description="One line per source, for the card.")
+    list_pages: str | None = Field(None, description="The job's list pages (list_pages_root), removed once all is written.")
+
+    @field_validator("list_pages")
+    @classmethod
+    def _only_list_pages(cls, value: str | None) -> str | None:
+        """What finalize deletes can only be list pages, never the dataset."""
+        if value is not None and not re.fullmatch(rf"{re.escape(LIST_PAGES)}/[A-Za-z0-9][A-Za-z0-9._-]*", value):
+            raise ValueError(f"must be {LIST_PAGES}/<job uid>")
+        return value
 
     def dump(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)

@@ -17,6 +17,11 @@ class SourceUnavailable(ChunkError):
     """A URL list or search provider could not be read; a later attempt may succeed."""
 
 
+class ListPagesUnavailable(ChunkError):
+    """A page of a URL list, written when the job was planned, is missing or unreadable under the
+    output; a later attempt may find it (an output briefly unreachable, a page being rewritten)."""
+
+
 class StorageUnavailable(ChunkError):
     """The output could not be written; a later attempt may succeed."""
 

@@ -5,7 +5,9 @@ One pass over the manifests (sorted by name, lines in file order) feeds every ou
 straight to temp files (Parquet row groups as they fill), and only counters bounded by labels x splits,
 reasons and licences stay in memory, with the report's fixed-size samples and binned distributions
 (chunk_worker.report). Each output is committed whole with Storage.put_file, the card last, so a
-reader that finds the card finds everything it names. Nothing depends on the clock (the report's
+reader that finds the card finds everything it names; after it, the job's URL list pages
+(`.pixcrawler/lists/<uid>/`, never listed, so never read here) are removed: they are not part of the
+dataset, and a re-run finds none to remove. Nothing depends on the clock (the report's
 times are the chunks' own run records), so a re-run over the same manifests writes the same bytes.
 """
 
@@ -325,6 +327,8 @@ def finalize(storage: Storage, spec: FinalizeSpec, output: str, tmp_dir: str | N
         card_path = Path(workdir) / CARD_NAME
         card_path.write_text(card.render(spec, fmt, counts, location), encoding="utf-8")
         storage.put_file(CARD_NAME, card_path, _content_type(CARD_NAME))
+    if spec.list_pages:
+        storage.delete_tree(spec.list_pages)
     return FinalizeSummary(fmt, counts, written + [REPORT_NAME, CARD_NAME], time.monotonic() - started)
 
 

@@ -1,4 +1,7 @@
 """Where a chunk's items come from: the spec's inline items, then its slices of URL lists and searches.
+A URL list slice planned by the operator is read from the list's pages under the output
+(list_pages.py, written once by the list-count Job); one in a spec written by hand, without pages,
+streams the list itself up to its slice.
 
 How a URL list is indexed (`start`/`count` of a slice, and the operator's count of a list, which
 uses this same parser): every line that is not blank, not a txt comment (`#`) and not the csv
@@ -17,59 +20,60 @@ import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import IO
 
 from pydantic import ValidationError
 
-from chunk_worker import licenses
+from chunk_worker import licenses, list_pages
 from chunk_worker.contract import ChunkSpec, Item, MetadataColumns, SourceSlice, UrlList
 from chunk_worker.errors import SpecError
 from chunk_worker.fetch import Fetcher
+from chunk_worker.list_records import RejectedLine, read_records, write_records
 from chunk_worker.listlines import Line, split_lines
 from chunk_worker.redaction import redact_url
 from chunk_worker.pacing import Pacer
 from chunk_worker.providers.protocol import SearchContext
 from chunk_worker.search import search_items
+from chunk_worker.storage import Storage
 
 log = logging.getLogger(__name__)
 
 
-class RejectedLine(Item):
-    """A list line that gives no item. It keeps its index; the runner writes it to the manifest as
-    rejected without fetching anything. `url` is `<list URL>#L<line>` (1-based, as editors count)."""
-
-    url: str  # the list's own URL may be longer than an image URL may be
-    line: int
-    problem: str
-
-
-def resolve_items(spec: ChunkSpec, fetcher: Fetcher, pacer: Pacer | None = None) -> Iterator[Item]:
+def resolve_items(spec: ChunkSpec, fetcher: Fetcher, pacer: Pacer | None = None,
+                  storage: Storage | None = None) -> Iterator[Item]:
     """Inline items first, then each source slice in order. An allow-list naming something that
     is no licence makes the spec unusable (before any item is yielded); a search that can filter
     by licence is asked for allowed ones only. `pacer` paces search providers (the cluster's
-    bucket in Redis; without one, a bucket in this process)."""
+    bucket in Redis; without one, a bucket in this process). `storage` is the chunk's output, where
+    slices with `pages` are read from."""
     try:
         allowed = licenses.normalise_allow_list(spec.validation.licenses)
     except licenses.UnknownLicense as exc:
         raise SpecError(f"validation.licenses: {exc}") from None
     yield from spec.items
     for source in spec.sources:
-        yield from slice_items(source, fetcher, allowed, pacer)
+        yield from slice_items(source, fetcher, allowed, pacer, storage)
 
 
 def slice_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None = None,
-                pacer: Pacer | None = None) -> Iterator[Item]:
+                pacer: Pacer | None = None, storage: Storage | None = None) -> Iterator[Item]:
     """The slice's items, spooled to an unnamed temp file before the first is yielded: the list's
     connection is closed (and its deadline stopped) before the downloads that consume the items
     begin, yet the slice is never held in memory (a parsed item costs about 2 KB)."""
     with tempfile.TemporaryFile(dir=fetcher.settings.tmp_dir) as spool:
-        _spool(_remote_items(source, fetcher, allowed, pacer), spool)
+        write_records(_remote_items(source, fetcher, allowed, pacer, storage), spool)
         spool.seek(0)
-        yield from _unspool(spool)
+        yield from read_records(spool)
 
 
 def _remote_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str] | None,
-                  pacer: Pacer | None) -> Iterator[Item]:
+                  pacer: Pacer | None, storage: Storage | None) -> Iterator[Item]:
+    if source.pages is not None:
+        if storage is None:
+            raise SpecError("a URL list slice with pages is read from the output: no output storage given")
+        assert source.page_size is not None
+        for item in list_pages.read_slice(storage, source.pages, source.page_size, source.start, source.count):
+            yield item if item.label else item.model_copy(update={"label": source.label})
+        return
     if source.url_list is not None:
         stream = fetcher.open_lines(source.url_list.url)
         try:
@@ -83,17 +87,6 @@ def _remote_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str]
     for item in search_items(source.search, source.start, source.count, context, allowed):
         yield item.model_copy(update={"label": source.label})
 
-
-def _spool(items: Iterable[Item], spool: IO[bytes]) -> None:
-    for item in items:
-        kind = b"R" if isinstance(item, RejectedLine) else b"I"
-        spool.write(kind + item.model_dump_json(exclude_none=True).encode() + b"\n")
-
-
-def _unspool(spool: IO[bytes]) -> Iterator[Item]:
-    for record in spool:
-        model = RejectedLine if record[:1] == b"R" else Item
-        yield model.model_validate_json(record[1:])
 
 
 def list_items(stream: Iterable[bytes], url_list: UrlList, label: str) -> Iterator[Item]:

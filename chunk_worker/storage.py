@@ -83,6 +83,11 @@ class Storage(Protocol):
         """Removes everything under this output (a DatasetJob deleted with retainPolicy Delete)."""
         ...
 
+    def delete_tree(self, prefix: str) -> int:
+        """Removes every object under `prefix/`, hidden names included (a job's list pages); returns how
+        many. Nothing there is no error, so a repeated call finds nothing."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -333,6 +338,17 @@ class FileStorage:
     def delete_all(self) -> int:
         count = sum(1 for path in self.root.rglob("*") if path.is_file())
         shutil.rmtree(self.root, ignore_errors=True)
+        return count
+
+    def delete_tree(self, prefix: str) -> int:
+        tree = self._path(prefix.removesuffix("/"))
+        try:
+            count = sum(1 for path in tree.rglob("*") if path.is_file())
+            shutil.rmtree(tree)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise errors.StorageUnavailable(f"cannot delete {tree}: {exc}") from exc
         return count
 
     def close(self) -> None:

@@ -84,8 +84,9 @@ async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: 
         raise kopf.TemporaryError(str(exc), delay=2) from exc
     except ListsNotReadable as exc:
         raise kopf.TemporaryError(str(exc), delay=30) from exc
-    if plan is not None and plan.list_counts and ref.status.get("listCounts") is None:
+    if plan is not None and plan.list_pages and ref.status.get("listPages") != plan.list_pages:
         patch.status["listCounts"] = {str(position): count for position, count in plan.list_counts.items()}
+        patch.status["listPages"] = plan.list_pages
     if plan is not None and not status.planned(ref.status):
         patch.status.update({"phase": "Queued", "reason": None, "message": None, "progress": f"0/{plan.chunk_count}",
                              "chunks": {"total": plan.chunk_count, "queued": plan.chunk_count, "running": 0,

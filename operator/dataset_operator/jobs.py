@@ -139,8 +139,9 @@ def build_finalize_job(*, dataset: str, namespace: str, uid: str, tier: str, att
 def build_count_lists_job(*, dataset: str, namespace: str, uid: str, tier: str, attempt: int, spec_json: str,
                           settings: OperatorSettings) -> dict[str, Any]:
     """The Job that counts a job's URL lists before it is planned (the operator never fetches a
-    user-given URL itself): the worker image's fetcher under the workers' network policy, answering in
-    Redis. It needs no storage."""
+    user-given URL itself): the worker image's fetcher under the workers' network policy, writing the
+    lists as pages to the job's output (the storage credentials come with the worker env Secret, as for
+    every worker Job) and answering in Redis."""
     return _role_job(ROLE_COUNT_LISTS, count_lists_job_name(dataset, uid, attempt),
                      ["count-lists", "--job-uid", uid, "--spec-json", spec_json], worker_env(settings),
                      dataset=dataset, namespace=namespace, uid=uid, tier=tier, attempt=attempt, settings=settings)

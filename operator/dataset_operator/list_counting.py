@@ -1,7 +1,8 @@
 """Counting a DatasetJob's URL lists before planning, by a Job of the worker image: the operator
-process never requests a user-given URL. The Job answers in the job's Redis hash; the operator reads
+process never requests a user-given URL. The Job writes each list as pages under the job's output
+(what the chunks read instead of the list) and answers in the job's Redis hash; the operator reads
 the answer, and keeps the counts in the status so that a re-plan (after Redis lost its data) gives
-the same chunks."""
+the same chunks from the same pages."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 
 from kubernetes_asyncio import client
 
-from chunk_worker.contract import ListCountRequest, ListCounts, UrlList
+from chunk_worker.contract import ListCountRequest, ListCounts
 from dataset_operator import completion, jobs
 from dataset_operator.plan import InvalidSpec
 from dataset_operator.pod_inspector import PodInspector
@@ -34,7 +35,7 @@ class ListCounter:
         self.queue = queue
         self.inspector = PodInspector(api)
 
-    async def counts(self, ref: JobRef, lists: dict[int, UrlList]) -> dict[int, int]:
+    async def counts(self, ref: JobRef, request: ListCountRequest) -> dict[int, int]:
         """The counts, once the Job has answered. Until then CountingLists; an unusable list is
         InvalidSpec; a failed attempt is ListsNotReadable, and the next call starts another."""
         attempt = await self.queue.list_count_attempt(ref.uid)
@@ -44,7 +45,7 @@ class ListCounter:
         if answer is not None:
             return await self._use(ref, answer, attempt)
         if job is None:
-            await self._create(ref, lists, attempt)
+            await self._create(ref, request, attempt)
             raise CountingLists(f"Job {ref.namespace}/{name} counts the URL lists")
         outcome = completion.classify(job)
         if outcome == "active":
@@ -69,9 +70,9 @@ class ListCounter:
         await self.queue.next_list_count_attempt(ref.uid, attempt + 1)
         raise ListsNotReadable(answer.error)
 
-    async def _create(self, ref: JobRef, lists: dict[int, UrlList], attempt: int) -> None:
-        request = ListCountRequest(lists=lists).model_dump_json(by_alias=True, exclude_defaults=True)
+    async def _create(self, ref: JobRef, request: ListCountRequest, attempt: int) -> None:
         manifest = jobs.build_count_lists_job(dataset=ref.name, namespace=ref.namespace, uid=ref.uid, tier=ref.tier,
-                                              attempt=attempt, spec_json=request, settings=self.settings)
+                                              attempt=attempt, spec_json=request.model_dump_json(
+                                                  by_alias=True, exclude_defaults=True), settings=self.settings)
         await self.inspector.create_job(ref.namespace, manifest)
         log.info("list-count Job created", extra={"fields": {"job": ref.key, "attempt": attempt}})

@@ -15,6 +15,7 @@ from chunk_worker.contract import (
     ChunkSpec,
     FinalizeSpec,
     Item,
+    ListCountRequest,
     OutputFormat,
     Respect,
     Search,
@@ -23,6 +24,8 @@ from chunk_worker.contract import (
     Transform,
     UrlList,
     Validation,
+    list_pages_root,
+    source_pages,
 )
 from chunk_worker.provider_catalog import required_credentials
 from dataset_operator import priority
@@ -57,6 +60,7 @@ class JobPlan(BaseModel):
     classes: list[str] = Field(default_factory=list)
     respect: Respect = Field(default_factory=Respect)
     list_counts: dict[int, int] = Field(default_factory=dict)  # what the list-count Job found, by source
+    list_pages: str | None = None  # where under the output it wrote the URL lists as pages (unset: none)
 
     @property
     def total_items(self) -> int:
@@ -80,33 +84,54 @@ def _check_http_url(url: str, where: str) -> None:
 
 
 def lists_to_count(spec: dict[str, Any]) -> dict[int, UrlList]:
-    """The URL lists a plan needs counted (no `count` given), by source position."""
+    """The URL lists the list-count Job reads (and writes as pages) before planning, by source
+    position: every one, with a `count` or without."""
     return {position: UrlList.model_validate({k: v for k, v in source["urlList"].items() if k != "count"})
             for position, source in enumerate(spec.get("sources", []))
-            if "urlList" in source and source["urlList"].get("count") is None
-            and str(source["urlList"].get("url", "")).startswith(("http://", "https://"))}
+            if "urlList" in source and str(source["urlList"].get("url", "")).startswith(("http://", "https://"))}
 
 
-def recorded_counts(status: dict[str, Any], wanted: dict[int, UrlList]) -> dict[int, int] | None:
+def list_limits(spec: dict[str, Any]) -> dict[int, int]:
+    """How far each URL list is read at most: its `count`, and no source takes more than maxImages."""
+    limits = {}
+    for position, source in enumerate(spec.get("sources", [])):
+        bounds = [bound for bound in ((source.get("urlList") or {}).get("count"), spec.get("maxImages"))
+                  if bound is not None]
+        if "urlList" in source and bounds:
+            limits[position] = int(min(bounds))
+    return limits
+
+
+def list_request(spec: dict[str, Any], uid: str, output: str) -> ListCountRequest:
+    """What the list-count Job is asked: every URL list, read up to its limit and written as pages of
+    chunkSize items under the job's output."""
+    return ListCountRequest(lists=lists_to_count(spec), limits=list_limits(spec), output=output,
+                            pages=list_pages_root(uid), page_size=spec.get("chunkSize", 500))
+
+
+def recorded_counts(status: dict[str, Any], wanted: dict[int, UrlList], uid: str) -> dict[int, int] | None:
     """The counts the status kept from the first planning (a re-plan after Redis lost its data must
-    give the same chunks, whatever the remote list says now), if it holds every one wanted."""
+    give the same chunks, whatever the remote list says now), if it holds every one wanted and records
+    that the lists were written as this job's pages (an older plan's counts came without pages)."""
     kept = {int(position): int(count) for position, count in (status.get("listCounts") or {}).items()}
+    if status.get("listPages") != list_pages_root(uid):
+        return None
     return kept if wanted and set(wanted) <= set(kept) else None
 
 
 def source_sizes(spec: dict[str, Any], counted: dict[int, int]) -> list[int]:
-    """Items per source before the cap: inline lists by length, searches by limit, URL lists by their
-    `count` or, when unset, by `counted[i]` (a list-count Job streamed the list once)."""
+    """Items per source before the cap: inline lists by length, searches by limit, URL lists by
+    `counted[i]` (the list-count Job read the list once, up to its `count`), else by their `count`."""
     sizes = []
     for position, source in enumerate(spec["sources"]):
         if "urls" in source:
             sizes.append(len(source["urls"]))
         elif "search" in source:
             sizes.append(int(source["search"].get("limit", 100)))
-        elif source["urlList"].get("count") is not None:
-            sizes.append(int(source["urlList"]["count"]))
-        else:
+        elif position in counted:
             sizes.append(counted[position])
+        else:
+            sizes.append(int(source["urlList"]["count"]))
     return sizes
 
 
@@ -204,7 +229,9 @@ def make_plan(
     counted: dict[int, int] | None = None,
     configured_keys: set[str] | None = None,
     trusted_endpoints: list[str] | None = None,
+    list_pages: str | None = None,
 ) -> JobPlan:
+    """`counted`, `list_pages`: what the list-count Job found and where it wrote the lists' pages."""
     for position, source in enumerate(spec["sources"]):
         where = f"spec.sources[{position}]"
         for index, url in enumerate(source.get("urls", [])):
@@ -247,6 +274,7 @@ def make_plan(
         classes=job_classes(spec),
         respect=parsed(Respect, spec.get("respect", {}), "spec.respect"),
         list_counts={position: count for position, count in (counted or {}).items()},
+        list_pages=list_pages,
     )
     if plan.total_items == 0:
         raise InvalidSpec("the sources hold no items (empty URL list?)")
@@ -265,15 +293,18 @@ def chunk_spec(plan: JobPlan, index: int, attempt: int = 1) -> ChunkSpec:
     items: list[Item] = []
     slices: list[SourceSlice] = []
     offset = 0
-    for source in plan.sources:
+    for position, source in enumerate(plan.sources):
         lo, hi = max(begin, offset), min(end, offset + source.size)
         if lo < hi:
             start, count = lo - offset, hi - lo
             if source.urls is not None:
                 items.extend(Item(url=url, label=source.label) for url in source.urls[start:start + count])
             else:
+                paged = source.url_list is not None and plan.list_pages is not None
                 slices.append(SourceSlice(label=source.label, url_list=source.url_list, search=source.search,
-                                          start=start, count=count))
+                                          start=start, count=count,
+                                          pages=source_pages(plan.list_pages, position) if paged else None,
+                                          page_size=plan.chunk_size if paged else None))
         offset += source.size
     return ChunkSpec(job=plan.job, job_uid=plan.uid, chunk=index, attempt=attempt, items=items, sources=slices,
                      validation=plan.validation, output=plan.output, format=plan.format, transform=plan.transform,
@@ -284,4 +315,4 @@ def finalize_spec(plan: JobPlan, sources: list[dict[str, Any]]) -> FinalizeSpec:
     return FinalizeSpec(job=plan.job, output=plan.output, format=plan.format, chunks=plan.chunk_count,
                         classes=plan.classes, split=plan.split, transform=plan.transform,
                         licenses=plan.validation.licenses, dedup=plan.validation.dedup,
-                        sources=[describe_source(source) for source in sources])
+                        sources=[describe_source(source) for source in sources], list_pages=plan.list_pages)

@@ -1,16 +1,17 @@
 """Turns a DatasetJob into queued chunks, once: on create, on operator restart, and again when
 Redis lost its data, then skipping what the status records as finished and what still runs. URL
-lists without a count are counted by a Job (list_counting.py), never by this process."""
+lists are read, counted and written as pages under the output by a Job (list_counting.py), never by
+this process; the status keeps the counts, so a re-plan needs no new Job."""
 
 from __future__ import annotations
 
 import logging
 
-from chunk_worker.contract import COUNTERS
+from chunk_worker.contract import COUNTERS, list_pages_root
 from chunk_worker.provider_catalog import PROVIDER_NAMES
 from dataset_operator import status
 from dataset_operator.list_counting import ListCounter
-from dataset_operator.plan import JobPlan, lists_to_count, make_plan, recorded_counts
+from dataset_operator.plan import JobPlan, list_request, lists_to_count, make_plan, output_url, recorded_counts
 from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import JobRef
 from dataset_operator.settings import OperatorSettings
@@ -27,12 +28,14 @@ class Planner:
     async def plan(self, ref: JobRef) -> JobPlan:
         """The job's plan; raises CountingLists while its URL lists are being counted."""
         lists = lists_to_count(ref.spec)
-        counted = recorded_counts(ref.status, lists) if lists else {}
+        counted = recorded_counts(ref.status, lists, ref.uid) if lists else {}
         if counted is None:
-            counted = await self.counter.counts(ref, lists)
+            output = output_url(self.settings.storage, ref.namespace, ref.name, ref.spec.get("output", {}))
+            counted = await self.counter.counts(ref, list_request(ref.spec, ref.uid, output))
         keys = set(self.settings.search_credential_keys) if self.settings.search_credentials_secret else set()
         return make_plan(ref.namespace, ref.name, ref.uid, ref.spec, self.settings.storage, set(PROVIDER_NAMES),
-                         counted, configured_keys=keys, trusted_endpoints=self.settings.search_key_endpoints)
+                         counted, configured_keys=keys, trusted_endpoints=self.settings.search_key_endpoints,
+                         list_pages=list_pages_root(ref.uid) if lists else None)
 
     async def ensure_planned(self, ref: JobRef, running: set[int], rebuild: bool = False) -> JobPlan | None:
         """Idempotent. Returns the plan, or None when the job was already queued."""

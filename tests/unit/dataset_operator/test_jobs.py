@@ -161,6 +161,16 @@ def test_the_list_count_job_counts_into_redis_and_runs_no_chunk():
     assert jobs.chunk_of(manifest)[0] is None and manifest["metadata"]["name"] == jobs.count_lists_job_name("cats", UID, 2)
 
 
+def test_the_list_count_job_gets_the_storage_credentials_it_writes_the_pages_with():
+    settings = OperatorSettings(worker_env_secret="storage", worker_pod_labels="azure.workload.identity/use=true")
+    manifest = jobs.build_count_lists_job(dataset="cats", namespace="team", uid=UID, tier="free", attempt=1,
+                                          spec_json='{"lists":{}}', settings=settings)
+    pod = manifest["spec"]["template"]
+    assert pod["spec"]["containers"][0]["envFrom"] == [{"secretRef": {"name": "storage"}}]
+    assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    assert pod["spec"]["serviceAccountName"] == settings.worker_service_account
+
+
 SEARCH_KEYS = dict(search_credentials_secret="pixcrawler-search",
                    search_credential_keys="flickr-api-key,openverse-client-id,openverse-client-secret")
 

@@ -3,7 +3,10 @@
 import pytest
 
 from dataset_operator import priority
-from dataset_operator.plan import InvalidSpec, capped, chunk_spec, lists_to_count, make_plan, output_url, recorded_counts
+from dataset_operator.plan import (
+    InvalidSpec, capped, chunk_spec, finalize_spec, list_limits, list_request, lists_to_count, make_plan, output_url,
+    recorded_counts,
+)
 
 PROVIDERS = {"openverse", "wikimedia"}
 STORAGE = "azure://datasets"
@@ -197,21 +200,72 @@ def test_the_crd_offers_each_respect_flag_of_the_contract_with_its_default():
     assert offered == Respect().model_dump(by_alias=True)
 
 
-def test_only_http_url_lists_without_a_count_need_counting():
+def test_every_http_url_list_is_read_for_its_pages_with_a_count_or_without():
     spec = {"sources": [{"urls": ["https://a.example/1.jpg"]},
                         {"urlList": {"url": "https://lists.example/a.txt", "count": 9}},
                         {"urlList": {"url": "https://lists.example/b.csv", "format": "csv"}},
                         {"urlList": {"url": "ftp://lists.example/c.txt"}}]}
     wanted = lists_to_count(spec)
-    assert list(wanted) == [2] and wanted[2].url == "https://lists.example/b.csv" and wanted[2].format == "csv"
+    assert list(wanted) == [1, 2] and wanted[2].url == "https://lists.example/b.csv" and wanted[2].format == "csv"
 
 
-def test_counts_kept_in_the_status_are_reused_only_when_complete():
+def test_a_list_is_read_up_to_its_count_and_never_past_max_images():
+    spec = {"sources": [{"urlList": {"url": "https://l.example/a", "count": 9}},
+                        {"urlList": {"url": "https://l.example/b"}}, inline("c", 2)]}
+    assert list_limits(spec) == {0: 9}
+    assert list_limits({**spec, "maxImages": 5}) == {0: 5, 1: 5}
+    assert list_limits({**spec, "maxImages": 50}) == {0: 9, 1: 50}
+
+
+def test_the_list_request_writes_pages_of_chunk_size_under_the_jobs_output():
+    spec = {"sources": [inline("c", 2), {"urlList": {"url": "https://l.example/a", "count": 9}}], "chunkSize": 4}
+    request = list_request(spec, "uid-1", "azure://datasets/team/cats")
+    assert (request.output, request.pages, request.page_size) == ("azure://datasets/team/cats",
+                                                                  ".pixcrawler/lists/uid-1", 4)
+    assert list(request.lists) == [1] and request.limits == {1: 9}
+
+
+def test_counts_kept_in_the_status_are_reused_only_when_complete_and_paged_for_this_job():
     wanted = lists_to_count({"sources": [{"urlList": {"url": "https://l.example/a"}},
-                                         {"urlList": {"url": "https://l.example/b"}}]})
-    assert recorded_counts({"listCounts": {"0": 5, "1": 7}}, wanted) == {0: 5, 1: 7}
-    assert recorded_counts({"listCounts": {"0": 5}}, wanted) is None
-    assert recorded_counts({}, wanted) is None
+                                         {"urlList": {"url": "https://l.example/b", "count": 3}}]})
+    pages = ".pixcrawler/lists/uid-1"
+    assert recorded_counts({"listCounts": {"0": 5, "1": 3}, "listPages": pages}, wanted, "uid-1") == {0: 5, 1: 3}
+    assert recorded_counts({"listCounts": {"0": 5}, "listPages": pages}, wanted, "uid-1") is None
+    assert recorded_counts({"listCounts": {"0": 5, "1": 3}}, wanted, "uid-1") is None  # counted before pages
+    assert recorded_counts({"listCounts": {"0": 5, "1": 3}, "listPages": pages}, wanted, "uid-2") is None
+    assert recorded_counts({}, wanted, "uid-1") is None
+
+
+def test_a_list_shorter_than_its_count_plans_what_was_read():
+    plan = plan_of({"sources": [url_list("b", 10)], "chunkSize": 4}, counted={0: 6})
+    assert plan.total_items == 6 and plan.chunk_count == 2
+
+
+def paged_plan(spec: dict, counted: dict[int, int]):
+    return make_plan("team", "cats", "uid-1", spec, STORAGE, PROVIDERS, counted, list_pages=".pixcrawler/lists/uid-1")
+
+
+def test_paged_url_list_slices_name_their_sources_pages_and_the_page_size():
+    spec = {"sources": [inline("a", 3), {"label": "b", "urlList": {"url": "https://l.example/b.txt"}},
+                        search("c", 4)], "chunkSize": 4}
+    plan = paged_plan(spec, {1: 6})
+    slices = [part for index in range(plan.chunk_count) for part in chunk_spec(plan, index).sources]
+    lists = [(s.pages, s.page_size, s.start, s.count) for s in slices if s.url_list is not None]
+    assert lists == [(".pixcrawler/lists/uid-1/source-1", 4, 0, 1), (".pixcrawler/lists/uid-1/source-1", 4, 1, 4),
+                     (".pixcrawler/lists/uid-1/source-1", 4, 5, 1)]
+    assert all(s.pages is None for s in slices if s.search is not None)
+    assert all(s.url_list.url == "https://l.example/b.txt" for s in slices if s.url_list is not None)
+
+
+def test_a_plan_without_pages_gives_plain_list_slices():
+    plan = plan_of({"sources": [url_list("b", 5)], "chunkSize": 4})
+    assert [part.pages for part in chunk_spec(plan, 0).sources] == [None]
+
+
+def test_finalize_removes_the_pages_of_a_paged_plan_only():
+    spec = {"sources": [url_list("b", 5)]}
+    assert finalize_spec(paged_plan(spec, {0: 5}), spec["sources"]).list_pages == ".pixcrawler/lists/uid-1"
+    assert finalize_spec(plan_of(spec), spec["sources"]).list_pages is None
 
 
 def keyed_search(provider: str, **extra) -> dict:

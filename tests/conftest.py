@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.redis_server",
     "tests.fixtures.azurite",
     "tests.fixtures.imageserver",
+    "tests.fixtures.list_server",
     "tests.fixtures.provider_server",
     "tests.fixtures.cluster",
     "tests.fixtures.memory_cgroup",

@@ -143,4 +143,10 @@ def render(spec: FinalizeSpec, fmt: OutputFormat, counts: DatasetCounts, data: R
         chunks=len(counts.chunks), timing=timing_summary(data), charts=chart_list(counts, data),
         per_group=PER_GROUP, sheets=sheets, refused=refused, snippets=snippets,
         not_webdataset=None if fmt == "webdataset" else card.NOT_WEBDATASET,
-        spec=json.dumps(json.loads(spec.dump()), indent=2, ensure_ascii=False))
+        spec=json.dumps(json.loads(dataset_spec(spec).dump()), indent=2, ensure_ascii=False))
+
+
+def dataset_spec(spec: FinalizeSpec) -> FinalizeSpec:
+    """The spec as the report shows it: without the list pages, which are no part of the dataset and
+    are gone once finalize is done."""
+    return spec.model_copy(update={"list_pages": None})

@@ -1,6 +1,6 @@
 """`python -m chunk_worker count-lists`, what the operator's list-count Job runs: each list streamed
-once from a real HTTP server, the counts (or why a list cannot be counted) written to the job's hash
-in a real Redis, where the operator reads them."""
+once from a real HTTP server (and written as pages when the request names an output), the counts (or
+why a list cannot be counted) written to the job's hash in a real Redis, where the operator reads them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from chunk_worker.contract import LIST_COUNTS, Keys, ListCounts
+from chunk_worker.contract import LIST_COUNTS, Keys, ListCounts, list_pages_root, source_pages
 
 KEYS = Keys("lc:")
 
@@ -50,3 +50,22 @@ def test_a_list_that_cannot_be_read_now_is_an_answer_a_retry_may_change(image_se
 def test_without_redis_the_job_fails_to_be_retried(image_server):
     result = count_lists("redis://127.0.0.1:1/0", {0: {"url": image_server.url("/list.txt?n=3")}})
     assert result.returncode == 1 and "cannot write the list counts" in result.stderr
+
+
+def test_with_an_output_each_list_is_also_written_as_pages_before_the_answer(image_server, redis_url, redis_client,
+                                                                             tmp_path):
+    out = tmp_path / "out"
+    request = {"lists": {0: {"url": image_server.url("/list.txt?n=7")}}, "limits": {0: 5}, "output": out.as_uri(),
+               "pages": list_pages_root("uid-2"), "pageSize": 2}
+    env = {**os.environ, "PIXCRAWLER_REDIS_URL": redis_url, "PIXCRAWLER_REDIS_PREFIX": KEYS.prefix,
+           "PIXCRAWLER_ALLOW_NETWORKS": "127.0.0.1/32", "PIXCRAWLER_TMP_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "chunk_worker", "count-lists", "--job-uid", "uid-2", "--spec-json",
+                             json.dumps(request), "--log-format", "text"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert answer(redis_client, "uid-2") == ListCounts(counts={0: 5})
+    pages = out / source_pages(list_pages_root("uid-2"), 0)
+    assert sorted(path.name for path in pages.iterdir()) == ["page-000000.jsonl", "page-000001.jsonl",
+                                                              "page-000002.jsonl"]
+    assert [len((pages / f"page-00000{p}.jsonl").read_bytes().splitlines()) for p in range(3)] == [2, 2, 1]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no local page left behind

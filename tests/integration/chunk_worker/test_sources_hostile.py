@@ -7,54 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import tracemalloc
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from chunk_worker.contract import ChunkSpec, UrlList
 from chunk_worker.listlines import MAX_LINE
 from chunk_worker.sources import RejectedLine, resolve_items
-
-
-class ListServer:
-    """Serves whatever bytes a test puts at a path, as the list's server would send them."""
-
-    def __init__(self) -> None:
-        self.bodies: dict[str, bytes] = {}
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                body = bodies.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(body or b"")))
-                self.end_headers()
-                self.wfile.write(body or b"")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def serve(self, path: str, body: bytes) -> str:
-        self.bodies[path] = body
-        return f"http://127.0.0.1:{self._server.server_port}{path}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-@pytest.fixture(scope="module")
-def list_server() -> Iterator[ListServer]:
-    server = ListServer()
-    yield server
-    server.stop()
 
 
 def slice_of(url: str, fmt: str, count: int, start: int = 0) -> ChunkSpec:

@@ -46,8 +46,8 @@ def read_url_list(url_list: UrlList, settings: WorkerSettings, limit: int | None
         fetcher.close()
 
 
-def count_url_list(url_list: UrlList, settings: WorkerSettings, limit: int | None = None) -> int:
-    return read_url_list(url_list, settings, limit)
+def count_url_list(url_list: UrlList, settings: WorkerSettings) -> int:
+    return read_url_list(url_list, settings)
 
 
 def count_lists(request: ListCountRequest, settings: WorkerSettings) -> ListCounts:

@@ -109,14 +109,21 @@ def list_request(spec: dict[str, Any], uid: str, output: str) -> ListCountReques
                             pages=list_pages_root(uid), page_size=spec.get("chunkSize", 500))
 
 
-def recorded_counts(status: dict[str, Any], wanted: dict[int, UrlList], uid: str) -> dict[int, int] | None:
-    """The counts the status kept from the first planning (a re-plan after Redis lost its data must
-    give the same chunks, whatever the remote list says now), if it holds every one wanted and records
-    that the lists were written as this job's pages (an older plan's counts came without pages)."""
+def recorded_counts(status: dict[str, Any], spec: dict[str, Any], uid: str,
+                    planned: bool) -> tuple[dict[int, int], str | None] | None:
+    """The counts the status kept from the first planning, and where the lists' pages are (a re-plan
+    after Redis lost its data must give the same chunks, whatever the remote lists say now), if it
+    holds every one wanted. A job planned before lists were paged (no `listPages`) kept the counts
+    of its lists without a `count` only, and is planned again as then: from those, with no pages."""
+    wanted = lists_to_count(spec)
     kept = {int(position): int(count) for position, count in (status.get("listCounts") or {}).items()}
-    if status.get("listPages") != list_pages_root(uid):
-        return None
-    return kept if wanted and set(wanted) <= set(kept) else None
+    if status.get("listPages") == list_pages_root(uid) and set(wanted) <= set(kept):
+        return kept, list_pages_root(uid)
+    if planned and "listPages" not in status:
+        unpaged = {position for position in wanted if spec["sources"][position]["urlList"].get("count") is None}
+        if unpaged <= set(kept):
+            return kept, None
+    return None
 
 
 def source_sizes(spec: dict[str, Any], counted: dict[int, int]) -> list[int]:

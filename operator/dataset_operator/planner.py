@@ -27,15 +27,20 @@ class Planner:
 
     async def plan(self, ref: JobRef) -> JobPlan:
         """The job's plan; raises CountingLists while its URL lists are being counted."""
-        lists = lists_to_count(ref.spec)
-        counted = recorded_counts(ref.status, lists, ref.uid) if lists else {}
-        if counted is None:
-            output = output_url(self.settings.storage, ref.namespace, ref.name, ref.spec.get("output", {}))
-            counted = await self.counter.counts(ref, list_request(ref.spec, ref.uid, output))
+        counted: dict[int, int] = {}
+        pages = None
+        if lists_to_count(ref.spec):
+            kept = recorded_counts(ref.status, ref.spec, ref.uid, status.planned(ref.status))
+            if kept is None:
+                output = output_url(self.settings.storage, ref.namespace, ref.name, ref.spec.get("output", {}))
+                counted = await self.counter.counts(ref, list_request(ref.spec, ref.uid, output))
+                pages = list_pages_root(ref.uid)
+            else:
+                counted, pages = kept
         keys = set(self.settings.search_credential_keys) if self.settings.search_credentials_secret else set()
         return make_plan(ref.namespace, ref.name, ref.uid, ref.spec, self.settings.storage, set(PROVIDER_NAMES),
                          counted, configured_keys=keys, trusted_endpoints=self.settings.search_key_endpoints,
-                         list_pages=list_pages_root(ref.uid) if lists else None)
+                         list_pages=pages)
 
     async def ensure_planned(self, ref: JobRef, running: set[int], rebuild: bool = False) -> JobPlan | None:
         """Idempotent. Returns the plan, or None when the job was already queued."""

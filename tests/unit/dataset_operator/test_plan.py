@@ -226,14 +226,26 @@ def test_the_list_request_writes_pages_of_chunk_size_under_the_jobs_output():
 
 
 def test_counts_kept_in_the_status_are_reused_only_when_complete_and_paged_for_this_job():
-    wanted = lists_to_count({"sources": [{"urlList": {"url": "https://l.example/a"}},
-                                         {"urlList": {"url": "https://l.example/b", "count": 3}}]})
+    spec = {"sources": [{"urlList": {"url": "https://l.example/a"}}, {"urlList": {"url": "https://l.example/b",
+                                                                                   "count": 3}}]}
     pages = ".pixcrawler/lists/uid-1"
-    assert recorded_counts({"listCounts": {"0": 5, "1": 3}, "listPages": pages}, wanted, "uid-1") == {0: 5, 1: 3}
-    assert recorded_counts({"listCounts": {"0": 5}, "listPages": pages}, wanted, "uid-1") is None
-    assert recorded_counts({"listCounts": {"0": 5, "1": 3}}, wanted, "uid-1") is None  # counted before pages
-    assert recorded_counts({"listCounts": {"0": 5, "1": 3}, "listPages": pages}, wanted, "uid-2") is None
-    assert recorded_counts({}, wanted, "uid-1") is None
+    paged = {"listCounts": {"0": 5, "1": 3}, "listPages": pages}
+    assert recorded_counts(paged, spec, "uid-1", planned=True) == ({0: 5, 1: 3}, pages)
+    assert recorded_counts({**paged, "listCounts": {"0": 5}}, spec, "uid-1", planned=True) is None
+    assert recorded_counts(paged, spec, "uid-2", planned=True) is None
+    assert recorded_counts({}, spec, "uid-1", planned=False) is None
+    assert recorded_counts({"listCounts": {"0": 5, "1": 3}}, spec, "uid-1", planned=False) is None
+
+
+def test_a_job_planned_before_pages_is_planned_again_as_then_without_pages():
+    spec = {"sources": [{"urlList": {"url": "https://l.example/a"}}, {"urlList": {"url": "https://l.example/b",
+                                                                                   "count": 3}}]}
+    assert recorded_counts({"listCounts": {"0": 5}}, spec, "uid-1", planned=True) == ({0: 5}, None)
+    assert recorded_counts({}, spec, "uid-1", planned=True) is None  # its list without a count was never kept
+    assert recorded_counts({}, {"sources": [spec["sources"][1]]}, "uid-1", planned=True) == ({}, None)
+    plan = plan_of({"sources": spec["sources"], "chunkSize": 4}, counted={0: 5})
+    assert [source.size for source in plan.sources] == [5, 3]
+    assert all(part.pages is None for part in chunk_spec(plan, 0).sources)
 
 
 def test_a_list_shorter_than_its_count_plans_what_was_read():

@@ -14,9 +14,10 @@ import redis.asyncio as aioredis
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from chunk_worker.errors import ChunkError
 from chunk_worker.storage import open_storage
 from dataset_operator import jobs, status
-from dataset_operator.plan import InvalidSpec
+from dataset_operator.plan import InvalidSpec, leftover_pages
 from dataset_operator.list_counting import CountingLists, ListsNotReadable
 from dataset_operator.planner import Planner
 from dataset_operator.queue import ChunkQueue
@@ -130,6 +131,14 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, **_: Any) -
         if location:
             removed = await asyncio.to_thread(_delete_output, location)
             kopf.info(body, reason="OutputDeleted", message=f"removed {removed} objects under {location}")
+        return
+    leftover = leftover_pages(dict(spec), dict(body.get("status") or {}), uid, body["metadata"]["namespace"],
+                              body["metadata"]["name"], ctx.settings.storage)
+    if leftover is not None:
+        try:
+            await asyncio.to_thread(_delete_pages, *leftover)
+        except ChunkError as exc:
+            kopf.warn(body, reason="CleanupIncomplete", message=f"URL list pages under {leftover[0]} remain: {exc}")
 
 
 async def stop_workers(ctx: Context, namespace: str, uid: str) -> bool:
@@ -156,6 +165,15 @@ async def stop_workers(ctx: Context, namespace: str, uid: str) -> bool:
         log.warning("chunk Jobs of %s not stopped: %s %s", uid, exc.status, exc.reason)
         return False
     return True
+
+
+def _delete_pages(location: str, pages: str) -> int:
+    """The kept dataset stays; only the job's URL list pages go (finalize removes them too)."""
+    storage = open_storage(location, pool_size=4)
+    try:
+        return storage.delete_tree(pages)
+    finally:
+        storage.close()
 
 
 def _delete_output(location: str) -> int:

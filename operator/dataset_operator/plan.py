@@ -109,6 +109,21 @@ def list_request(spec: dict[str, Any], uid: str, output: str) -> ListCountReques
                             pages=list_pages_root(uid), page_size=spec.get("chunkSize", 500))
 
 
+def leftover_pages(spec: dict[str, Any], status: dict[str, Any], uid: str, namespace: str, name: str,
+                   default_storage: str) -> tuple[str, str] | None:
+    """(output, pages) a deleted job's list pages may be left under (finalize never ran, or the list
+    Job was stopped mid-way), or None when the job read no URL list or its output cannot be named."""
+    if not lists_to_count(spec):
+        return None
+    location = (status.get("output") or {}).get("location")
+    if not location:
+        try:
+            location = output_url(default_storage, namespace, name, spec.get("output") or {})
+        except InvalidSpec:
+            return None
+    return location, list_pages_root(uid)
+
+
 def recorded_counts(status: dict[str, Any], spec: dict[str, Any], uid: str,
                     planned: bool) -> tuple[dict[int, int], str | None] | None:
     """The counts the status kept from the first planning, and where the lists' pages are (a re-plan

@@ -4,8 +4,8 @@ import pytest
 
 from dataset_operator import priority
 from dataset_operator.plan import (
-    InvalidSpec, capped, chunk_spec, finalize_spec, list_limits, list_request, lists_to_count, make_plan, output_url,
-    recorded_counts,
+    InvalidSpec, capped, chunk_spec, finalize_spec, leftover_pages, list_limits, list_request, lists_to_count,
+    make_plan, output_url, recorded_counts,
 )
 
 PROVIDERS = {"openverse", "wikimedia"}
@@ -325,3 +325,14 @@ def test_queries_reach_the_chunks_beside_query():
 def test_a_search_without_any_query_is_an_invalid_spec():
     with pytest.raises(InvalidSpec, match="query or queries"):
         make_plan("team", "cats", "uid-1", {"sources": [{"search": {"queries": []}}]}, STORAGE, ALL_PROVIDERS)
+
+
+def test_a_deleted_job_that_read_url_lists_leaves_its_pages_to_remove():
+    spec = {"sources": [{"urlList": {"url": "https://l.example/a"}}]}
+    located = {"output": {"location": "azure://kept/team/cats"}}
+    assert leftover_pages(spec, located, "uid-1", "team", "cats", STORAGE) == ("azure://kept/team/cats",
+                                                                                ".pixcrawler/lists/uid-1")
+    assert leftover_pages(spec, {}, "uid-1", "team", "cats", STORAGE) == ("azure://datasets/team/cats",
+                                                                           ".pixcrawler/lists/uid-1")
+    assert leftover_pages({"sources": [inline("a", 2)]}, located, "uid-1", "team", "cats", STORAGE) is None
+    assert leftover_pages(spec, {}, "uid-1", "team", "cats", "s3://nowhere") is None

@@ -433,7 +433,7 @@ class FinalizeSpec(_Model):
     licenses: list[str] | None = None
     dedup: DedupMode | None = None
     sources: list[str] = Field(default_factory=list, description="One line per source, for the card.")
-    list_pages: str | None = Field(None, description="The job's list pages (list_pages_root), removed once all is written.")
+    list_pages: str | None = Field(None, description="The job's URL list pages (list_pages_root), removed last.")
 
     @field_validator("list_pages")
     @classmethod

@@ -143,7 +143,7 @@ def prometheus(cluster, release, rendered, tmp_path_factory) -> Iterator[Prometh
 @pytest.fixture(scope="module")
 def run(release, prometheus, image_server) -> Iterator[Run]:
     """One suspended job (chunks that wait), one mixed job (stored, duplicate, not an image, 404) and one
-    whose chunks fail for good (a list on a private address: exit 2), run to their ends."""
+    whose chunks fail for good (a search at a private endpoint: exit 2), run to their ends."""
     custom = client.CustomObjectsApi(release.api)
     base = image_server.base_url
 
@@ -156,8 +156,8 @@ def run(release, prometheus, image_server) -> Iterator[Run]:
         f"{base}/img/23100.jpg", f"{base}/page.html", f"{base}/404"]
     apply(inline_job("monitored-mixed", mixed, 3))
     failing = inline_job("monitored-failing", [], 1)
-    failing["spec"]["sources"] = [{"label": "x", "urlList": {"url": f"http://10.0.0.{i}/list.txt", "format": "txt",
-                                                             "count": 1}} for i in (1, 2)]
+    failing["spec"]["sources"] = [{"label": "x", "search": {"provider": "openverse", "query": "x", "limit": 1,
+                                                            "endpoint": f"http://10.0.0.{i}"}} for i in (1, 2)]
     apply(failing)
     for name in ("monitored-mixed", "monitored-failing"):
         wait_for_phase(release.api, release.namespace, name, ("Succeeded", "Failed"), 240, release.operators)

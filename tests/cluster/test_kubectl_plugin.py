@@ -73,7 +73,8 @@ def test_a_created_search_job_is_watched_to_success(cluster, operator, image_ser
 def test_watch_exits_1_when_the_job_fails(cluster, operator):
     operator.start()
     job = {"apiVersion": "pixcrawler.io/v1alpha1", "kind": "DatasetJob", "metadata": {"name": "blocked"},
-           "spec": {"sources": [{"label": "x", "urlList": {"url": "http://10.0.0.1/list.txt", "count": 2}}],
+           "spec": {"sources": [{"label": "x", "search": {"provider": "openverse", "query": "x", "limit": 2,
+                                                          "endpoint": "http://10.0.0.1"}}],
                     "chunkSize": 2}}  # a private address: the worker refuses it before connecting (exit 2)
     operator.apply(job)
     watched = kubectl(cluster, "pixcrawler", "-n", operator.namespace, "watch", "blocked", "--interval", "0.5",

@@ -26,6 +26,32 @@ def url_list_job(name: str, url: str, count: int) -> dict:
     }
 
 
+def private_search_job(name: str, limit: int) -> dict:
+    """A search at an endpoint on a private address: the chunk's worker refuses it before connecting
+    (exit 2). A URL list there would fail the job at planning instead, in the list-count Job."""
+    return {
+        "apiVersion": "pixcrawler.io/v1alpha1",
+        "kind": "DatasetJob",
+        "metadata": {"name": name},
+        "spec": {
+            "sources": [{"label": "x", "search": {"provider": "openverse", "query": "x", "limit": limit,
+                                                  "endpoint": "http://10.0.0.1"}}],
+            "chunkSize": limit,
+            "validation": {"minWidth": 16, "minHeight": 16},
+            "retries": {"maxAttempts": 3},
+        },
+    }
+
+
+def failing_chunk(attempts: str) -> str:
+    """A worker command whose pods of chunk 0's attempts named by `attempts` (a shell pattern) exit 1
+    before doing anything; everything else (the list-count Job, other attempts) runs the real worker.
+    The pod name carries the chunk and attempt (`<job>-<uid>-<index 05d>-a<attempt>-<suffix>`)."""
+    script = f'case "$HOSTNAME" in *-00000-a{attempts}-*) echo "chunk refused by the test" >&2; exit 1;; esac; ' \
+             'exec python -m chunk_worker "$@"'
+    return json.dumps(["sh", "-c", script, "worker"])
+
+
 def condition(body: dict, kind: str) -> str | None:
     for item in (body.get("status") or {}).get("conditions") or []:
         if item["type"] == kind:
@@ -34,11 +60,14 @@ def condition(body: dict, kind: str) -> str | None:
 
 
 def test_a_worker_failing_once_is_retried_and_the_job_succeeds(operator, image_server):
+    """The list answers 404 once: a second list-count Job reads it into pages. Chunk 0's first attempt
+    fails (exit 1) and its retry succeeds, reading the pages: the list is requested twice, by the two
+    list-count Jobs, never by a chunk."""
     key = uuid.uuid4().hex
     url = f"{image_server.base_url}/flaky/list.txt?key={key}&fails=1&n=4&start=3000"
-    operator.start()
+    operator.start(PIXCRAWLER_WORKER_COMMAND=failing_chunk("1"))
     operator.apply(url_list_job("flaky", url, 4))
-    done = operator.wait_for("flaky", lambda b: phase(b) in ("Succeeded", "Failed"), timeout=120, what="the end")
+    done = operator.wait_for("flaky", lambda b: phase(b) in ("Succeeded", "Failed"), timeout=180, what="the end")
     assert phase(done) == "Succeeded"
     assert done["status"]["images"]["uploaded"] == 4
     jobs = operator.chunk_jobs()
@@ -51,7 +80,7 @@ def test_a_worker_failing_once_is_retried_and_the_job_succeeds(operator, image_s
 def test_exit_code_2_fails_the_job_without_retries(operator):
     # A private address: the worker's policy refuses it before connecting, so nothing leaves the machine.
     operator.start()
-    operator.apply(url_list_job("blocked", "http://10.0.0.1/list.txt", 5))
+    operator.apply(private_search_job("blocked", 5))
     done = operator.wait_for("blocked", lambda b: phase(b) in ("Succeeded", "Failed"), timeout=120, what="the end")
     assert phase(done) == "Failed"
     assert condition(done, "Failed") == "True"
@@ -64,6 +93,15 @@ def test_exit_code_2_fails_the_job_without_retries(operator):
     with redis_client(operator) as client:
         uid = done["metadata"]["uid"]
         assert client.hget(f"{prefix_of(operator)}chunk:{uid}-00000", "attempt") == "1"
+
+
+def test_a_url_list_at_a_private_address_fails_the_job_at_planning_naming_the_source(operator):
+    operator.start()
+    operator.apply(url_list_job("unlisted", "http://10.0.0.1/list.txt", 5))
+    done = operator.wait_for("unlisted", lambda b: phase(b) == "Failed", timeout=120, what="Failed")
+    assert done["status"]["reason"] == "InvalidSpec"
+    assert done["status"]["message"].startswith("spec.sources[0].urlList.url:")
+    assert operator.chunk_jobs() == []
 
 
 def failing_finalize(attempts: str) -> str:

@@ -15,12 +15,17 @@ What is timed, exactly:
   scan walks to its 20,000-entry limit), and (4) `Scheduler.cycle` with its two API calls (list
   Jobs, create Jobs) left out, so everything else a cycle does in Redis is in. Medians of several
   runs; the claimed chunks are put back between runs, untimed.
+- dedup keys: before the admission part, every job also gets the dedup keys a real job has once it
+  kept `--dedup-images` images (the sha hash and one phash band set per band, the names and member
+  shapes `chunk_worker.dedup` writes), so a periodic path that walked the keyspace would pay for
+  them; their bytes per kept image are printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import time
 import uuid
@@ -31,6 +36,7 @@ from kubernetes_asyncio import client as k8s
 from redis.utils import HIREDIS_AVAILABLE
 
 from chunk_worker.contract import Keys
+from chunk_worker.dedup import DEFAULT_TTL_SECONDS, bands
 from dataset_operator import admission
 from dataset_operator.plan import JobPlan, make_plan
 from dataset_operator.queue import ChunkQueue, Claimed
@@ -47,6 +53,8 @@ JOBS = 1_000
 CHUNKS_PER_JOB = 100
 QUOTA = 35
 CAPPED_JOBS = 100
+DEDUP_IMAGES = 50  # kept images per job whose dedup keys are present
+DEDUP_BATCH = 2_000
 RUNS = 15
 GOAL_CYCLE_MS = 100.0
 GOAL_STATUS_MS = 1000.0
@@ -185,10 +193,35 @@ class RedisSideScheduler(Scheduler):
         self.claimed = claimed
 
 
+async def fill_dedup(redis: aioredis.Redis, keys: Keys, plans: list[JobPlan]) -> None:
+    """What `chunk_worker.dedup`'s claim script leaves for DEDUP_IMAGES kept images of every job, written
+    in bulk: the sha hash (sha256 -> owner) and a set per phash band ("<phash hex>:<owner>")."""
+    rng = random.Random(13)
+    before, written = await used_memory(redis), 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for plan in plans:
+            for image in range(DEDUP_IMAGES):
+                owner = f"{image // CHUNK_SIZE}:{image}"
+                phash = rng.getrandbits(64)
+                pipe.hset(keys.job_sha(plan.uid), f"{rng.getrandbits(256):064x}", owner)
+                for band, value in bands(phash):
+                    pipe.sadd(keys.job_phash_band(plan.uid, band, value), f"{phash:016x}:{owner}")
+                    pipe.expire(keys.job_phash_band(plan.uid, band, value), DEFAULT_TTL_SECONDS)
+                written += 1
+                if written % DEDUP_BATCH == 0:
+                    await pipe.execute()
+            pipe.expire(keys.job_sha(plan.uid), DEFAULT_TTL_SECONDS)
+        await pipe.execute()
+    grown = await used_memory(redis) - before
+    print(f"dedup keys: {written:,} kept images ({DEDUP_IMAGES} per job) -> {await redis.dbsize():,} keys in all; "
+          f"{grown / max(written, 1):.0f} B per kept image (sha hash entry + {len(bands(0))} band-set members)")
+
+
 async def admission_cycle(redis: aioredis.Redis) -> None:
     keys = Keys("cyc:")
     queue = ChunkQueue(redis, keys)
     plans, submitted_base = await fill(redis, queue)
+    await fill_dedup(redis, keys, plans)
     await queue.lead(1)
     tiers = {plan.uid: plan.tier for plan in plans}
     submitted = {plan.uid: submitted_base + n for n, plan in enumerate(plans)}
@@ -313,13 +346,15 @@ async def run() -> None:
 
 
 def main() -> None:
-    global JOBS, CHUNKS_PER_JOB
+    global JOBS, CHUNKS_PER_JOB, DEDUP_IMAGES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=JOBS, help=f"DatasetJobs in the admission part (default {JOBS:,})")
     parser.add_argument("--chunks-per-job", type=int, default=CHUNKS_PER_JOB,
                         help=f"queued chunks of each (default {CHUNKS_PER_JOB})")
+    parser.add_argument("--dedup-images", type=int, default=DEDUP_IMAGES,
+                        help=f"kept images per job whose dedup keys are present (default {DEDUP_IMAGES})")
     args = parser.parse_args()
-    JOBS, CHUNKS_PER_JOB = args.jobs, args.chunks_per_job
+    JOBS, CHUNKS_PER_JOB, DEDUP_IMAGES = args.jobs, args.chunks_per_job, args.dedup_images
     asyncio.run(run())
 
 

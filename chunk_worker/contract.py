@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -417,6 +418,11 @@ COUNTERS = ("requested", "downloaded", "valid", "rejected", "failed", "duplicate
 """Progress counters a worker keeps (absolute values, so a retry overwrites, never double counts)."""
 
 
+PHASH_BANDS = 4
+PHASH_BAND_BITS = 16
+"""Near dedup splits the 64-bit pHash into this many bands of this many bits (chunk_worker.dedup)."""
+
+
 class Keys:
     """The Redis keyspace (DESIGN.md), under a configurable prefix."""
 
@@ -474,6 +480,12 @@ class Keys:
 
     def job_phash_band(self, uid: str, band: int, value: int) -> str:
         return f"{self.prefix}job:{uid}:ph:{band}:{value}"
+
+    def job_phash_bands(self, uid: str) -> Iterator[str]:
+        """Every band set a near-dedup job can have: deleted by name, without a SCAN."""
+        for band in range(PHASH_BANDS):
+            for value in range(1 << PHASH_BAND_BITS):
+                yield self.job_phash_band(uid, band, value)
 
     def job_pattern(self, uid: str) -> str:
         """Every job-level key of one job (for cleanup with SCAN)."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -62,6 +63,11 @@ def _json_or_none(value: str | bytes | None) -> Any:
         return None
 
 
+def _batches(items: list[Any], size: int = SCAN_BATCH) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 def split_chunk_id(member: str | bytes) -> tuple[str, int]:
     """`<job uid>-<index>`: the index is after the last dash (uids have dashes; indices may pass 99999)."""
     uid, _, index = text(member).rpartition("-")
@@ -71,6 +77,23 @@ def split_chunk_id(member: str | bytes) -> tuple[str, int]:
 def text(value: str | bytes | None) -> str | None:
     """Redis answers bytes unless the client decodes; both read as text here."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+PLAN_CACHE = 512
+"""Parsed plans kept in memory: one is ~7 KB parsed, so 10,000 kept would take ~75 MB."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOutline:
+    """The few facts of a plan a status pass reads for every job, without the parsed plan."""
+
+    chunk_count: int
+    output: str
+    format: str
+
+    @classmethod
+    def of(cls, plan: JobPlan) -> PlanOutline:
+        return cls(plan.chunk_count, plan.output, plan.format)
 
 
 class StaleFence(RuntimeError):
@@ -84,7 +107,8 @@ class ChunkQueue:
         self.epoch = epoch
         self._scripts = {name: client.register_script(getattr(queue_scripts, name))
                          for name in ("FENCE", "CLAIM", "SETTLE", "RETRY_LATER", "RELEASE")}
-        self._plans: dict[str, JobPlan] = {}
+        self._plans: OrderedDict[str, JobPlan] = OrderedDict()  # least recently used first
+        self._outlines: dict[str, PlanOutline] = {}
 
     async def lead(self, epoch: int) -> int:
         """A new term writes under `epoch` from now on, and raises the fence to it at once: writes of
@@ -128,7 +152,7 @@ class ChunkQueue:
             for index in range(plan.chunk_count)
             if index not in skip
         ]
-        self._plans.pop(plan.uid, None)  # the next load reads whichever plan Redis kept
+        self.forget_plan(plan.uid)  # the next load reads whichever plan Redis kept
 
         def build(pipe: Pipeline) -> None:
             pipe.hsetnx(keys.job(plan.uid), "plan", plan.model_dump_json())
@@ -213,17 +237,31 @@ class ChunkQueue:
         return bool(await self.client.hexists(self.keys.job(uid), "plan"))
 
     async def load_plan(self, uid: str) -> JobPlan | None:
-        """A plan never changes once stored, so it is parsed once per process (an inline-URL plan can be
-        large, and every admitted chunk and every status cycle needs one). `has_job` asks Redis."""
-        if uid not in self._plans:
-            raw = await self.client.hget(self.keys.job(uid), "plan")
-            if raw is None:
-                return None
-            self._plans[uid] = JobPlan.model_validate_json(raw)
-        return self._plans[uid]
+        """A plan never changes once stored, so a parsed one is kept for the next call, up to
+        PLAN_CACHE of them (an inline-URL plan can be large; the jobs being admitted stay in).
+        `has_job` asks Redis."""
+        plan = self._plans.get(uid)
+        if plan is not None:
+            self._plans.move_to_end(uid)
+            return plan
+        raw = await self.client.hget(self.keys.job(uid), "plan")
+        if raw is None:
+            return None
+        plan = self._plans[uid] = JobPlan.model_validate_json(raw)
+        if len(self._plans) > PLAN_CACHE:
+            self._plans.popitem(last=False)
+        self._outlines[uid] = PlanOutline.of(plan)
+        return plan
+
+    async def outline(self, uid: str) -> PlanOutline | None:
+        """What the status writer needs of a plan, kept for every job (about 200 B each)."""
+        if uid not in self._outlines and await self.load_plan(uid) is None:
+            return None
+        return self._outlines[uid]
 
     def forget_plan(self, uid: str) -> None:
         self._plans.pop(uid, None)
+        self._outlines.pop(uid, None)
 
     async def claim(self, n: int, admit_deadline: float, job_slots: dict[str, int], scan_limit: int = 20_000,
                     only_listed: bool = False, now: float | None = None) -> list[Claimed]:
@@ -354,10 +392,14 @@ class ChunkQueue:
         return None
 
     async def retier(self, uid: str, tier: str, submitted_at: float) -> int:
-        """A tier change moves the job's queued chunks (promoted ones keep their place)."""
-        moved = {member: priority.score(tier, split_chunk_id(member)[1], submitted_at)
-                 async for member, value in self.client.zscan_iter(self.keys.queue, match=f"{uid}-*", count=SCAN_BATCH)
-                 if priority.decode(value)[0] != priority.PROMOTED}
+        """A tier change moves the job's queued chunks (promoted ones keep their place). The job's
+        members are looked up by name, so the cost is the job's size, not the queue's."""
+        plan = await self.load_plan(uid)
+        moved: dict[str, float] = {}
+        for members in _batches([chunk_id(uid, index) for index in range(plan.chunk_count if plan else 0)]):
+            for member, value in zip(members, await self.client.zmscore(self.keys.queue, members)):
+                if value is not None and priority.decode(value)[0] != priority.PROMOTED:
+                    moved[member] = priority.score(tier, split_chunk_id(member)[1], submitted_at)
 
         def build(pipe: Pipeline) -> None:
             pipe.hset(self.keys.job(uid), "tier", tier)
@@ -416,16 +458,38 @@ class ChunkQueue:
                 continue  # expired since, or written by an older agent
         return reports
 
-    async def remove_job(self, uid: str) -> None:
+    async def remove_job(self, uid: str, chunk_count: int | None = None) -> None:
         """Everything of one job: queue entries, chunk records, dedup sets, counters. Not fenced: a
-        deletion leaves the same nothing whoever runs it, and it runs in batches no MULTI should hold."""
+        deletion leaves the same nothing whoever runs it, and it runs in batches no MULTI should hold.
+        Every name is derived from the plan (or `chunk_count`, the status's, when Redis lost the plan):
+        its chunk ids and keys, the job's own keys and every phash band set a near-dedup job can have,
+        so the cost is the job's size, not the keyspace's. Only a job of unknown size is found by SCAN."""
+        plan = await self.load_plan(uid)
         self.forget_plan(uid)
+        count = plan.chunk_count if plan is not None else chunk_count
         await self.client.zrem(self.keys.waiting, uid)
         await self.client.hdel(self.keys.promoted, uid)
+        if count is None:
+            await self._remove_by_scan(uid)
+            return
+        members = [chunk_id(uid, index) for index in range(count)]
+        for zset in (self.keys.queue, self.keys.admitted, self.keys.delayed, self.keys.running):
+            for batch in _batches(members):
+                await self.client.zrem(zset, *batch)
+        names = [self.keys.chunk(member) for member in members]
+        names += [self.keys.job(uid), self.keys.job_done(uid), self.keys.job_failed(uid), self.keys.job_sha(uid)]
+        if plan is None or plan.validation.dedup == "near":
+            names += self.keys.job_phash_bands(uid)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for batch in _batches(names):
+                pipe.unlink(*batch)
+            await pipe.execute()
+
+    async def _remove_by_scan(self, uid: str) -> None:
         for zset in (self.keys.queue, self.keys.admitted, self.keys.delayed, self.keys.running):
             members = [m async for m, _ in self.client.zscan_iter(zset, match=f"{uid}-*", count=SCAN_BATCH)]
-            for start in range(0, len(members), SCAN_BATCH):
-                await self.client.zrem(zset, *members[start:start + SCAN_BATCH])
+            for batch in _batches(members):
+                await self.client.zrem(zset, *batch)
         for pattern in (self.keys.chunk_pattern(uid), self.keys.job_pattern(uid)):
             batch = []
             async for key in self.client.scan_iter(match=pattern, count=SCAN_BATCH):

@@ -89,14 +89,16 @@ class StatusWriter:
                 await self.planner.ensure_planned(ref, running=self.scheduler.indices_of(ref.uid),
                                                   rebuild=True)
             return
-        plan = await self.queue.load_plan(ref.uid)
+        plan = await self.queue.outline(ref.uid)
+        if plan is None:  # lost since its progress was read: the next pass rebuilds it
+            return
         done, failed, settled = progress.done, progress.failed, progress.settled
         counters = Counter(settled)
         for live in progress.live:
             counters.update(live)
         finalize = None
         if done and len(done) + len(failed) >= plan.chunk_count:
-            finalize = await self.finalizer.step(ref, plan)
+            finalize = await self.finalizer.step(ref, await self.queue.load_plan(ref.uid))
         facts = status.Facts(
             total=plan.chunk_count,
             done=done,

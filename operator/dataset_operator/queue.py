@@ -34,8 +34,8 @@ LIST_COUNT_ATTEMPT = "list_count_attempt"
 LAST_FAILURE = "last_failure"
 SCAN_BATCH = 1000
 POSITION_LIMIT = 20_000
-PROGRESS_BATCH = 500
 """Queue entries the status writer walks for positions (as many as a claim looks at)."""
+PROGRESS_BATCH = 500
 
 @dataclass(frozen=True)
 class JobProgress:

@@ -42,7 +42,11 @@ from dataset_operator.plan import JobPlan, make_plan
 from dataset_operator.queue import ChunkQueue, Claimed
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.planner import Planner
-from dataset_operator.scheduler import LiveJobs, Scheduler
+from dataset_operator.job_watch import JobWatch
+from dataset_operator.pod_inspector import PodInspector
+from dataset_operator.pod_watch import PodWatch
+from dataset_operator.running_chunks import LiveJobs
+from dataset_operator.scheduler import Scheduler
 from dataset_operator.status_writer import StatusWriter
 from dataset_operator.settings import OperatorSettings
 from localservices import RedisServer
@@ -123,7 +127,7 @@ async def enqueue_big_job(redis: aioredis.Redis, runs: int = 3) -> None:
           f"included), zsets alone {zsets:.0f} B -> {verdict(per_chunk, GOAL_BYTES_PER_CHUNK)}")
 
 
-async def fill(redis: aioredis.Redis, queue: ChunkQueue) -> tuple[list[JobPlan], float]:
+async def fill(redis: aioredis.Redis, queue: ChunkQueue, keys: Keys) -> tuple[list[JobPlan], float]:
     """1,000 jobs of 100 chunks, a third in each tier, submitted a second apart."""
     submitted = time.time() - JOBS
     plans = [plan_for(str(uuid.uuid4()), f"job-{n:04d}", CHUNKS_PER_JOB * CHUNK_SIZE, TIERS[n % 3])
@@ -132,11 +136,11 @@ async def fill(redis: aioredis.Redis, queue: ChunkQueue) -> tuple[list[JobPlan],
     for n, plan in enumerate(plans):
         await queue.enqueue(plan, submitted + n)
     after = await used_memory(redis)
-    chunks = await redis.zcard(queue.keys.queue)
+    chunks = await queue.queued_count()
     per_chunk = (after - before) / chunks
     print(f"redis memory, {JOBS:,} jobs x {CHUNKS_PER_JOB} chunks: {per_chunk:.0f} B per queued chunk "
           f"(used_memory delta {(after - before) / 1024 / 1024:.2f} MiB for {chunks:,} chunks, job hashes included), "
-          f"zsets alone {await zset_bytes(redis, queue.keys) / chunks:.0f} B -> "
+          f"zsets alone {await zset_bytes(redis, keys) / chunks:.0f} B -> "
           f"{verdict(per_chunk, GOAL_BYTES_PER_CHUNK)}")
     return plans, submitted
 
@@ -177,17 +181,11 @@ class _EveryNamespaceServed:
         return set()
 
 
-class RedisSideScheduler(Scheduler):
-    """The real cycle with its API calls left out: no Jobs listed, no ServiceAccount read, claimed
-    chunks not created."""
+class _Kept:
+    """Stands in for the Job creation: the claimed chunks are kept, not created."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.claimed: list[Claimed] = []
-        self.identity = _EveryNamespaceServed()
-
-    async def list_jobs(self) -> LiveJobs:
-        return LiveJobs()
 
     async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> None:
         self.claimed = claimed
@@ -217,10 +215,27 @@ async def fill_dedup(redis: aioredis.Redis, keys: Keys, plans: list[JobPlan]) ->
           f"{grown / max(written, 1):.0f} B per kept image (sha hash entry + {len(bands(0))} band-set members)")
 
 
+class RedisSideScheduler(Scheduler):
+    """The real cycle with its API calls left out: no Jobs listed, no ServiceAccount read, claimed
+    chunks not created."""
+
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: k8s.ApiClient, registry: Registry) -> None:
+        super().__init__(settings, queue, api, registry, JobWatch(api, None), PodInspector(api, PodWatch(api, None)))
+        self.admitter.identity = _EveryNamespaceServed()
+        self.creator = _Kept()
+
+    @property
+    def claimed(self) -> list[Claimed]:
+        return self.creator.claimed
+
+    async def list_jobs(self) -> LiveJobs:
+        return LiveJobs()
+
+
 async def admission_cycle(redis: aioredis.Redis) -> None:
     keys = Keys("cyc:")
     queue = ChunkQueue(redis, keys)
-    plans, submitted_base = await fill(redis, queue)
+    plans, submitted_base = await fill(redis, queue, keys)
     await fill_dedup(redis, keys, plans)
     await queue.lead(1)
     tiers = {plan.uid: plan.tier for plan in plans}
@@ -308,7 +323,8 @@ class _Recorded:
 async def status_pass(settings: OperatorSettings, queue: ChunkQueue, api: k8s.ApiClient, scheduler: Scheduler) -> None:
     """One StatusWriter.cycle over every job with its API calls recorded instead of made: the first
     pass writes every job's status, the next ones (nothing changed) write none."""
-    writer = StatusWriter(settings, queue, api, scheduler.registry, scheduler, Planner(settings, queue, None))
+    writer = StatusWriter(settings, queue, api, scheduler.registry, scheduler.running, Planner(settings, queue, None),
+                          scheduler.outcomes.inspector)
     writer.custom = writer.core = _Recorded()
     passes = []
     for _ in range(5):
@@ -330,7 +346,7 @@ async def cycle_breakdown(queue: ChunkQueue) -> None:
         started = time.perf_counter()
         await queue.queue_ranks()
         ranks.append(time.perf_counter() - started)
-    print(f"  status writer, ChunkQueue.queue_ranks over all {await queue.client.zcard(queue.keys.queue):,} "
+    print(f"  status writer, ChunkQueue.queue_ranks over all {await queue.queued_count():,} "
           f"queued chunks: {median_ms(ranks)} (hiredis parser: {'yes' if HIREDIS_AVAILABLE else 'no'})")
 
 

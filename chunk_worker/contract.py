@@ -575,6 +575,7 @@ class ChunkField:
     MESSAGE = "message"
     MANIFEST = "manifest"
     POD = "pod"
+    FENCE = "fence"  # the leader epoch that claimed the chunk
 
     REASON_PREFIX = "r_"
 

@@ -68,7 +68,7 @@ async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: 
     if ref.status.get("phase") in ("Succeeded", "Failed"):
         return
     try:
-        plan = await ctx.planner.ensure_planned(ref, running=ctx.scheduler.indices_of(ref.uid),
+        plan = await ctx.planner.ensure_planned(ref, running=ctx.scheduler.running.indices_of(ref.uid),
                                                 rebuild=status.planned(ref.status))
     except InvalidSpec as exc:
         patch.status.update({"phase": "Failed", "reason": status.INVALID_SPEC, "message": str(exc),

@@ -145,7 +145,7 @@ async def drive(cluster: ControlPlane, operator: psutil.Process, peak: PeakRss, 
         took = await create_all(custom)
         print(f"created {DATASET_JOBS:,} DatasetJobs of {IMAGES_EACH:,} images "
               f"({DATASET_JOBS * -(-IMAGES_EACH // 500):,} chunks) in {took:.0f} s")
-        timeout = timeout or 120 + DATASET_JOBS * 0.1
+        timeout = timeout or 120 + DATASET_JOBS * 0.2
         deadline = time.monotonic() + timeout
         started = time.monotonic()
         counts: dict[str, int] = {}

@@ -443,7 +443,9 @@ def test_after_redis_lost_its_data_the_leaders_first_write_restores_the_fence(re
     run(redis_url, body)
 
 
-def test_progress_of_many_jobs_in_batches_and_none_for_a_job_redis_lost(redis_url):
+def test_progress_of_many_jobs_in_batches_and_none_for_a_job_redis_lost(redis_url, monkeypatch):
+    monkeypatch.setattr("dataset_operator.queue.PROGRESS_BATCH", 2)  # two round trips for four jobs
+
     async def body(queue, client):
         jobs = [plan(2) for _ in range(3)]
         for job in jobs:
@@ -454,12 +456,7 @@ def test_progress_of_many_jobs_in_batches_and_none_for_a_job_redis_lost(redis_ur
         [running] = await queue.claim(1, DEADLINE, {jobs[1].uid: 1}, only_listed=True)
         await client.hset(KEYS.chunk(running.chunk_id), "n_uploaded", 2)
         asked = [(jobs[0].uid, []), (jobs[1].uid, [running.chunk_id]), (jobs[2].uid, []), ("lost-uid", [])]
-        import dataset_operator.queue as queue_module
-        queue_module.PROGRESS_BATCH = 2  # two round trips for four jobs
-        try:
-            found = await queue.progress(asked)
-        finally:
-            queue_module.PROGRESS_BATCH = 500
+        found = await queue.progress(asked)
         assert found["lost-uid"] is None
         assert found[jobs[0].uid].done == {0} and found[jobs[0].uid].settled["uploaded"] == 4
         assert found[jobs[0].uid].settled["rejected"] == 1

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, islice
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -502,14 +503,14 @@ class ChunkQueue:
         for zset in (self._keys.queue, self._keys.admitted, self._keys.delayed, self._keys.running):
             for batch in _batches(members):
                 await self._client.zrem(zset, *batch)
-        names = [self._keys.chunk(member) for member in members]
-        names += [self._keys.job(uid), self._keys.job_done(uid), self._keys.job_failed(uid), self._keys.job_sha(uid)]
+        names: Iterable[str] = chain((self._keys.chunk(member) for member in members),
+                                     (self._keys.job(uid), self._keys.job_done(uid), self._keys.job_failed(uid),
+                                      self._keys.job_sha(uid)))
         if plan is None or plan.validation.dedup == "near":
-            names += self._keys.job_phash_bands(uid)
-        async with self._client.pipeline(transaction=False) as pipe:
-            for batch in _batches(names):
-                pipe.unlink(*batch)
-            await pipe.execute()
+            names = chain(names, self._keys.job_phash_bands(uid))
+        names = iter(names)
+        while batch := list(islice(names, SCAN_BATCH)):  # the 262,144 band names are never held at once
+            await self._client.unlink(*batch)
 
     async def _remove_by_scan(self, uid: str) -> None:
         for zset in (self._keys.queue, self._keys.admitted, self._keys.delayed, self._keys.running):

@@ -4,7 +4,7 @@ node: nothing runs), through the operator's own client path (kubernetes_asyncio,
 Two figures, each over a fresh batch of Jobs:
 - raw: `jobs.build_job` manifests with `suspend: true` posted by `BatchV1Api.create_namespaced_job`,
   the API server's cost alone (the job controller has nothing to do for a suspended Job);
-- scheduler: `Scheduler.create_jobs` for chunks claimed from a real Redis queue, what the leader does
+- scheduler: `JobCreator.create_jobs` for chunks claimed from a real Redis queue, what the leader does
   when slots open (load the plan, write each chunk's spec to Redis, create the Job). These Jobs are
   not suspended, so the job controller creates their pods while the benchmark runs, as in production.
 Compared with the goal (50 Jobs/s) and Kueue's published ~42 admissions/s.
@@ -27,7 +27,8 @@ from chunkqueue import plan_for
 from dataset_operator import jobs
 from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import Registry
-from dataset_operator.scheduler import CREATE_CONCURRENCY, Scheduler
+from dataset_operator.running_chunks import RunningChunks
+from dataset_operator.job_creation import CREATE_CONCURRENCY, JobCreator
 from dataset_operator.settings import OperatorSettings
 from localcluster import ControlPlane
 from localservices import RedisServer
@@ -118,10 +119,10 @@ async def create_by_scheduler(api: client.ApiClient, settings: OperatorSettings,
         await queue.lead(1)
         registry = Registry()
         ref = registry.observe({**dataset, "spec": {**dataset["spec"], "suspend": False}})
-        scheduler = Scheduler(settings, queue, api, registry)
+        creator = JobCreator(settings, queue, api, RunningChunks(queue))
         claimed = await queue.claim(count, time.time() + 600, {})
         started = time.perf_counter()
-        await scheduler.create_jobs(claimed, {uid: ref})
+        await creator.create_jobs(claimed, {uid: ref})
         elapsed = time.perf_counter() - started
         selector = f"{jobs.LABEL_JOB_UID}={uid}"
         created = len((await client.BatchV1Api(api).list_namespaced_job(NAMESPACE, label_selector=selector)).items)
@@ -139,7 +140,7 @@ async def measure(cluster: ControlPlane, redis_url: str) -> None:
         await core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": settings.worker_service_account}})
         warm = await owner(api, "warm-up", 20 * 500)
         await create_raw(api, settings, warm, 20)  # connections, admission plugins and caches warm
-        variants = {True: "responses parsed into V1Job objects, as the Scheduler's call does",
+        variants = {True: "responses parsed into V1Job objects, as the JobCreator's call does",
                     False: "_preload_content=False: responses left unparsed"}
         rates: dict[bool, list[float]] = {True: [], False: []}
         meters = {preload: CpuMeter(cluster) for preload in variants}
@@ -157,7 +158,7 @@ async def measure(cluster: ControlPlane, redis_url: str) -> None:
         dataset = await owner(api, "scheduled", JOBS_PER_RUN * 500)
         with CpuMeter(cluster) as cpu:
             rate, created = await create_by_scheduler(api, settings, dataset, redis_url, JOBS_PER_RUN)
-        print(f"Scheduler.create_jobs of {created} claimed chunks (Redis spec writes + Job creation, pods created "
+        print(f"JobCreator.create_jobs of {created} claimed chunks (Redis spec writes + Job creation, pods created "
               f"by the job controller meanwhile): {rate:.0f} Jobs/s -> {compare(rate)}")
         print(f"  CPU ms per Job (Redis setup included): {cpu.per_job(created)}")
 

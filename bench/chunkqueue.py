@@ -15,12 +15,17 @@ What is timed, exactly:
   scan walks to its 20,000-entry limit), and (4) `Scheduler.cycle` with its two API calls (list
   Jobs, create Jobs) left out, so everything else a cycle does in Redis is in. Medians of several
   runs; the claimed chunks are put back between runs, untimed.
+- dedup keys: before the admission part, every job also gets the dedup keys a real job has once it
+  kept `--dedup-images` images (the sha hash and one phash band set per band, the names and member
+  shapes `chunk_worker.dedup` writes), so a periodic path that walked the keyspace would pay for
+  them; their bytes per kept image are printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import time
 import uuid
@@ -31,12 +36,17 @@ from kubernetes_asyncio import client as k8s
 from redis.utils import HIREDIS_AVAILABLE
 
 from chunk_worker.contract import Keys
+from chunk_worker.dedup import DEFAULT_TTL_SECONDS, bands
 from dataset_operator import admission
 from dataset_operator.plan import JobPlan, make_plan
 from dataset_operator.queue import ChunkQueue, Claimed
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.planner import Planner
-from dataset_operator.scheduler import LiveJobs, Scheduler
+from dataset_operator.job_watch import JobWatch
+from dataset_operator.pod_inspector import PodInspector
+from dataset_operator.pod_watch import PodWatch
+from dataset_operator.running_chunks import LiveJobs
+from dataset_operator.scheduler import Scheduler
 from dataset_operator.status_writer import StatusWriter
 from dataset_operator.settings import OperatorSettings
 from localservices import RedisServer
@@ -47,6 +57,8 @@ JOBS = 1_000
 CHUNKS_PER_JOB = 100
 QUOTA = 35
 CAPPED_JOBS = 100
+DEDUP_IMAGES = 50  # kept images per job whose dedup keys are present
+DEDUP_BATCH = 2_000
 RUNS = 15
 GOAL_CYCLE_MS = 100.0
 GOAL_STATUS_MS = 1000.0
@@ -115,7 +127,7 @@ async def enqueue_big_job(redis: aioredis.Redis, runs: int = 3) -> None:
           f"included), zsets alone {zsets:.0f} B -> {verdict(per_chunk, GOAL_BYTES_PER_CHUNK)}")
 
 
-async def fill(redis: aioredis.Redis, queue: ChunkQueue) -> tuple[list[JobPlan], float]:
+async def fill(redis: aioredis.Redis, queue: ChunkQueue, keys: Keys) -> tuple[list[JobPlan], float]:
     """1,000 jobs of 100 chunks, a third in each tier, submitted a second apart."""
     submitted = time.time() - JOBS
     plans = [plan_for(str(uuid.uuid4()), f"job-{n:04d}", CHUNKS_PER_JOB * CHUNK_SIZE, TIERS[n % 3])
@@ -124,11 +136,11 @@ async def fill(redis: aioredis.Redis, queue: ChunkQueue) -> tuple[list[JobPlan],
     for n, plan in enumerate(plans):
         await queue.enqueue(plan, submitted + n)
     after = await used_memory(redis)
-    chunks = await redis.zcard(queue.keys.queue)
+    chunks = await queue.queued_count()
     per_chunk = (after - before) / chunks
     print(f"redis memory, {JOBS:,} jobs x {CHUNKS_PER_JOB} chunks: {per_chunk:.0f} B per queued chunk "
           f"(used_memory delta {(after - before) / 1024 / 1024:.2f} MiB for {chunks:,} chunks, job hashes included), "
-          f"zsets alone {await zset_bytes(redis, queue.keys) / chunks:.0f} B -> "
+          f"zsets alone {await zset_bytes(redis, keys) / chunks:.0f} B -> "
           f"{verdict(per_chunk, GOAL_BYTES_PER_CHUNK)}")
     return plans, submitted
 
@@ -169,26 +181,62 @@ class _EveryNamespaceServed:
         return set()
 
 
-class RedisSideScheduler(Scheduler):
-    """The real cycle with its API calls left out: no Jobs listed, no ServiceAccount read, claimed
-    chunks not created."""
+class _Kept:
+    """Stands in for the Job creation: the claimed chunks are kept, not created."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.claimed: list[Claimed] = []
-        self.identity = _EveryNamespaceServed()
-
-    async def list_jobs(self) -> LiveJobs:
-        return LiveJobs()
 
     async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> None:
         self.claimed = claimed
 
 
+async def fill_dedup(redis: aioredis.Redis, keys: Keys, plans: list[JobPlan]) -> None:
+    """What `chunk_worker.dedup`'s claim script leaves for DEDUP_IMAGES kept images of every job, written
+    in bulk: the sha hash (sha256 -> owner) and a set per phash band ("<phash hex>:<owner>")."""
+    rng = random.Random(13)
+    before, written = await used_memory(redis), 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for plan in plans:
+            for image in range(DEDUP_IMAGES):
+                owner = f"{image // CHUNK_SIZE}:{image}"
+                phash = rng.getrandbits(64)
+                pipe.hset(keys.job_sha(plan.uid), f"{rng.getrandbits(256):064x}", owner)
+                for band, value in bands(phash):
+                    pipe.sadd(keys.job_phash_band(plan.uid, band, value), f"{phash:016x}:{owner}")
+                    pipe.expire(keys.job_phash_band(plan.uid, band, value), DEFAULT_TTL_SECONDS)
+                written += 1
+                if written % DEDUP_BATCH == 0:
+                    await pipe.execute()
+            pipe.expire(keys.job_sha(plan.uid), DEFAULT_TTL_SECONDS)
+        await pipe.execute()
+    grown = await used_memory(redis) - before
+    print(f"dedup keys: {written:,} kept images ({DEDUP_IMAGES} per job) -> {await redis.dbsize():,} keys in all; "
+          f"{grown / max(written, 1):.0f} B per kept image (sha hash entry + {len(bands(0))} band-set members)")
+
+
+class RedisSideScheduler(Scheduler):
+    """The real cycle with its API calls left out: no Jobs listed, no ServiceAccount read, claimed
+    chunks not created."""
+
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: k8s.ApiClient, registry: Registry) -> None:
+        super().__init__(settings, queue, api, registry, JobWatch(api, None), PodInspector(api, PodWatch(api, None)))
+        self.admitter.identity = _EveryNamespaceServed()
+        self.creator = _Kept()
+
+    @property
+    def claimed(self) -> list[Claimed]:
+        return self.creator.claimed
+
+    async def list_jobs(self) -> LiveJobs:
+        return LiveJobs()
+
+
 async def admission_cycle(redis: aioredis.Redis) -> None:
     keys = Keys("cyc:")
     queue = ChunkQueue(redis, keys)
-    plans, submitted_base = await fill(redis, queue)
+    plans, submitted_base = await fill(redis, queue, keys)
+    await fill_dedup(redis, keys, plans)
     await queue.lead(1)
     tiers = {plan.uid: plan.tier for plan in plans}
     submitted = {plan.uid: submitted_base + n for n, plan in enumerate(plans)}
@@ -275,7 +323,8 @@ class _Recorded:
 async def status_pass(settings: OperatorSettings, queue: ChunkQueue, api: k8s.ApiClient, scheduler: Scheduler) -> None:
     """One StatusWriter.cycle over every job with its API calls recorded instead of made: the first
     pass writes every job's status, the next ones (nothing changed) write none."""
-    writer = StatusWriter(settings, queue, api, scheduler.registry, scheduler, Planner(settings, queue, None))
+    writer = StatusWriter(settings, queue, api, scheduler.registry, scheduler.running, Planner(settings, queue, None),
+                          scheduler.outcomes.inspector)
     writer.custom = writer.core = _Recorded()
     passes = []
     for _ in range(5):
@@ -297,7 +346,7 @@ async def cycle_breakdown(queue: ChunkQueue) -> None:
         started = time.perf_counter()
         await queue.queue_ranks()
         ranks.append(time.perf_counter() - started)
-    print(f"  status writer, ChunkQueue.queue_ranks over all {await queue.client.zcard(queue.keys.queue):,} "
+    print(f"  status writer, ChunkQueue.queue_ranks over all {await queue.queued_count():,} "
           f"queued chunks: {median_ms(ranks)} (hiredis parser: {'yes' if HIREDIS_AVAILABLE else 'no'})")
 
 
@@ -313,13 +362,15 @@ async def run() -> None:
 
 
 def main() -> None:
-    global JOBS, CHUNKS_PER_JOB
+    global JOBS, CHUNKS_PER_JOB, DEDUP_IMAGES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=JOBS, help=f"DatasetJobs in the admission part (default {JOBS:,})")
     parser.add_argument("--chunks-per-job", type=int, default=CHUNKS_PER_JOB,
                         help=f"queued chunks of each (default {CHUNKS_PER_JOB})")
+    parser.add_argument("--dedup-images", type=int, default=DEDUP_IMAGES,
+                        help=f"kept images per job whose dedup keys are present (default {DEDUP_IMAGES})")
     args = parser.parse_args()
-    JOBS, CHUNKS_PER_JOB = args.jobs, args.chunks_per_job
+    JOBS, CHUNKS_PER_JOB, DEDUP_IMAGES = args.jobs, args.chunks_per_job, args.dedup_images
     asyncio.run(run())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -459,6 +460,11 @@ COUNTERS = ("requested", "downloaded", "valid", "rejected", "failed", "duplicate
 """Progress counters a worker keeps (absolute values, so a retry overwrites, never double counts)."""
 
 
+PHASH_BANDS = 4
+PHASH_BAND_BITS = 16
+"""Near dedup splits the 64-bit pHash into this many bands of this many bits (chunk_worker.dedup)."""
+
+
 class Keys:
     """The Redis keyspace (DESIGN.md), under a configurable prefix."""
 
@@ -516,6 +522,12 @@ class Keys:
 
     def job_phash_band(self, uid: str, band: int, value: int) -> str:
         return f"{self.prefix}job:{uid}:ph:{band}:{value}"
+
+    def job_phash_bands(self, uid: str) -> Iterator[str]:
+        """Every band set a near-dedup job can have: deleted by name, without a SCAN."""
+        for band in range(PHASH_BANDS):
+            for value in range(1 << PHASH_BAND_BITS):
+                yield self.job_phash_band(uid, band, value)
 
     def job_pattern(self, uid: str) -> str:
         """Every job-level key of one job (for cleanup with SCAN)."""
@@ -605,6 +617,7 @@ class ChunkField:
     MESSAGE = "message"
     MANIFEST = "manifest"
     POD = "pod"
+    FENCE = "fence"  # the leader epoch that claimed the chunk
 
     REASON_PREFIX = "r_"
 

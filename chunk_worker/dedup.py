@@ -27,11 +27,11 @@ from typing import Generic, Protocol, TypeVar
 from redis import Redis, RedisError
 
 from chunk_worker import errors
-from chunk_worker.contract import DedupMode, Keys, Reason
+from chunk_worker.contract import PHASH_BAND_BITS, PHASH_BANDS, DedupMode, Keys, Reason
 from chunk_worker.validate import ImageInfo
 
-BANDS = 4
-BAND_BITS = 16
+BANDS = PHASH_BANDS
+BAND_BITS = PHASH_BAND_BITS
 NEAR_DISTANCE = 3
 DEFAULT_TTL_SECONDS = 14 * 24 * 3600
 

@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.memory_cgroup",
     "tests.fixtures.node_services",
+    "tests.fixtures.dataset_outputs",
 ]

@@ -22,9 +22,12 @@ from chunk_worker import logs
 from chunk_worker.contract import Keys
 from dataset_operator import metrics
 from dataset_operator.handlers import FINALIZER, Context, registry
+from dataset_operator.job_watch import JobWatch
 from dataset_operator.leader import LeaderElector, LeadershipLost
 from dataset_operator.list_counting import ListCounter
 from dataset_operator.planner import Planner
+from dataset_operator.pod_inspector import PodInspector
+from dataset_operator.pod_watch import PodWatch
 from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import Registry
 from dataset_operator.scheduler import Scheduler
@@ -117,6 +120,15 @@ async def until_redis_answers(action: Callable[[], Awaitable[object]], what: str
             delay = min(delay * 2, 15)
 
 
+async def within_the_term(step: Awaitable[object], lease: asyncio.Task[Any]) -> None:
+    """Waits for `step` unless the term ends first: then it is cancelled and the lease's end raised."""
+    waiting = asyncio.ensure_future(step)
+    await asyncio.wait([waiting, lease], return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():
+        waiting.cancel()
+        raise lease.exception() or LeadershipLost("the lease task ended")
+
+
 async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per handler run
     api = await load_kubernetes(kubeconfig)
@@ -143,17 +155,19 @@ async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
         metrics.LEADER.set(1)
         lease = asyncio.create_task(elector.hold(), name="lease")  # renewing from the first moment of the term
         tasks = [lease]
-        redis_ready = asyncio.create_task(until_redis_answers(lambda: queue.lead(epoch), "to raise the fence"),
-                                          name="redis")
-        await asyncio.wait([redis_ready, lease], return_when=asyncio.FIRST_COMPLETED)
-        if not redis_ready.done():
-            redis_ready.cancel()
-            raise lease.exception() or LeadershipLost("the lease task ended")
+        await within_the_term(until_redis_answers(lambda: queue.lead(epoch), "to raise the fence"), lease)
         jobs_registry = Registry()
-        scheduler = Scheduler(settings, queue, api, jobs_registry)
-        planner = Planner(settings, queue, ListCounter(settings, queue, api))
-        writer = StatusWriter(settings, queue, api, jobs_registry, scheduler, planner)
+        job_watch = JobWatch(api, settings.namespace or None)
+        pod_watch = PodWatch(api, settings.namespace or None)
+        inspector = PodInspector(api, pod_watch)
+        scheduler = Scheduler(settings, queue, api, jobs_registry, job_watch, inspector)
+        planner = Planner(settings, queue, ListCounter(settings, queue, inspector))
+        writer = StatusWriter(settings, queue, api, jobs_registry, scheduler.running, planner, inspector)
         health.scheduler = scheduler
+        tasks += [asyncio.create_task(job_watch.run(), name="job-watch"),
+                  asyncio.create_task(pod_watch.run(), name="pod-watch")]
+        # what reads Jobs and pods (the scheduler, the finalize and list-count hand-offs) starts on full caches
+        await within_the_term(asyncio.gather(job_watch.synced.wait(), pod_watch.synced.wait()), lease)
         context = Context(settings, queue, jobs_registry, planner, scheduler)
         operator = kopf.operator(
             registry=registry, settings=kopf_settings(settings), memo=kopf.Memo(context=context),

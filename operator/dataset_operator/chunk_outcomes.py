@@ -1,8 +1,8 @@
 """How a chunk attempt ends, as the leader sees it: a finished Job is settled (done, retried after a
 backoff, or failed for good); a Job whose pod cannot be made, placed or started is named, and given
-up after a grace period so it stops holding a quota slot; a Job that vanished is settled from what
-its worker recorded. Every failed attempt is recorded with the reason the pods give
-(`WorkerOOMKilled`, `WorkerImageUnavailable`, ...), which the status shows."""
+up after a grace period so it stops holding a quota slot (a Job that vanished is recovery's). Every
+failed attempt is recorded with the reason the pods give (`WorkerOOMKilled`,
+`WorkerImageUnavailable`, ...), which the status shows."""
 
 from __future__ import annotations
 
@@ -10,36 +10,42 @@ import logging
 import time
 from typing import Any
 
-from kubernetes_asyncio import client
-
 from chunk_worker.contract import ChunkField, ChunkState, metric_reasons
 from dataset_operator import completion, jobs, metrics, pod_trouble
 from dataset_operator.plan import max_attempts
 from dataset_operator.pod_inspector import PodInspector
 from dataset_operator.pod_trouble import Trouble
-from dataset_operator.queue import ChunkQueue, split_chunk_id, text
+from dataset_operator.queue import ChunkQueue, split_chunk_id
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
 
+def note_troubles(registry: Registry, troubles: dict[str, Trouble]) -> None:
+    """Each DatasetJob shows the trouble of one of its stuck chunks (the lowest index), or none."""
+    for ref in registry.jobs.values():
+        ref.trouble = None
+    for member in sorted(troubles, key=lambda m: split_chunk_id(m)[1], reverse=True):
+        ref = registry.jobs.get(split_chunk_id(member)[0])
+        if ref is not None:
+            ref.trouble = troubles[member]
+
+
 class ChunkOutcomes:
-    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient,
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, inspector: PodInspector,
                  registry: Registry) -> None:
         self.settings = settings
         self.queue = queue
         self.registry = registry
-        self.inspector = PodInspector(api)
+        self.inspector = inspector
 
     async def settle_finished(self, finished: list[dict[str, Any]]) -> None:
         """Finished Jobs stay listed until their TTL, so most are settled already: their records are
         read in one round trip and only the unsettled ones cost more."""
         owned = [(job, *jobs.chunk_of(job)) for job in finished if jobs.chunk_of(job)[0] is not None]
-        async with self.queue.client.pipeline(transaction=False) as pipe:
-            for _, member, _ in owned:
-                pipe.hmget(self.queue.keys.chunk(member), [ChunkField.STATE, ChunkField.ATTEMPT, ChunkField.STARTED_AT])
-            records = await pipe.execute() if owned else []
+        records = await self.queue.chunk_fields([member for _, member, _ in owned],
+                                                [ChunkField.STATE, ChunkField.ATTEMPT, ChunkField.STARTED_AT])
         for (job, member, attempt), record in zip(owned, records):
             try:
                 await self.settle_one(job, member, attempt, record)
@@ -47,8 +53,8 @@ class ChunkOutcomes:
                 metrics.JOB_ERRORS.labels(loop="settle").inc()
                 log.exception("could not settle chunk %s", member)
 
-    async def settle_one(self, job: dict[str, Any], member: str, attempt: int, record: list[Any]) -> None:
-        state, recorded_attempt, started = [text(value) for value in record]
+    async def settle_one(self, job: dict[str, Any], member: str, attempt: int, record: list[str | None]) -> None:
+        state, recorded_attempt, started = record
         if state in (ChunkState.SUCCEEDED.value, ChunkState.FAILED.value, ChunkState.QUEUED.value):
             return
         if recorded_attempt is not None and int(recorded_attempt) != attempt:
@@ -120,32 +126,11 @@ class ChunkOutcomes:
             await self.fail_attempt(member, attempt, "failed", pod_trouble.given_up(trouble, grace), ref)
         return found
 
-    async def recover_orphans(self, listed: set[str]) -> None:
-        """A chunk whose Job was seen live but is gone without being seen to finish (deleted by hand, or
-        removed by its TTL while no operator ran) is settled from what its worker recorded: `outcome`
-        done means it succeeded; anything else is retried like a failure. The candidates come from the
-        `running` index (at most the quota's worth), never from a scan of the keyspace."""
-        for member in await self.queue.running():
-            if member in listed:
-                continue
-            ref = self.registry.jobs.get(split_chunk_id(member)[0])
-            if ref is None or ref.deleting:
-                continue
-            state, outcome, attempt = [text(value) for value in await self.queue.client.hmget(
-                self.queue.keys.chunk(member), [ChunkField.STATE, ChunkField.OUTCOME, ChunkField.ATTEMPT])]
-            if outcome == "done":
-                await self.queue.settle(member, ChunkState.SUCCEEDED)
-            elif int(attempt or 1) >= max_attempts(ref.spec):
-                await self.queue.settle(member, ChunkState.FAILED)
-            else:
-                await self.queue.retry_later(member, time.time(), "its Job disappeared before it finished")
-            log.warning("recovered a chunk whose Job disappeared", extra={"fields": {"chunk": member, "state": state}})
-
     async def count_images(self, member: str) -> None:
         names = ("uploaded", "rejected", "failed", "duplicates")
         reasons = metric_reasons()
         fields = [ChunkField.counter(n) for n in names] + [ChunkField.reason_counter(r) for r in reasons]
-        values = await self.queue.client.hmget(self.queue.keys.chunk(member), fields)
+        values = await self.queue.chunk_record(member, fields)
         for name, value in zip(names, values):
             if value:
                 metrics.IMAGES.labels(status=name).inc(int(value))

@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from kubernetes_asyncio import client
-
 from chunk_worker.contract import ATTRIBUTION_NAME, CARD_NAME, INDEX_PARQUET, REPORT_NAME
 from dataset_operator import completion, jobs
 from dataset_operator.plan import JobPlan, finalize_spec
@@ -42,10 +40,10 @@ def outputs(location: str) -> dict[str, str]:
 
 
 class Finalizer:
-    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient) -> None:
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, inspector: PodInspector) -> None:
         self.settings = settings
         self.queue = queue
-        self.inspector = PodInspector(api)
+        self.inspector = inspector
 
     async def step(self, ref: JobRef, plan: JobPlan) -> FinalizeProgress:
         """Idempotent, called every status cycle while the job is finalizing: creates the current

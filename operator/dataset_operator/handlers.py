@@ -69,7 +69,7 @@ async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: 
     if ref.status.get("phase") in ("Succeeded", "Failed"):
         return
     try:
-        plan = await ctx.planner.ensure_planned(ref, running=ctx.scheduler.indices_of(ref.uid),
+        plan = await ctx.planner.ensure_planned(ref, running=ctx.scheduler.running.indices_of(ref.uid),
                                                 rebuild=status.planned(ref.status))
     except InvalidSpec as exc:
         patch.status.update({"phase": "Failed", "reason": status.INVALID_SPEC, "message": str(exc),
@@ -99,7 +99,11 @@ async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: 
 
 
 @kopf.on.field(*RESOURCE, field="spec.tier", registry=registry, retries=10, backoff=5)
-async def tier_changed(body: kopf.Body, new: Any, memo: kopf.Memo, **_: Any) -> None:
+async def tier_changed(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) -> None:
+    """Only a change: kopf calls field handlers at creation too (old is None), when the plan already
+    queued the chunks under the spec's tier."""
+    if old is None:
+        return
     ctx = _ctx(memo)
     ref = ctx.registry.observe(dict(body))
     if new and await ctx.queue.has_job(ref.uid):
@@ -118,7 +122,7 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, **_: Any) -
                   message="chunk pods still running; Redis keys they write later may remain")
     for attempt in range(1, ctx.settings.redis_delete_attempts + 1):
         try:
-            await ctx.queue.remove_job(uid)
+            await ctx.queue.remove_job(uid, ((body.get("status") or {}).get("chunks") or {}).get("total"))
             break
         except aioredis.RedisError as exc:
             if attempt == ctx.settings.redis_delete_attempts:

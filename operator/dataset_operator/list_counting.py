@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from kubernetes_asyncio import client
-
 from chunk_worker.contract import ListCountRequest, ListCounts
 from dataset_operator import completion, jobs
 from dataset_operator.plan import InvalidSpec
@@ -30,10 +28,10 @@ class ListsNotReadable(RuntimeError):
 
 
 class ListCounter:
-    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient) -> None:
+    def __init__(self, settings: OperatorSettings, queue: ChunkQueue, inspector: PodInspector) -> None:
         self.settings = settings
         self.queue = queue
-        self.inspector = PodInspector(api)
+        self.inspector = inspector
 
     async def counts(self, ref: JobRef, request: ListCountRequest) -> dict[int, int]:
         """The counts, once the Job has answered. Until then CountingLists; an unusable list is

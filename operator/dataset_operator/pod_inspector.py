@@ -1,6 +1,7 @@
-"""Reads the pods and events of chunk Jobs that are not running as they should, for pod_trouble to
-name. Only Jobs without a ready pod are looked at, and then with one list per namespace, so a cycle
-of healthy running chunks costs no extra call."""
+"""Reads the pods and events of the operator's Jobs that are not running as they should, for
+pod_trouble to name. Only Jobs without a ready pod are looked at. Their pods come from the PodWatch's
+cache (no API call); the Job controller's FailedCreate events are still listed, once per namespace
+and only for Jobs that have no pod at all, so a cycle of healthy running chunks costs no call."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from dataset_operator import pod_trouble
 from dataset_operator.pod_trouble import Trouble
+from dataset_operator.pod_watch import PodWatch
 
 log = logging.getLogger(__name__)
 
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-SETTLING_SECONDS = 2.0  # a pod younger than this is still being made: not worth a list
+SETTLING_SECONDS = 2.0  # a Job younger than this is still making its pod: not worth a look
 
 
 def _meta(job: dict[str, Any]) -> dict[str, Any]:
@@ -32,8 +33,9 @@ def needs_a_look(job: dict[str, Any], now: float) -> bool:
 
 
 class PodInspector:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, pods: PodWatch) -> None:
         self.core = client.CoreV1Api(api)
+        self.pods = pods
         self.batch = client.BatchV1Api(api)
         self.warned: set[str] = set()
 
@@ -78,7 +80,7 @@ class PodInspector:
         found: dict[str, Trouble] = {}
         for namespace, candidates in by_namespace.items():
             names = {_meta(job)["name"] for job in candidates}
-            pods = await self._pods(namespace, names)
+            pods = self.pods.of_jobs(namespace, names)
             events = await self._refusals(namespace, {name for name in names if not pods.get(name)})
             for job in candidates:
                 name = _meta(job)["name"]
@@ -89,9 +91,9 @@ class PodInspector:
         return found
 
     async def ended(self, job: dict[str, Any]) -> Trouble:
-        """Why a finished, failed Job failed (its pods are kept until the Job's TTL)."""
+        """Why a finished, failed Job failed (its pods are kept, and watched, until the Job's TTL)."""
         namespace, name = _meta(job).get("namespace", ""), _meta(job).get("name", "")
-        pods = await self._pods(namespace, {name})
+        pods = self.pods.of_jobs(namespace, {name})
         return pod_trouble.ended(job, pods.get(name, []))
 
     async def delete(self, job: dict[str, Any]) -> bool:
@@ -105,38 +107,22 @@ class PodInspector:
                 return False
         return True
 
-    async def _pods(self, namespace: str, names: set[str]) -> dict[str, list[dict[str, Any]]]:
-        if not names:
-            return {}
-        label_selector = f"{JOB_NAME_LABEL} in ({','.join(sorted(names))})"
-        body = await self._list(self.core.list_namespaced_pod, namespace, label_selector=label_selector)
-        pods: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for pod in body:
-            owner = (_meta(pod).get("labels") or {}).get(JOB_NAME_LABEL)
-            if owner in names:
-                pods[owner].append(pod)
-        return pods
-
     async def _refusals(self, namespace: str, names: set[str]) -> dict[str, list[dict[str, Any]]]:
         """The Job controller's FailedCreate events: all a Job that cannot make a pod says about it."""
         if not names:
             return {}
-        body = await self._list(self.core.list_namespaced_event, namespace,
-                                field_selector="involvedObject.kind=Job,reason=FailedCreate")
+        try:
+            response = await self.core.list_namespaced_event(
+                namespace, field_selector="involvedObject.kind=Job,reason=FailedCreate", _preload_content=False)
+            listed = (await response.json()).get("items", [])
+        except ApiException as exc:
+            if namespace not in self.warned:  # an RBAC gap is worth one line, not one per cycle
+                self.warned.add(namespace)
+                log.warning("cannot list Job events in %s: %s %s", namespace, exc.status, exc.reason)
+            return {}
         events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for event in body:
+        for event in listed:
             name = (event.get("involvedObject") or {}).get("name")
             if name in names:
                 events[name].append(event)
         return events
-
-    async def _list(self, call: Any, namespace: str, **params: str) -> list[dict[str, Any]]:
-        try:
-            response = await call(namespace, _preload_content=False, **params)
-            return (await response.json()).get("items", [])
-        except ApiException as exc:
-            key = f"{call.__name__}:{namespace}:{exc.status}"
-            if key not in self.warned:  # an RBAC gap is worth one line, not one per cycle
-                self.warned.add(key)
-                log.warning("cannot inspect chunk pods: %s %s %s", call.__name__, exc.status, exc.reason)
-            return []

@@ -3,8 +3,8 @@
 Every script is fenced: KEYS[1] is the fence and ARGV[1] the caller's leader epoch. A call with an
 epoch below the fence is refused (STALE_FENCE) before it changes anything; a call with a higher one
 moves the fence up to it, so a fence lost with Redis's data comes back with the current leader's
-first write. Chunk-hash field names come from ChunkField, so the scripts and the Python side can
-never disagree on them. The scripts touch chunk hashes they derive from chunk ids: Redis must not
+first write. Chunk-hash field names and chunk states come from the contract (ChunkField, ChunkState),
+so the scripts, the worker and the Python side can never disagree on them. The scripts touch chunk hashes they derive from chunk ids: Redis must not
 run in cluster mode.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from string import Template
 
-from chunk_worker.contract import ChunkField
+from chunk_worker.contract import ChunkField, ChunkState
 
 STALE_FENCE = "STALE_FENCE"
 
@@ -25,7 +25,9 @@ if epoch > fence then redis.call('SET', KEYS[1], epoch) end
 
 _FIELDS = {"stale": STALE_FENCE, "state": ChunkField.STATE, "attempt": ChunkField.ATTEMPT,
            "admitted_at": ChunkField.ADMITTED_AT, "finished_at": ChunkField.FINISHED_AT,
-           "message": ChunkField.MESSAGE, "counter": ChunkField.counter("")}
+           "message": ChunkField.MESSAGE, "fence": ChunkField.FENCE, "counter": ChunkField.counter(""),
+           **{state.name.lower(): state.value for state in ChunkState}}
+"""What the scripts write as `$name`: the chunk hash's field names and its states, from the contract."""
 
 
 def _fenced(body: str) -> str:
@@ -64,7 +66,7 @@ for _, id in ipairs(claimed) do
   redis.call('ZADD', waiting, now, uid)
   redis.call('HDEL', promoted, uid)
   redis.call('ZADD', admitted, deadline, id)
-  redis.call('HSET', prefix .. id, '$state', 'admitted', '$admitted_at', now, 'fence', epoch)
+  redis.call('HSET', prefix .. id, '$state', '$admitted', '$admitted_at', now, '$fence', epoch)
   result[#result + 1] = id
   result[#result + 1] = redis.call('HINCRBY', prefix .. id, '$attempt', 1)
 end
@@ -78,7 +80,7 @@ job's wait and ends its promotion. Answers (chunk id, attempt) pairs."""
 SETTLE = _fenced("""
 local chunk, job, finished = KEYS[2], KEYS[3], KEYS[4]
 local state = redis.call('HGET', chunk, '$state')
-if state == 'succeeded' or state == 'failed' then return 0 end
+if state == '$succeeded' or state == '$failed' then return 0 end
 redis.call('HSET', chunk, '$state', ARGV[2], '$finished_at', ARGV[5])
 for i = 6, #ARGV do
   local value = tonumber(redis.call('HGET', chunk, '$counter' .. ARGV[i]) or '0')
@@ -95,8 +97,8 @@ the job exactly once, however often it is called."""
 RETRY_LATER = _fenced("""
 local chunk = KEYS[2]
 local state = redis.call('HGET', chunk, '$state')
-if state == 'succeeded' or state == 'failed' or state == 'queued' then return 0 end
-redis.call('HSET', chunk, '$state', 'queued', '$message', ARGV[4])
+if state == '$succeeded' or state == '$failed' or state == '$queued' then return 0 end
+redis.call('HSET', chunk, '$state', '$queued', '$message', ARGV[4])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
@@ -106,7 +108,7 @@ return 1
 
 RELEASE = _fenced("""
 if redis.call('ZREM', KEYS[3], ARGV[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], '$state', 'queued')
+redis.call('HSET', KEYS[2], '$state', '$queued')
 redis.call('HINCRBY', KEYS[2], '$attempt', -1)
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[5])

@@ -16,9 +16,10 @@ from chunk_worker.contract import COUNTERS
 from dataset_operator import finalizing, jobs, metrics, status
 from dataset_operator.finalizing import Finalizer
 from dataset_operator.planner import Planner
+from dataset_operator.pod_inspector import PodInspector
 from dataset_operator.queue import ChunkQueue, JobProgress, split_chunk_id
 from dataset_operator.registry import JobRef, Registry
-from dataset_operator.scheduler import Scheduler
+from dataset_operator.running_chunks import RunningChunks
 from dataset_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -30,15 +31,15 @@ def finished(ref: JobRef) -> bool:
 
 class StatusWriter:
     def __init__(self, settings: OperatorSettings, queue: ChunkQueue, api: client.ApiClient, registry: Registry,
-                 scheduler: Scheduler, planner: Planner) -> None:
+                 running: RunningChunks, planner: Planner, inspector: PodInspector) -> None:
         self.settings = settings
         self.queue = queue
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
         self.registry = registry
-        self.scheduler = scheduler
+        self.running = running
         self.planner = planner
-        self.finalizer = Finalizer(settings, queue, api)
+        self.finalizer = Finalizer(settings, queue, inspector)
         self.failing: dict[str, str] = {}  # job uid -> the error its last status update met
         self.last_facts: dict[str, status.Facts] = {}  # job uid -> what its written status was built from
         self.last_progress: dict[str, JobProgress] = {}  # the previous pass's reads (finished sets reused)
@@ -55,13 +56,13 @@ class StatusWriter:
 
     async def cycle(self) -> None:
         ranks = await self.queue.queue_ranks()
-        backoff = Counter(split_chunk_id(m)[0] for m in await self.queue.client.zrange(self.queue.keys.delayed, 0, -1))
+        backoff = Counter(split_chunk_id(m)[0] for m in await self.queue.delayed())
         phases: Counter[str] = Counter()
         refs = [ref for ref in list(self.registry.jobs.values()) if not ref.deleting]
         for uid in set(self.last_facts) - {ref.uid for ref in refs}:
             del self.last_facts[uid]  # deleted jobs
         active = [ref for ref in refs if not finished(ref)]
-        running = self.scheduler.running_chunks_by_job()
+        running = self.running.by_job()
         progress = await self.queue.progress([(ref.uid, running.get(ref.uid, [])) for ref in active], self.last_progress)
         self.last_progress = {uid: found for uid, found in progress.items() if found is not None}
         for ref in refs:
@@ -86,17 +87,19 @@ class StatusWriter:
                      backoff: Counter[str]) -> None:
         if progress is None:
             if status.planned(ref.status):  # so Redis lost it: rebuild from the status
-                await self.planner.ensure_planned(ref, running=self.scheduler.indices_of(ref.uid),
+                await self.planner.ensure_planned(ref, running=self.running.indices_of(ref.uid),
                                                   rebuild=True)
             return
-        plan = await self.queue.load_plan(ref.uid)
+        plan = await self.queue.outline(ref.uid)
+        if plan is None:  # lost since its progress was read: the next pass rebuilds it
+            return
         done, failed, settled = progress.done, progress.failed, progress.settled
         counters = Counter(settled)
         for live in progress.live:
             counters.update(live)
         finalize = None
         if done and len(done) + len(failed) >= plan.chunk_count:
-            finalize = await self.finalizer.step(ref, plan)
+            finalize = await self.finalizer.step(ref, await self.queue.load_plan(ref.uid))
         facts = status.Facts(
             total=plan.chunk_count,
             done=done,

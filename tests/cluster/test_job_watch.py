@@ -9,7 +9,7 @@ import time
 import pytest
 from kubernetes_asyncio import client, config
 
-from dataset_operator import job_watch, jobs
+from dataset_operator import jobs, watched_cache
 from dataset_operator.job_watch import JobWatch
 
 pytestmark = pytest.mark.cluster
@@ -37,7 +37,7 @@ def names(watch: JobWatch) -> set[str]:
 
 
 def test_the_watch_lists_in_pages_follows_changes_and_resyncs(cluster, namespace, monkeypatch):
-    monkeypatch.setattr(job_watch, "PAGE", 2)  # three Jobs take two pages
+    monkeypatch.setattr(watched_cache, "PAGE", 2)  # three Jobs take two pages
 
     async def main() -> None:
         await config.load_kube_config(config_file=str(cluster.kubeconfig))

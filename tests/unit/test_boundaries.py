@@ -1,5 +1,6 @@
 """The package boundaries the design promises, read from the source: the worker never imports the
-operator, and the operator never imports what fetches user-given URLs (it asks a Job instead)."""
+operator, the operator never imports what fetches user-given URLs (it asks a Job instead), and only
+ChunkQueue touches the queue's Redis client and keys."""
 
 from __future__ import annotations
 
@@ -44,3 +45,24 @@ def test_the_operator_process_loads_no_fetcher():
              f"[p.split('.')[:2] for p in {sorted(FETCHING)!r}]))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_only_the_chunk_queue_reaches_its_redis_client_and_keys():
+    """ChunkQueue owns its keyspace: everything else asks it by a named method."""
+    owners = {"operator/dataset_operator/queue.py"}
+    found = {}
+    for path in [*(ROOT / "operator" / "dataset_operator").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+        relative = str(path.relative_to(ROOT))
+        if relative in owners:
+            continue
+        reaches = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Attribute):
+                continue
+            if node.attr in ("_client", "_keys"):
+                reaches.append(f"{node.lineno}: .{node.attr}")
+            elif node.attr in ("client", "keys") and "queue" in ast.unparse(node.value).lower():
+                reaches.append(f"{node.lineno}: {ast.unparse(node)}")
+        if reaches:
+            found[relative] = reaches
+    assert not found

@@ -17,7 +17,7 @@ import pytest
 from chunk_worker.contract import ChunkField, Keys, Validation
 from chunk_worker.dedup import NEAR_DISTANCE, hamming
 from chunk_worker.validate import validate
-from tests.integration.chunk_worker.test_worker_cli import ALLOW, manifest, run_worker, write_spec
+from tests.fixtures.worker_cli import ALLOW, manifest, run_worker, write_spec
 
 PICTURES = range(8, 128, 20)
 SLOW = 0.8

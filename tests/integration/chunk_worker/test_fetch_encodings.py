@@ -13,7 +13,7 @@ import urllib3
 from chunk_worker.errors import SpecError
 from chunk_worker.contract import Validation
 from chunk_worker.validate import Rejected, validate
-from tests.integration.chunk_worker.test_worker_cli import ALLOW, manifest, run_worker, write_spec
+from tests.fixtures.worker_cli import ALLOW, manifest, run_worker, write_spec
 
 ENCODED = [coding for coding in imageserver.CODINGS if coding != "identity"]
 PNG = imageserver.make_image(1, "PNG")

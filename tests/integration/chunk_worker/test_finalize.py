@@ -3,10 +3,7 @@ on file:// and on Azurite, read back with the real loaders: pyarrow, Hugging Fac
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-import hashlib
-import io
 import json
 import os
 import signal
@@ -20,90 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from azure.storage.blob import BlobServiceClient
-from PIL import Image
 
 from chunk_worker import licenses
-from chunk_worker.contract import ManifestLine, Split, manifest_name, sample_key
-from chunk_worker.layouts.files import FilesLayout
-from chunk_worker.layouts.parquet import ParquetLayout
+from chunk_worker.contract import ManifestLine, manifest_name
 from chunk_worker.layouts.records import record_of
-from chunk_worker.layouts.webdataset import WebDatasetLayout
-from chunk_worker.splits import class_index, split_of
-from chunk_worker.storage import Storage, open_storage
+from chunk_worker.storage import open_storage
+from tests.fixtures.dataset_outputs import CLASSES, accepted, chunk_lines, finalize, spec_json, write_output
 
-CLASSES = ["cat", "dog"]
-SPLIT = Split(val=0.25, test=0.25)
-LICENCES = [("by", "https://creativecommons.org/licenses/by/4.0/"), ("cc0", None),
-            ("by-sa", "https://creativecommons.org/licenses/by-sa/3.0/"), (None, None)]
 OUTPUTS = ["index.parquet", "index.jsonl", "ATTRIBUTION.md", "report.html", "README.md"]
-
-
-def image_bytes(seed: int) -> bytes:
-    image = Image.new("RGB", (40 + seed % 7, 32 + seed % 5), ((seed * 37) % 256, (seed * 91) % 256, seed % 256))
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def chunk_lines(chunk: int, size: int) -> list[tuple[ManifestLine, bytes | None]]:
-    """Accepted samples with labels, splits, classes and licences, plus a rejected and a duplicate line."""
-    lines: list[tuple[ManifestLine, bytes | None]] = []
-    for position in range(size):
-        seed = chunk * 1000 + position
-        data = image_bytes(seed)
-        sha = hashlib.sha256(data).hexdigest()
-        label = CLASSES[seed % 2]
-        licence, url = LICENCES[seed % len(LICENCES)]
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-        lines.append((ManifestLine(
-            url=f"http://127.0.0.1/{seed}.jpg", label=label, status="ok", key=sample_key(chunk, position),
-            split=split_of(sha, SPLIT), cls=class_index(label, CLASSES), sha256=sha, stored_sha256=sha, phash="0" * 16, width=width,
-            height=height, original_width=width, original_height=height, bytes=len(data), format="JPEG",
-            license=licence, license_url=url, creator=f"Creator {seed}" if licence else None,
-            landing_url=f"https://example.org/photo/{seed}" if licence else None,
-            caption=f"photo {seed}" if seed % 3 else None), data))
-    lines.append((ManifestLine(url=f"http://127.0.0.1/small-{chunk}.jpg", label="cat", status="rejected",
-                               reason="too_small"), None))
-    lines.append((ManifestLine(url=f"http://127.0.0.1/dup-{chunk}.jpg", label="dog", status="duplicate",
-                               reason="duplicate"), None))
-    return lines
-
-
-def write_output(storage: Storage, fmt: str, chunks: list[int], size: int, tmp_path: Path) -> list[ManifestLine]:
-    """What chunks leave behind: samples through the format's layout, then each chunk's manifest; the
-    storage is closed after, as a chunk's is (which removes its staging dir)."""
-    written = []
-    with contextlib.closing(storage):
-        written += _write_chunks(storage, fmt, chunks, size, tmp_path)
-    return written
-
-
-def _write_chunks(storage: Storage, fmt: str, chunks: list[int], size: int, tmp_path: Path) -> list[ManifestLine]:
-    written = []
-    for chunk in chunks:
-        layout = {"files": lambda: FilesLayout(storage),
-                  "webdataset": lambda: WebDatasetLayout(chunk, storage, tmp_path / f"w{chunk}"),
-                  "parquet": lambda: ParquetLayout(chunk, SPLIT, storage, tmp_path / f"p{chunk}")}[fmt]()
-        manifest = []
-        for line, data in chunk_lines(chunk, size):
-            manifest.append(layout.add(line, data) if data is not None else line)
-        layout.commit()
-        storage.put_manifest(manifest_name(chunk), b"".join(line.model_dump_json().encode() + b"\n"
-                                                            for line in manifest))
-        written += manifest
-    return written
-
-
-def finalize(output: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chunk_worker", "finalize", "--output", output, *args,
-                           "--log-format", "text"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
-
-
-def spec_json(**extra: object) -> str:
-    return json.dumps({"job": "default/pets", "classes": CLASSES, "split": {"val": 0.25, "test": 0.25},
-                       "dedup": "near", "sources": ["cat: 12 inline URLs", "dog: search openverse 'dog'"], **extra})
 
 
 def front_matter(card: str) -> dict:
@@ -116,24 +37,11 @@ def snippet(card: str, library: str) -> str:
     return card.split(f"**{library}**\n\n```python\n", 1)[1].split("```", 1)[0]
 
 
-def accepted(lines: list[ManifestLine]) -> list[ManifestLine]:
-    return [line for line in lines if line.status == "ok"]
-
-
 @pytest.fixture
 def files_output(tmp_path) -> tuple[Path, list[ManifestLine]]:
     out = tmp_path / "out"
     storage = open_storage(out.as_uri())
     return out, write_output(storage, "files", [0, 1], 12, tmp_path)
-
-
-@pytest.fixture
-def hf_cache(tmp_path, monkeypatch) -> None:
-    """A cache per test: datasets reads HF_DATASETS_CACHE once, at import, so its config is set too."""
-    import datasets
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf-cache")
 
 
 def test_imagefolder_loads_a_files_output_with_labels_and_the_split_column(files_output, hf_cache):

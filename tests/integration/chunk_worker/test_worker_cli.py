@@ -8,33 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
 from azure.storage.blob import BlobServiceClient
 
 from chunk_worker.contract import ChunkField, Keys
-
-ALLOW = ["--allow-network", "127.0.0.1/32"]
-
-
-def run_worker(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chunk_worker", "run", *args, "--progress", "none"],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
-
-
-def write_spec(tmp_path: Path, items: list[dict], **extra: object) -> Path:
-    spec = {"job": "default/test", "chunk": 0, "items": items,
-            "validation": {"minWidth": 32, "minHeight": 32, "maxBytes": 1024 * 1024, "dedup": "near"}, **extra}
-    path = tmp_path / "chunk.json"
-    path.write_text(json.dumps(spec))
-    return path
-
-
-def manifest(out: Path, index: int = 0) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifests" / f"chunk-{index:05d}.jsonl").read_text().splitlines()]
-
+from tests.fixtures.worker_cli import ALLOW, manifest, run_worker, write_spec
 
 def test_good_images_are_stored_content_addressed_with_a_manifest(image_server, tmp_path):
     items = [{"url": image_server.url(f"/img/{n}.{ext}"), "label": "cat"}

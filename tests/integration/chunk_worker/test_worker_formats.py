@@ -19,7 +19,7 @@ import pytest
 import webdataset
 from PIL import Image, ImageOps
 
-from tests.integration.chunk_worker.test_worker_cli import ALLOW, manifest, run_worker, write_spec
+from tests.fixtures.worker_cli import ALLOW, manifest, run_worker, write_spec
 
 RESIZE_256 = {"resize": {"mode": "keep_ratio", "size": 256}, "encode": {"format": "jpeg", "quality": 90}}
 

@@ -11,7 +11,7 @@ import providerserver
 from providerserver import Reply
 
 from chunk_worker.contract import ChunkField, Keys
-from tests.integration.chunk_worker.test_worker_cli import ALLOW, manifest, run_worker
+from tests.fixtures.worker_cli import ALLOW, manifest, run_worker
 
 
 def test_search_items_reach_the_manifest_with_licence_and_credit(provider_server, image_server, redis_url,

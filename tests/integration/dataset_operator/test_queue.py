@@ -250,6 +250,42 @@ def test_retier_keeps_promoted_chunks_in_place(redis_url):
     run(redis_url, body)
 
 
+async def scans(client: aioredis.Redis) -> int:
+    """SCAN and ZSCAN calls the server has answered since the last CONFIG RESETSTAT."""
+    stats = await client.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("scan", "zscan"))
+
+
+def test_retier_and_remove_job_cost_the_jobs_size_not_the_keyspaces(redis_url):
+    async def body(queue, client):
+        job, others = plan(4), [plan(50) for _ in range(20)]
+        for each in (job, *others):
+            await queue.enqueue(each, T0)
+        await client.sadd(KEYS.job_phash_band(job.uid, 3, 65535), "cd" * 32)
+        await client.config_resetstat()
+        assert await queue.retier(job.uid, "new-user", T0) == 4
+        await queue.remove_job(job.uid)
+        assert await scans(client) == 0
+        assert not [key async for key in client.scan_iter(match=f"*{job.uid}*")]
+    run(redis_url, body)
+
+
+def test_remove_job_after_redis_lost_the_plan_deletes_by_the_status_chunk_count(redis_url):
+    async def body(queue, client):
+        job = plan(3)
+        await queue.enqueue(job, T0)
+        await client.hset(KEYS.chunk(chunk_id(job.uid, 2)), "n_valid", 1)
+        await client.sadd(KEYS.job_sha(job.uid), "ab" * 32)
+        await client.hdel(KEYS.job(job.uid), "plan")
+        queue.forget_plan(job.uid)
+        await client.config_resetstat()
+        await queue.remove_job(job.uid, chunk_count=3)
+        assert await scans(client) == 0
+        assert not [key async for key in client.scan_iter(match=f"*{job.uid}*")]
+        assert not [m for m in await client.zrange(KEYS.queue, 0, -1) if m.startswith(job.uid)]
+    run(redis_url, body)
+
+
 def test_remove_job_leaves_no_key_of_that_job_and_keeps_other_jobs(redis_url):
     async def body(queue, client):
         gone, kept = plan(6), plan(3)
@@ -407,7 +443,9 @@ def test_after_redis_lost_its_data_the_leaders_first_write_restores_the_fence(re
     run(redis_url, body)
 
 
-def test_progress_of_many_jobs_in_batches_and_none_for_a_job_redis_lost(redis_url):
+def test_progress_of_many_jobs_in_batches_and_none_for_a_job_redis_lost(redis_url, monkeypatch):
+    monkeypatch.setattr("dataset_operator.queue.PROGRESS_BATCH", 2)  # two round trips for four jobs
+
     async def body(queue, client):
         jobs = [plan(2) for _ in range(3)]
         for job in jobs:
@@ -418,12 +456,7 @@ def test_progress_of_many_jobs_in_batches_and_none_for_a_job_redis_lost(redis_ur
         [running] = await queue.claim(1, DEADLINE, {jobs[1].uid: 1}, only_listed=True)
         await client.hset(KEYS.chunk(running.chunk_id), "n_uploaded", 2)
         asked = [(jobs[0].uid, []), (jobs[1].uid, [running.chunk_id]), (jobs[2].uid, []), ("lost-uid", [])]
-        import dataset_operator.queue as queue_module
-        queue_module.PROGRESS_BATCH = 2  # two round trips for four jobs
-        try:
-            found = await queue.progress(asked)
-        finally:
-            queue_module.PROGRESS_BATCH = 500
+        found = await queue.progress(asked)
         assert found["lost-uid"] is None
         assert found[jobs[0].uid].done == {0} and found[jobs[0].uid].settled["uploaded"] == 4
         assert found[jobs[0].uid].settled["rejected"] == 1
@@ -445,4 +478,24 @@ def test_progress_rereads_the_finished_sets_only_when_they_grew(redis_url):
         await queue.settle(last.chunk_id, ChunkState.FAILED)
         grown = await queue.progress([(job.uid, [])], again)
         assert (grown[job.uid].done, grown[job.uid].failed) == ({0, 1}, {2})
+    run(redis_url, body)
+
+
+def test_parsed_plans_are_kept_up_to_the_cache_bound_and_reread_after(redis_url, monkeypatch):
+    monkeypatch.setattr("dataset_operator.queue.PLAN_CACHE", 2)
+
+    async def hgets(client):
+        return int((await client.info("commandstats")).get("cmdstat_hget", {}).get("calls", 0))
+
+    async def body(queue, client):
+        jobs = [plan(1, name=f"job-{n}") for n in range(3)]
+        for job in jobs:
+            await queue.enqueue(job, T0)
+            assert await queue.load_plan(job.uid) == job
+        await client.config_resetstat()
+        assert await queue.load_plan(jobs[2].uid) == jobs[2]  # kept
+        assert (await queue.outline(jobs[0].uid)).chunk_count == 1  # outlines are kept for every job
+        assert await hgets(client) == 0
+        assert await queue.load_plan(jobs[0].uid) == jobs[0]  # evicted: read again
+        assert await hgets(client) == 1
     run(redis_url, body)

@@ -23,13 +23,14 @@ class NoApi:
 
 class NothingRuns:
     @staticmethod
-    def running_chunks_by_job() -> dict[str, list[str]]:
+    def by_job() -> dict[str, list[str]]:
         return {}
 
 
 class Writer(StatusWriter):
     def __init__(self, queue: ChunkQueue, registry: Registry, broken: str) -> None:
-        super().__init__(OperatorSettings(), queue, NoApi(), registry, scheduler=NothingRuns(), planner=None)
+        super().__init__(OperatorSettings(), queue, NoApi(), registry, running=NothingRuns(), planner=None,
+                         inspector=None)
         self.broken, self.updated, self.events = broken, [], []
 
     async def update(self, ref, progress, ranks, backoff) -> None:

@@ -14,7 +14,7 @@ import pytest
 from chunk_worker.storage import open_storage
 from kubectl_pixcrawler.dataset_files import wanted_files
 from kubectl_pixcrawler.download import DownloadSummary, index_rows, save
-from tests.integration.chunk_worker.test_finalize import finalize, hf_cache, spec_json, write_output  # noqa: F401
+from tests.fixtures.dataset_outputs import finalize, spec_json, write_output
 
 CHUNKS, PER_CHUNK = [0, 1], 6
 

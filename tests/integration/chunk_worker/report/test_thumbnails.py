@@ -15,7 +15,7 @@ from azure.storage.blob import BlobServiceClient
 from chunk_worker.contract import EXTENSIONS, run_name
 from chunk_worker.report.thumbnails import thumbnail_uri
 from chunk_worker.storage import open_storage
-from tests.integration.chunk_worker.test_finalize import accepted, finalize, spec_json, write_output
+from tests.fixtures.dataset_outputs import accepted, finalize, spec_json, write_output
 
 THUMB = re.compile(r'<img class="thumb" src="([^"]+)" alt="[^"]* (\d{9})">')
 

@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 from kubernetes_asyncio import client
 
 from chunk_worker.contract import ChunkField, Keys
-from dataset_operator.chunk_outcomes import ChunkOutcomes
 from dataset_operator.plan import make_plan
 from dataset_operator.queue import ChunkQueue
+from dataset_operator.recovery import Recovery
 from dataset_operator.registry import Registry
-from dataset_operator.settings import OperatorSettings
+from dataset_operator.running_chunks import RunningChunks
 
 KEYS = Keys("co:")
 
@@ -39,8 +39,8 @@ def run_recovery(redis_url: str, outcomes_recorded: dict[int, str | None], liste
             if outcomes_recorded.get(c.index):
                 await raw.hset(KEYS.chunk(c.chunk_id), ChunkField.OUTCOME, outcomes_recorded[c.index])
         async with client.ApiClient() as api:
-            outcomes = ChunkOutcomes(OperatorSettings(), queue, api, registry)
-            await outcomes.recover_orphans({c.chunk_id for c in claimed if c.index in listed_indices})
+            recovery = Recovery(queue, api, registry, RunningChunks(queue))
+            await recovery.recover_orphans({c.chunk_id for c in claimed if c.index in listed_indices})
         done = {int(i) for i in await raw.smembers(KEYS.job_done(uid))}
         delayed = {m.decode() for m in await raw.zrange(KEYS.delayed, 0, -1)}
         running = await queue.running()

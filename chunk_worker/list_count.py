@@ -46,10 +46,6 @@ def read_url_list(url_list: UrlList, settings: WorkerSettings, limit: int | None
         fetcher.close()
 
 
-def count_url_list(url_list: UrlList, settings: WorkerSettings) -> int:
-    return read_url_list(url_list, settings)
-
-
 def count_lists(request: ListCountRequest, settings: WorkerSettings) -> ListCounts:
     """Every list's count (and pages), or the first error (naming the source) and whether a retry could help."""
     storage: Storage | None = None

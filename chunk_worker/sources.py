@@ -88,7 +88,6 @@ def _remote_items(source: SourceSlice, fetcher: Fetcher, allowed: frozenset[str]
         yield item.model_copy(update={"label": source.label})
 
 
-
 def list_items(stream: Iterable[bytes], url_list: UrlList, label: str) -> Iterator[Item]:
     """Items of a URL list, one per indexed line (see the module's docstring). csv/jsonl records
     carry the licence and credit their `metadata_columns` name; txt lists have none."""

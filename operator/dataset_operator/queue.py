@@ -67,9 +67,11 @@ def _json_or_none(value: str | bytes | None) -> Any:
         return None
 
 
-def _batches(items: list[Any], size: int = SCAN_BATCH) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _batches(items: Iterable[Any], size: int = SCAN_BATCH) -> Iterator[list[Any]]:
+    """Lists of `size`, taken as they are needed: a generator of names is never held whole."""
+    stream = iter(items)
+    while batch := list(islice(stream, size)):
+        yield batch
 
 
 def split_chunk_id(member: str | bytes) -> tuple[str, int]:
@@ -508,8 +510,7 @@ class ChunkQueue:
                                       self._keys.job_sha(uid)))
         if plan is None or plan.validation.dedup == "near":
             names = chain(names, self._keys.job_phash_bands(uid))
-        names = iter(names)
-        while batch := list(islice(names, SCAN_BATCH)):  # the 262,144 band names are never held at once
+        for batch in _batches(names):  # the 262,144 band names are never held at once
             await self._client.unlink(*batch)
 
     async def _remove_by_scan(self, uid: str) -> None:

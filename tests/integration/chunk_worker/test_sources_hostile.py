@@ -93,11 +93,11 @@ def test_a_list_is_counted_as_the_worker_indexes_it(fetcher, list_server):
     """The list-count Job's count decides the slices: rejected lines must be in it, blanks and comments not."""
     import ipaddress
 
-    from chunk_worker.list_count import count_url_list
+    from chunk_worker.list_count import read_url_list
     from chunk_worker.settings import WorkerSettings
 
     body = b"\r".join([b"# a comment", img(1).encode(), b"", b"caf\xe9", b"\0", img(2).encode(), b"  "])
     url = list_server.serve("/counted.txt", body)
-    counted = count_url_list(UrlList(url=url), WorkerSettings(allow_networks=[ipaddress.ip_network("127.0.0.1/32")]))
+    counted = read_url_list(UrlList(url=url), WorkerSettings(allow_networks=[ipaddress.ip_network("127.0.0.1/32")]))
     indexed = list(resolve_items(slice_of(url, "txt", 10_000), fetcher))
     assert counted == len(indexed) == 4

@@ -117,6 +117,7 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, **_: Any) -
     ctx = _ctx(memo)
     uid = body["metadata"]["uid"]
     ctx.registry.forget(uid)
+    await ctx.scheduler.creator.settled(uid)
     if not await stop_workers(ctx, body["metadata"]["namespace"], uid):
         kopf.warn(body, reason="CleanupIncomplete",
                   message="chunk pods still running; Redis keys they write later may remain")

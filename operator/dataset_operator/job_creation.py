@@ -1,18 +1,20 @@
 """One Kubernetes Job per claimed chunk, under a deterministic name so that a repeated create is
 harmless (409: an earlier cycle or leader made it). A chunk whose Job cannot be made goes back to the
-queue without losing an attempt."""
+queue without losing an attempt. A DatasetJob being deleted gets no new Job: its cleanup waits for
+the creations already under way (`settled`) before it lists the Jobs to stop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import Counter
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from dataset_operator import jobs, metrics
-from dataset_operator.plan import chunk_spec
+from dataset_operator.plan import JobPlan, chunk_spec
 from dataset_operator.queue import ChunkQueue, Claimed
 from dataset_operator.registry import JobRef
 from dataset_operator.running_chunks import RunningChunks
@@ -30,6 +32,13 @@ class JobCreator:
         self.queue = queue
         self.batch = client.BatchV1Api(api)
         self.running = running
+        self._in_flight: Counter[str] = Counter()
+        self._landed = asyncio.Condition()
+
+    async def settled(self, uid: str) -> None:
+        """Returns once no Job of `uid` is being created; with its ref marked deleting, none starts after."""
+        async with self._landed:
+            await self._landed.wait_for(lambda: not self._in_flight[uid])
 
     async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> None:
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
@@ -45,9 +54,22 @@ class JobCreator:
             await self.running.release(item, "free", time.time())
             return
         plan = await self.queue.load_plan(item.uid)
+        if ref.deleting:
+            return  # its cleanup removes the claim with the rest of its keys
         if plan is None:
             await self.running.release(item, ref.tier, time.time())
             return
+        self._in_flight[ref.uid] += 1
+        try:
+            await self._create(item, ref, plan)
+        finally:
+            async with self._landed:
+                self._in_flight[ref.uid] -= 1
+                if not self._in_flight[ref.uid]:
+                    del self._in_flight[ref.uid]
+                self._landed.notify_all()
+
+    async def _create(self, item: Claimed, ref: JobRef, plan: JobPlan) -> None:
         manifest = jobs.build_job(dataset=ref.name, namespace=ref.namespace, uid=ref.uid, tier=ref.tier,
                                   chunk_id=item.chunk_id, index=item.index, attempt=item.attempt,
                                   settings=self.settings)

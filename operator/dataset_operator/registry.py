@@ -77,4 +77,7 @@ class Registry:
         return ref
 
     def forget(self, uid: str) -> None:
-        self.jobs.pop(uid, None)
+        """Marks the ref deleting too: a scheduler cycle already holding it must not start its Jobs."""
+        ref = self.jobs.pop(uid, None)
+        if ref is not None:
+            ref.deleting = True

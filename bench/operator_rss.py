@@ -8,6 +8,8 @@ nothing is fetched). Printed: RSS once the operator leads with no DatasetJob, RS
 status.phase set (and after a few more status cycles), the peak seen in between, and the goal (200 MiB
 at 1,000 jobs; 300 MiB at 10,000 jobs and 1,000,000 queued chunks, issue 13's scale); then where the
 memory is: open connections by peer (each idle TLS connection costs a few hundred KiB) and the largest mappings.
+The operator runs on the packages its image installs (a cached venv, see shipped_venv.py); `--dev-venv`
+runs it on the dev venv instead, which adds the modules of the dev extras kopf imports when present.
 
     .venv/bin/python bench/operator_rss.py --jobs 10000 --images-each 50000   # issue 13's scale
 """
@@ -34,6 +36,7 @@ from localcluster import ControlPlane
 from peakrss import PeakRss
 from localservices import RedisServer
 from ports import free_port
+from shipped_venv import shipped_python, shipped_pythonpath
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "bench"
@@ -45,9 +48,11 @@ GOALS_MIB = {1_000: 200.0, 10_000: 300.0}  # at least this many DatasetJobs -> R
 MIB = 1024 * 1024
 
 
-def start_operator(kubeconfig: Path, redis_url: str, port: int, log: Path) -> subprocess.Popen:
+def start_operator(kubeconfig: Path, redis_url: str, port: int, log: Path, python: Path | None) -> subprocess.Popen:
+    """`python` None: this process's own (the dev venv); otherwise one with the image's packages only."""
     env = {
         **os.environ,
+        **({"PYTHONPATH": shipped_pythonpath()} if python else {}),
         "KUBECONFIG": str(kubeconfig),
         "PIXCRAWLER_REDIS_URL": redis_url,
         "PIXCRAWLER_REDIS_PREFIX": "rss:",
@@ -59,7 +64,7 @@ def start_operator(kubeconfig: Path, redis_url: str, port: int, log: Path) -> su
         "PIXCRAWLER_HTTP_PORT": str(port),
     }
     with log.open("ab") as output:
-        return subprocess.Popen([sys.executable, "-m", "dataset_operator", "--log-format", "text"],
+        return subprocess.Popen([str(python or sys.executable), "-m", "dataset_operator", "--log-format", "text"],
                                 env=env, stdout=output, stderr=subprocess.STDOUT)
 
 
@@ -189,8 +194,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=DATASET_JOBS, help=f"DatasetJobs (default {DATASET_JOBS:,})")
     parser.add_argument("--images-each", type=int, default=IMAGES_EACH,
                         help=f"maxImages of each, 500 per chunk (default {IMAGES_EACH:,})")
+    parser.add_argument("--dev-venv", action="store_true",
+                        help="run the operator on the dev venv (it holds the dev extras, the image does not)")
     args = parser.parse_args()
     DATASET_JOBS, IMAGES_EACH = args.jobs, args.images_each
+    python = None if args.dev_venv else shipped_python("operator")
+    print(f"operator on {'the dev venv' if python is None else 'the operator image packages: ' + str(python)}")
     with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp:
         cluster = ControlPlane(Path(tmp) / "cluster")
         cluster.start()  # the control plane only: quota 0 admits nothing, so no node is needed
@@ -201,7 +210,7 @@ def main() -> None:
             with RedisServer() as redis_server:
                 redis_url = redis_server.url
                 port, log = free_port(), Path(tmp) / "operator.log"
-                process = start_operator(cluster.kubeconfig, redis_url, port, log)
+                process = start_operator(cluster.kubeconfig, redis_url, port, log, python)
                 try:
                     wait_leader(process, port, log)
                     time.sleep(STATUS_INTERVAL)

@@ -12,13 +12,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import kopf
 import redis.asyncio as aioredis
 from aiohttp import web
 from kubernetes_asyncio import client, config
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from chunk_worker import logs
+from chunk_worker import __version__, logs
 from chunk_worker.contract import Keys
 from dataset_operator import metrics
 from dataset_operator.handlers import FINALIZER, Context, registry
@@ -36,13 +37,26 @@ from dataset_operator.status_writer import StatusWriter
 
 log = logging.getLogger("dataset_operator")
 REDIS_CONNECTIONS = 48  # a burst waits for a free connection instead of failing
+KOPF_API_CONNECTIONS = 32  # kopf's watches and patches; a busy worker past them waits for one
+USER_AGENT = f"pixcrawler-operator/{__version__}"  # the API server names managedFields entries after it
 
 
 @kopf.on.login(registry=registry)
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+async def login(**kwargs: Any) -> kopf.AiohttpSession | None:
+    """kopf's own session opens one API connection per busy worker, without limit; this one shares a
+    bounded pool. Its User-Agent is the status writer's too, so the API server keeps one managedFields
+    entry for the status they both write, not one each in every DatasetJob."""
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        return kopf.login_with_service_account(**kwargs)
-    return kopf.login_with_kubeconfig(**kwargs)
+        info = kopf.login_with_service_account(**kwargs)
+    else:
+        info = kopf.login_with_kubeconfig(**kwargs)
+    if info is None:
+        return None
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=KOPF_API_CONNECTIONS, ssl=info.as_ssl_context()),
+        headers={**info.as_http_headers(), "User-Agent": USER_AGENT}, proxy=info.proxy_url, trust_env=info.trust_env)
+    return kopf.AiohttpSession(aiohttp_session=session, server=info.server, default_namespace=info.default_namespace,
+                               priority=info.priority, expiration=info.expiration)
 
 
 class Health:
@@ -91,12 +105,12 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     configured.watching.connect_timeout = 30
     configured.networking.request_timeout = 60
     configured.execution.max_workers = 8
-    # kopf runs one worker per object; with thousands of DatasetJobs an unbounded pool holds hundreds
-    # of idle API connections (bench/operator_rss.py: 234 MiB at 1,000 jobs, 150 MiB with these; 128
-    # workers at 10,000 jobs: 263 connections, 380 MiB). A worker keeps its slot idle_timeout after
-    # its last event, so the limit caps kopf at limit/idle_timeout objects a second; events of the rest
-    # wait in memory as whole bodies. At 0.5 s, 10,000 new jobs left 423 MiB resident; at 0.05 s, 354.
-    configured.queueing.worker_limit = 32
+    # kopf runs one worker per object, and events of objects waiting for a worker slot wait in memory
+    # as whole bodies. A worker keeps its slot idle_timeout after its last event, so the limit caps kopf
+    # at limit/idle_timeout objects a second. Connections are bounded apart (the login's session), so
+    # the limit costs no API connection (bench/operator_rss.py at 10,000 jobs: 32 workers on kopf's own
+    # unbounded session, 68 connections and 354 MiB; 128 on 32 connections, 37 and 329 MiB).
+    configured.queueing.worker_limit = 128
     configured.queueing.idle_timeout = 0.05
     configured.posting.level = logging.INFO
     configured.peering.standalone = True
@@ -108,7 +122,9 @@ async def load_kubernetes(kubeconfig: str | None) -> client.ApiClient:
         await config.load_kube_config(config_file=kubeconfig)
     else:
         config.load_incluster_config()
-    return client.ApiClient()
+    api = client.ApiClient()
+    api.user_agent = USER_AGENT
+    return api
 
 
 async def until_redis_answers(action: Callable[[], Awaitable[object]], what: str) -> None:

@@ -27,6 +27,7 @@ from dataset_operator.job_watch import JobWatch
 from dataset_operator.leader import LeaderElector, LeadershipLost
 from dataset_operator.list_counting import ListCounter
 from dataset_operator.planner import Planner
+from dataset_operator.planning import Planning
 from dataset_operator.pod_inspector import PodInspector
 from dataset_operator.pod_watch import PodWatch
 from dataset_operator.queue import ChunkQueue
@@ -187,14 +188,15 @@ async def run(settings: OperatorSettings, kubeconfig: str | None = None) -> int:
                   asyncio.create_task(pod_watch.run(), name="pod-watch")]
         # what reads Jobs and pods (the scheduler, the finalize and list-count hand-offs) starts on full caches
         await within_the_term(asyncio.gather(job_watch.synced.wait(), pod_watch.synced.wait()), lease)
-        context = Context(settings, queue, jobs_registry, planner, scheduler)
+        planning = Planning(planner, queue, jobs_registry, api, scheduler.running.indices_of)
+        context = Context(settings, queue, jobs_registry, planning, scheduler)
         operator = kopf.operator(
             registry=registry, settings=kopf_settings(settings), memo=kopf.Memo(context=context),
             clusterwide=not settings.namespace, namespaces=[settings.namespace] if settings.namespace else (),
             standalone=True, stop_flag=stop,
         )
         tasks += [asyncio.create_task(operator, name="kopf"), asyncio.create_task(scheduler.run(), name="scheduler"),
-                  asyncio.create_task(writer.run(), name="status")]
+                  asyncio.create_task(planning.run(), name="planning"), asyncio.create_task(writer.run(), name="status")]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             if task.exception():

@@ -1,4 +1,5 @@
-"""kopf handlers for DatasetJobs: plan on create/resume, follow spec changes, clean up on delete.
+"""kopf handlers for DatasetJobs: every event feeds the registry and wakes planning (planning.py,
+which plans new jobs and follows tier changes outside kopf's change handlers); delete cleans up.
 They only run in the leader (the app starts kopf after winning the Lease)."""
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.errors import ChunkError
 from chunk_worker.storage import open_storage
-from dataset_operator import jobs, status
-from dataset_operator.plan import InvalidSpec, leftover_pages
-from dataset_operator.list_counting import CountingLists, ListsNotReadable
-from dataset_operator.planner import Planner
+from dataset_operator import jobs
+from dataset_operator.plan import leftover_pages
+from dataset_operator.planning import Planning
 from dataset_operator.queue import ChunkQueue
 from dataset_operator.registry import Registry
 from dataset_operator.scheduler import Scheduler
@@ -28,8 +28,6 @@ from dataset_operator.settings import OperatorSettings
 RESOURCE = ("pixcrawler.io", "v1alpha1", "datasetjobs")
 FINALIZER = "pixcrawler.io/cleanup"
 STOP_WORKERS_SECONDS = 60  # a pod's terminationGracePeriodSeconds (30) plus room
-PLAN_TIMEOUT_SECONDS = 3600  # counting a long URL list takes a Job as long as streaming it
-RETRIES = 2000  # planning is asked again every 2 s while the lists are counted
 
 registry = kopf.OperatorRegistry()
 log = logging.getLogger(__name__)
@@ -42,7 +40,7 @@ class Context:
     settings: OperatorSettings
     queue: ChunkQueue
     registry: Registry
-    planner: Planner
+    planning: Planning
     scheduler: Scheduler
 
 
@@ -56,58 +54,9 @@ async def observe(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) 
     ctx = _ctx(memo)
     if type == "DELETED":
         ctx.registry.forget(body["metadata"]["uid"])
+        ctx.planning.forget(body["metadata"]["uid"])
     else:
-        ctx.registry.observe(dict(body))
-
-
-@kopf.on.create(*RESOURCE, registry=registry, retries=RETRIES, backoff=15, timeout=PLAN_TIMEOUT_SECONDS)
-@kopf.on.resume(*RESOURCE, registry=registry, retries=RETRIES, backoff=15, timeout=PLAN_TIMEOUT_SECONDS)
-async def plan_job(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, logger: logging.Logger,
-                   **_: Any) -> None:
-    ctx = _ctx(memo)
-    ref = ctx.registry.observe(dict(body))
-    if ref.status.get("phase") in ("Succeeded", "Failed"):
-        return
-    try:
-        plan = await ctx.planner.ensure_planned(ref, running=ctx.scheduler.running.indices_of(ref.uid),
-                                                rebuild=status.planned(ref.status))
-    except InvalidSpec as exc:
-        patch.status.update({"phase": "Failed", "reason": status.INVALID_SPEC, "message": str(exc),
-                             "conditions": status.set_condition(
-                                 list(ref.status.get("conditions") or []), "Failed", True, status.INVALID_SPEC,
-                                 str(exc), ref.generation, status.now_iso())})
-        ref.status.update({"phase": "Failed", "reason": status.INVALID_SPEC})
-        kopf.warn(body, reason=status.INVALID_SPEC, message=str(exc))
-        return
-    except CountingLists as exc:
-        if not status.planned(ref.status):
-            patch.status.update({"phase": "Pending", "reason": status.COUNTING_URL_LISTS, "message": str(exc)})
-        raise kopf.TemporaryError(str(exc), delay=2) from exc
-    except ListsNotReadable as exc:
-        raise kopf.TemporaryError(str(exc), delay=30) from exc
-    if plan is not None and plan.list_pages and ref.status.get("listPages") != plan.list_pages:
-        patch.status["listCounts"] = {str(position): count for position, count in plan.list_counts.items()}
-        patch.status["listPages"] = plan.list_pages
-    if plan is not None and not status.planned(ref.status):
-        patch.status.update({"phase": "Queued", "reason": None, "message": None, "progress": f"0/{plan.chunk_count}",
-                             "chunks": {"total": plan.chunk_count, "queued": plan.chunk_count, "running": 0,
-                                        "succeeded": 0, "failed": 0},
-                             "images": {"requested": 0}, "output": {"location": plan.output},
-                             "observedGeneration": ref.generation})
-        kopf.info(body, reason="Queued", message=f"{plan.total_items} images in {plan.chunk_count} chunks")
-        logger.info("planned %d chunks", plan.chunk_count)
-
-
-@kopf.on.field(*RESOURCE, field="spec.tier", registry=registry, retries=10, backoff=5)
-async def tier_changed(body: kopf.Body, old: Any, new: Any, memo: kopf.Memo, **_: Any) -> None:
-    """Only a change: kopf calls field handlers at creation too (old is None), when the plan already
-    queued the chunks under the spec's tier."""
-    if old is None:
-        return
-    ctx = _ctx(memo)
-    ref = ctx.registry.observe(dict(body))
-    if new and await ctx.queue.has_job(ref.uid):
-        await ctx.queue.retier(ref.uid, new, ref.submitted_at)
+        ctx.planning.want(ctx.registry.observe(dict(body)))
 
 
 @kopf.on.delete(*RESOURCE, registry=registry, retries=3, backoff=2, timeout=120)
@@ -117,6 +66,8 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, **_: Any) -
     ctx = _ctx(memo)
     uid = body["metadata"]["uid"]
     ctx.registry.forget(uid)
+    ctx.planning.forget(uid)
+    await ctx.planning.settled(uid)
     await ctx.scheduler.creator.settled(uid)
     if not await stop_workers(ctx, body["metadata"]["namespace"], uid):
         kopf.warn(body, reason="CleanupIncomplete",

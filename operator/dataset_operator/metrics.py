@@ -32,7 +32,7 @@ CHUNK_ATTEMPTS_FAILED = Counter("pixcrawler_chunk_attempts_failed", "Failed chun
                                 "pod gave (WorkerOOMKilled, WorkerImageUnavailable, ...).", ["reason"],
                                 registry=REGISTRY)
 JOB_ERRORS = Counter("pixcrawler_job_errors", "Errors met while handling one DatasetJob, by loop (status, "
-                     "settle); the other jobs go on.", ["loop"], registry=REGISTRY)
+                     "settle, planning); the other jobs go on.", ["loop"], registry=REGISTRY)
 DATASETJOBS = Gauge("pixcrawler_datasetjobs", "DatasetJobs by phase.", ["phase"], registry=REGISTRY)
 LEADER = Gauge("pixcrawler_leader", "1 on the leader, 0 on a standby.", registry=REGISTRY)
 SCHEDULER_CYCLE = Histogram("pixcrawler_scheduler_cycle_seconds", "Duration of one scheduler cycle.",
@@ -52,7 +52,7 @@ def _initialise() -> None:
         IMAGES_NOT_STORED.labels(reason=reason)
     for reason in (*pod_trouble.STUCK_REASONS, *pod_trouble.ENDED_REASONS):
         CHUNK_ATTEMPTS_FAILED.labels(reason=reason)
-    for loop in ("status", "settle"):
+    for loop in ("status", "settle", "planning"):
         JOB_ERRORS.labels(loop=loop)
     for tier in TIER_RANK:
         ADMISSION_WAIT.labels(tier=tier)

@@ -242,6 +242,11 @@ class ChunkQueue:
     async def has_job(self, uid: str) -> bool:
         return bool(await self._client.hexists(self._keys.job(uid), PLAN))
 
+    async def tier_of(self, uid: str) -> str | None:
+        """The tier the job's chunks are queued under (its spec may have changed since)."""
+        value = await self._client.hget(self._keys.job(uid), TIER)
+        return value.decode() if isinstance(value, bytes) else value
+
     async def load_plan(self, uid: str) -> JobPlan | None:
         """A plan never changes once stored, so a parsed one is kept for the next call, up to
         PLAN_CACHE of them (an inline-URL plan can be large; the jobs being admitted stay in).

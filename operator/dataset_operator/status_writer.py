@@ -13,7 +13,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from chunk_worker.contract import COUNTERS
-from dataset_operator import finalizing, jobs, metrics, status
+from dataset_operator import events, finalizing, jobs, metrics, status
 from dataset_operator.finalizing import Finalizer
 from dataset_operator.planner import Planner
 from dataset_operator.pod_inspector import PodInspector
@@ -157,20 +157,4 @@ class StatusWriter:
         await self.post_event(ref, new.get("reason") or new["phase"], f"{new['phase']}: {new.get('message', '')}", kind)
 
     async def post_event(self, ref: JobRef, reason: str, message: str, kind: str) -> None:
-        now = status.now_iso()
-        body = {
-            "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
-            "involvedObject": {"apiVersion": f"{jobs.GROUP}/{jobs.VERSION}", "kind": "DatasetJob",
-                               "name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
-            "reason": reason,
-            "message": message[:1024],
-            "type": kind,
-            "source": {"component": jobs.MANAGED_BY},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        try:
-            await self.core.create_namespaced_event(ref.namespace, body)
-        except ApiException as exc:
-            log.debug("event not posted: %s", exc.reason)
+        await events.post_event(self.core, ref, reason, message, kind)

@@ -98,9 +98,22 @@ class Health:
         return runner
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf runs no create or update handler here (planning.py follows the spec), so it needs no
+    diff base; its default writes the whole spec into an annotation of every DatasetJob, one more
+    write and watch event each."""
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     configured = kopf.OperatorSettings()
     configured.persistence.finalizer = FINALIZER
+    configured.persistence.diffbase_storage = NoDiffBase()
     configured.watching.server_timeout = 300
     configured.watching.client_timeout = 330
     configured.watching.connect_timeout = 30

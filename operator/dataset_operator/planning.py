@@ -33,6 +33,7 @@ CONCURRENCY = 16  # jobs planned at once: each is a few Redis calls and one stat
 COUNTING_DELAY = 2.0  # while a Job counts the job's URL lists
 UNREADABLE_DELAY = 30.0  # the list Job failed; counting again after this
 FAILED_DELAY = 15.0  # any other failure of a step
+BUSY_DELAY = 1.0  # wanted again while its step runs: looked at again after this
 
 
 class Planning:
@@ -98,7 +99,7 @@ class Planning:
             if self.due.get(uid) != at:
                 continue  # rescheduled or forgotten since
             if uid in self.busy:
-                self._schedule(uid, COUNTING_DELAY)  # its step still runs: look again after it
+                self._schedule(uid, BUSY_DELAY)  # its step still runs: look again after it
                 continue
             del self.due[uid]
             taken.append(uid)

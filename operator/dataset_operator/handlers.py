@@ -67,8 +67,8 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, spec: kopf.Spec, **_: Any) -
     uid = body["metadata"]["uid"]
     ctx.registry.forget(uid)
     ctx.planning.forget(uid)
-    await ctx.planning.settled(uid)
-    await ctx.scheduler.creator.settled(uid)
+    await ctx.planning.busy.settled(uid)
+    await ctx.scheduler.creator.creating.settled(uid)
     if not await stop_workers(ctx, body["metadata"]["namespace"], uid):
         kopf.warn(body, reason="CleanupIncomplete",
                   message="chunk pods still running; Redis keys they write later may remain")

@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from dataset_operator import jobs, metrics
+from dataset_operator.in_flight import InFlight
 from dataset_operator.plan import JobPlan, chunk_spec
 from dataset_operator.queue import ChunkQueue, Claimed
 from dataset_operator.registry import JobRef
@@ -32,13 +32,7 @@ class JobCreator:
         self.queue = queue
         self.batch = client.BatchV1Api(api)
         self.running = running
-        self._in_flight: Counter[str] = Counter()
-        self._landed = asyncio.Condition()
-
-    async def settled(self, uid: str) -> None:
-        """Returns once no Job of `uid` is being created; with its ref marked deleting, none starts after."""
-        async with self._landed:
-            await self._landed.wait_for(lambda: not self._in_flight[uid])
+        self.creating = InFlight()  # with its ref marked deleting, no create of a job starts after `settled`
 
     async def create_jobs(self, claimed: list[Claimed], refs: dict[str, JobRef]) -> None:
         gate = asyncio.Semaphore(CREATE_CONCURRENCY)
@@ -59,15 +53,11 @@ class JobCreator:
         if plan is None:
             await self.running.release(item, ref.tier, time.time())
             return
-        self._in_flight[ref.uid] += 1
+        self.creating.enter(ref.uid)
         try:
             await self._create(item, ref, plan)
         finally:
-            async with self._landed:
-                self._in_flight[ref.uid] -= 1
-                if not self._in_flight[ref.uid]:
-                    del self._in_flight[ref.uid]
-                self._landed.notify_all()
+            await self.creating.leave(ref.uid)
 
     async def _create(self, item: Claimed, ref: JobRef, plan: JobPlan) -> None:
         manifest = jobs.build_job(dataset=ref.name, namespace=ref.namespace, uid=ref.uid, tier=ref.tier,

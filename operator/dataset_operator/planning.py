@@ -20,7 +20,8 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from dataset_operator import events, jobs, metrics, status
+from dataset_operator import events, jobs, status
+from dataset_operator.in_flight import InFlight
 from dataset_operator.list_counting import CountingLists, ListsNotReadable
 from dataset_operator.plan import InvalidSpec, JobPlan
 from dataset_operator.planner import Planner
@@ -49,10 +50,9 @@ class Planning:
         self.due: dict[str, float] = {}  # uid -> when to look at it next (monotonic)
         self._heap: list[tuple[float, int, str]] = []
         self._order = itertools.count()
-        self.busy: set[str] = set()
-        self.failing: dict[str, str] = {}  # uid -> the error its last attempt met, said once
+        self.busy = InFlight()  # with its ref marked deleting, no step of a job starts after `settled`
+        self.errors = events.JobErrors("planning", self._post)
         self._wake = asyncio.Event()
-        self._idle = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def want(self, ref: JobRef) -> None:
@@ -65,18 +65,13 @@ class Planning:
     def forget(self, uid: str) -> None:
         self.queued_tier.pop(uid, None)
         self.due.pop(uid, None)
-        self.failing.pop(uid, None)
-
-    async def settled(self, uid: str) -> None:
-        """Returns once no step of `uid` runs; with its ref marked deleting, none starts after."""
-        async with self._idle:
-            await self._idle.wait_for(lambda: uid not in self.busy)
+        self.errors.clear(uid)
 
     async def run(self) -> None:
         try:
             while True:
                 for uid in self._take_due(CONCURRENCY - len(self.busy)):
-                    self.busy.add(uid)
+                    self.busy.enter(uid)
                     task = asyncio.create_task(self._step(uid), name=f"plan {uid}")
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -127,9 +122,7 @@ class Planning:
             if retry is not None and not ref.deleting:
                 self._schedule(uid, retry)
         finally:
-            async with self._idle:
-                self.busy.discard(uid)
-                self._idle.notify_all()
+            await self.busy.leave(uid)
             self._wake.set()
 
     async def _attempt(self, ref: JobRef) -> float | None:
@@ -140,14 +133,14 @@ class Planning:
             if self.queued_tier.get(ref.uid, ref.tier) != ref.tier:
                 await self.queue.retier(ref.uid, ref.tier, ref.submitted_at)
                 self.queued_tier[ref.uid] = ref.tier
-            self.failing.pop(ref.uid, None)
+            self.errors.clear(ref.uid)
             return None
         except InvalidSpec as exc:
             await self._write(ref, {"phase": "Failed", "reason": status.INVALID_SPEC, "message": str(exc),
                                     "conditions": status.set_condition(
                                         list(ref.status.get("conditions") or []), "Failed", True,
                                         status.INVALID_SPEC, str(exc), ref.generation, status.now_iso())})
-            await events.post_event(self.core, ref, status.INVALID_SPEC, str(exc), "Warning")
+            await self._post(ref, status.INVALID_SPEC, str(exc), "Warning")
             return None
         except CountingLists as exc:
             if not status.planned(ref.status) and ref.status.get("message") != str(exc):
@@ -172,7 +165,7 @@ class Planning:
             first = not status.planned(ref.status)
             await self._write(ref, planned_status(ref, plan))
             if first:
-                await events.post_event(self.core, ref, "Queued",
+                await self._post(ref, "Queued",
                                         f"{plan.total_items} images in {plan.chunk_count} chunks", "Normal")
                 log.info("planned %d chunks", plan.chunk_count, extra={"fields": {"job": ref.key}})
         self.queued_tier[ref.uid] = tier
@@ -188,13 +181,11 @@ class Planning:
             ref.status.pop(key, None)
 
     async def _failed(self, ref: JobRef, exc: Exception, reason: str) -> None:
-        """Logged and counted each time; a Warning event on that job once per distinct error."""
-        metrics.JOB_ERRORS.labels(loop="planning").inc()
-        message = f"{type(exc).__name__}: {exc}"[:1000]
+        message = await self.errors.report(ref, exc, reason, "planning is retried")
         log.warning("planning %s: %s", ref.key, message, extra={"fields": {"job": ref.key}})
-        if self.failing.get(ref.uid) != message:
-            self.failing[ref.uid] = message
-            await events.post_event(self.core, ref, reason, f"planning is retried: {message}", "Warning")
+
+    async def _post(self, ref: JobRef, reason: str, message: str, kind: str) -> None:
+        await events.post_event(self.core, ref, reason, message, kind)
 
 
 def planned_status(ref: JobRef, plan: JobPlan) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class StatusWriter:
         self.running = running
         self.planner = planner
         self.finalizer = Finalizer(settings, queue, inspector)
-        self.failing: dict[str, str] = {}  # job uid -> the error its last status update met
+        self.errors = events.JobErrors("status", self.post_event)
         self.last_facts: dict[str, status.Facts] = {}  # job uid -> what its written status was built from
         self.last_progress: dict[str, JobProgress] = {}  # the previous pass's reads (finished sets reused)
 
@@ -72,7 +72,7 @@ class StatusWriter:
                     self.last_facts.pop(ref.uid, None)
                 else:
                     await self.update(ref, progress[ref.uid], ranks, backoff)
-                self.failing.pop(ref.uid, None)
+                self.errors.clear(ref.uid)
             except ApiException as exc:
                 if exc.status != 404:
                     log.warning("status of %s not written: %s %s %s", ref.key, exc.status, exc.reason,
@@ -141,15 +141,8 @@ class StatusWriter:
             await self.event(ref, new)
 
     async def job_failed(self, ref: JobRef, exc: Exception) -> None:
-        """Logged and counted each time; a Warning event on that job once per distinct error."""
-        metrics.JOB_ERRORS.labels(loop="status").inc()
-        message = f"{type(exc).__name__}: {exc}"[:1000]
         log.error("status of %s not updated", ref.key, exc_info=exc, extra={"fields": {"job": ref.key}})
-        if self.failing.get(ref.uid) == message:
-            return
-        self.failing[ref.uid] = message
-        await self.post_event(ref, "StatusUpdateFailed", f"the operator cannot update this job's status: {message}",
-                              "Warning")
+        await self.errors.report(ref, exc, "StatusUpdateFailed", "the operator cannot update this job's status")
 
     async def event(self, ref: JobRef, new: dict[str, Any]) -> None:
         """One event per phase transition: rare by construction, so no further rate limit is needed."""

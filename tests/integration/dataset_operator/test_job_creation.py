@@ -51,17 +51,22 @@ async def claimed_job(redis_url: str, chunks: int):
     return raw, queue, registry, ref, claimed
 
 
+def held_creator(queue: ChunkQueue, api: client.ApiClient) -> tuple[JobCreator, HeldCreates]:
+    creator = JobCreator(OperatorSettings(redis_prefix=KEYS.prefix), queue, api, RunningChunks(queue))
+    creator.batch = held = HeldCreates()
+    return creator, held
+
+
 def test_settled_waits_for_a_create_already_sent_when_its_job_is_deleted(redis_url):
     async def main():
         raw, queue, registry, ref, claimed = await claimed_job(redis_url, 1)
         async with client.ApiClient() as api:
-            creator = JobCreator(OperatorSettings(redis_prefix=KEYS.prefix), queue, api, RunningChunks(queue))
-            creator.batch = held = HeldCreates()
+            creator, held = held_creator(queue, api)
             creating = asyncio.create_task(creator.create_jobs(claimed, {ref.uid: ref}))
             while not held.sent:
                 await asyncio.sleep(0.01)
             registry.forget(ref.uid)
-            settled = asyncio.create_task(creator.settled(ref.uid))
+            settled = asyncio.create_task(creator.creating.settled(ref.uid))
             await asyncio.sleep(0.2)
             before_landing = settled.done()
             held.release.set()
@@ -79,12 +84,11 @@ def test_a_claim_of_a_job_deleted_before_its_create_gets_no_job(redis_url):
     async def main():
         raw, queue, registry, ref, claimed = await claimed_job(redis_url, 3)
         async with client.ApiClient() as api:
-            creator = JobCreator(OperatorSettings(redis_prefix=KEYS.prefix), queue, api, RunningChunks(queue))
-            creator.batch = held = HeldCreates()
+            creator, held = held_creator(queue, api)
             held.release.set()
             registry.forget(ref.uid)
             await creator.create_jobs(claimed, {ref.uid: ref})
-            await asyncio.wait_for(creator.settled(ref.uid), 5)
+            await asyncio.wait_for(creator.creating.settled(ref.uid), 5)
             specs = [await raw.hget(KEYS.chunk(c.chunk_id), "spec") for c in claimed]
         await raw.aclose()
         return held.sent, specs

@@ -173,7 +173,7 @@ def test_a_deleting_jobs_cleanup_waits_for_its_step_under_way(redis_url):
         await until(lambda: planner.busy, "the step to start")
         registry.forget(ref.uid)
         planner.forget(ref.uid)
-        settled = asyncio.create_task(planner.settled(ref.uid))
+        settled = asyncio.create_task(planner.busy.settled(ref.uid))
         await asyncio.sleep(0.2)
         early = settled.done()
         api.hold.set()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .binaries import BinariesMissing
-from .cluster import LocalCluster, default_state_dir
+from .cluster import LocalCluster, default_state_dir, recorded_owner
 from .controlplane import StartupFailed
 from .network import NetworkBusy
 from .node import NodeFailed
@@ -21,9 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcluster", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("up", "down", "status", "logs"))
     parser.add_argument("--state-dir", type=Path, default=None,
-                        help="where certs, data, logs, pids and the kubeconfig live (default: $PIXCRAWLER_CACHE/cluster)")
+                        help="where certs, data, logs, pids and the kubeconfig live (default: $PIXCRAWLER_CACHE/cluster; "
+                             "for down, status and logs, the running node's)")
     args = parser.parse_args(argv)
-    cluster = LocalCluster(args.state_dir or default_state_dir())
+    # down, status and logs find the node this machine runs (a test session's, say) when no dir is given
+    found = recorded_owner() if args.command != "up" else None
+    cluster = LocalCluster(args.state_dir or found or default_state_dir())
     running = {name: pid for name, pid in cluster.running().items() if pid}
 
     if args.command == "status":

@@ -4,6 +4,7 @@ started and stopped together; `down` leaves the machine as `up` found it."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,10 +19,23 @@ from .footprint import Footprint
 from .node import Images, Node, NodeFailed
 
 FOOTPRINT = "footprint.json"
+OWNER = Path("/run/pixcrawler-localcluster")
+"""The state dir of the node on this machine: written before `up` changes anything, removed by a clean
+`down`, so a run killed before its `down` is found from here (by the next `up`, or `make cluster-down`).
+Under /run, it goes with a reboot, as does everything it points at."""
 
 
 def default_state_dir() -> Path:
     return cache_dir() / "cluster"
+
+
+def recorded_owner() -> Path | None:
+    """The state dir of the node this machine runs, or was left running by a killed run."""
+    try:
+        text = OWNER.read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
 
 
 class LocalCluster(ControlPlane):
@@ -45,10 +59,13 @@ class LocalCluster(ControlPlane):
         self.state.mkdir(parents=True, exist_ok=True)
         if (self.state / FOOTPRINT).exists():
             self.down()
+        self._undo_abandoned()
         if network.bridge_exists():
             raise network.NetworkBusy(
-                f"bridge {network.BRIDGE} exists: another local node is running (`make cluster-down` first)")
+                f"bridge {network.BRIDGE} exists, but no local node is recorded in {OWNER}: something else "
+                f"made it (`ip link delete {network.BRIDGE}` once nothing uses it)")
         Footprint.record().save(self.state / FOOTPRINT)
+        OWNER.write_text(f"{self.state.resolve()}\n")
         try:
             network.create_bridge()
             network.add_guard()
@@ -60,11 +77,33 @@ class LocalCluster(ControlPlane):
             self.down()
             raise
 
+    def _undo_abandoned(self) -> None:
+        """Undoes the node a run killed before its `down` left behind (its components gone; its containers,
+        mounts, chains and bridge still there), so this node starts on the machine as it was before that
+        run. A node that still runs is left alone."""
+        owner = recorded_owner()
+        if owner is None or owner == self.state.resolve():
+            return
+        left = LocalCluster(owner)
+        alive = sorted(name for name, pid in left.running().items() if pid)
+        if alive:
+            raise network.NetworkBusy(f"another local node is running from {owner} ({', '.join(alive)}): "
+                                      "`make cluster-down` stops it")
+        print(f"localcluster: undoing the node a killed run left in {owner}", file=sys.stderr)
+        problems = left.down()
+        if problems:
+            raise NodeFailed(f"the node a killed run left in {owner} could not be undone: {'; '.join(problems)}")
+
     def down(self) -> list[str]:
-        """Stop everything `up` started and undo its changes to the machine; returns what is left, if any."""
+        """Stop everything `up` started and undo its changes to the machine; returns what is left, if any.
+        The bridge, guard and machine changes are undone only by the node they belong to: a `down` after an
+        `up` that found another node running stops nothing of that node."""
         (self.node or Node(self.state, self.node_name, "", None)).stop()
         self.node = None
         self.stop()
+        owner = recorded_owner()
+        if owner is not None and owner != self.state.resolve():
+            return []
         network.remove_guard()
         network.delete_bridge()
         footprint = Footprint.load(self.state / FOOTPRINT)
@@ -72,6 +111,7 @@ class LocalCluster(ControlPlane):
         if not problems:
             subprocess.run(["rm", "-rf", "--one-file-system", str(self.state / "node")], capture_output=True)
             (self.state / FOOTPRINT).unlink(missing_ok=True)
+            OWNER.unlink(missing_ok=True)
         return problems
 
     def running(self) -> dict[str, int | None]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -140,9 +142,12 @@ class Footprint:
                 problems.extend(f"{tool} -t {table} chain {c} is left" for c in sorted(left))
 
     def _undo_cgroups(self, problems: list[str]) -> None:
-        for top in CGROUP_ROOT.glob(f"*/{KUBEPODS}"):
-            if str(top) in self.cgroups:
-                continue
+        """Removes the node's pod cgroups; a container still in one (its containerd and shim were killed
+        with the run that started it) is killed first: every process under a kubepods cgroup that was
+        not there before the node is one of its pods'."""
+        tops = [top for top in CGROUP_ROOT.glob(f"*/{KUBEPODS}") if str(top) not in self.cgroups]
+        _kill_members(tops)
+        for top in tops:
             for directory in sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
                 try:
                     directory.rmdir()
@@ -152,6 +157,29 @@ class Footprint:
                 top.rmdir()
             except OSError as err:
                 problems.append(f"cgroup {top} is left: {err}")
+
+
+def _kill_members(tops: list[Path], timeout: float = 10.0) -> None:
+    """SIGKILL every process in a cgroup under `tops`, and wait until they are gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        members = {int(pid) for top in tops for procs in top.rglob("cgroup.procs")
+                   for pid in _read_lines(procs) if pid.isdigit()}
+        if not members or time.monotonic() > deadline:
+            return
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
 
 
 def unmount_under(prefixes: list[str]) -> None:

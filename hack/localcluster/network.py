@@ -42,7 +42,7 @@ def bridge_exists() -> bool:
 def create_bridge() -> None:
     """The bridge with the node's address, made before the apiserver binds it (CNI reuses it)."""
     if bridge_exists():
-        raise NetworkBusy(f"bridge {BRIDGE} exists: another local node is running (`make cluster-down` first)")
+        raise NetworkBusy(f"bridge {BRIDGE} exists: another local node is running")
     _run("ip", "link", "add", BRIDGE, "type", "bridge")
     _run("ip", "addr", "add", f"{NODE_HOST}/{POD_CIDR.split('/')[1]}", "dev", BRIDGE)
     _run("ip", "link", "set", BRIDGE, "up")

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from kubernetes import client
+from kubernetes import client, config
 
-from localcluster import binary
+from localcluster import binary, process
+from localcluster.cluster import OWNER
 from localcluster.footprint import Footprint
 from localcluster.network import BRIDGE, NODE_HOST, ROUTED, SERVICE_IP
+from localcluster.node import Images
 from tests.cluster.conftest import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -126,30 +131,105 @@ def _machine_now() -> dict:
     state = Footprint.record()
     mounts = sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
     return {"sysctls": state.sysctls, "chains": state.chains, "absent": state.absent, "netns": state.netns,
-            "cgroups": state.cgroups, "bridge": Path(f"/sys/class/net/{BRIDGE}").exists(), "mounts": mounts}
+            "cgroups": state.cgroups, "bridge": Path(f"/sys/class/net/{BRIDGE}").exists(), "mounts": mounts,
+            "owner": OWNER.exists()}
+
+
+def localcluster(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "hack")}
+    return subprocess.run([sys.executable, "-m", "localcluster", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def node_state(kubeconfig: Path) -> list[str]:
+    nodes = subprocess.run([str(binary("kubectl")), f"--kubeconfig={kubeconfig}", "get", "nodes", "--no-headers"],
+                           capture_output=True, text=True, timeout=60, check=True)
+    return nodes.stdout.split()[:2]
+
+
+def start_sleeper(state: Path) -> None:
+    """A pod that runs until it is killed: its shim, container, netns and mounts are what a killed run leaves."""
+    with config.new_client_from_config(str(state / "kubeconfig")) as api:
+        core = client.CoreV1Api(api)
+        spec = {"restartPolicy": "Never",
+                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{"name": "main", "image": Images.current().worker, "imagePullPolicy": "Never",
+                                "command": ["python", "-c", "import time; time.sleep(3600)"],
+                                "securityContext": {"allowPrivilegeEscalation": False,
+                                                    "capabilities": {"drop": ["ALL"]}}}]}
+        core.create_namespaced_pod("default", {"metadata": {"name": "sleeper"}, "spec": spec})
+        wait_for(lambda: core.read_namespaced_pod("sleeper", "default").status.phase == "Running", timeout=120,
+                 what="the sleeper pod running")
+
+
+def kill_components(state: Path) -> list[str]:
+    """SIGKILL every component the node's `up` started (by the pids it recorded), as when the run that
+    started them is killed; containerd's shims and the containers outlive it, as they do then."""
+    killed = []
+    for pid_file in sorted((state / "pids").glob("*.pid")):
+        pid = process.pid_of(pid_file.stem, state)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid_file.stem)
+    wait_for(lambda: not any(process.pid_of(p.stem, state) for p in (state / "pids").glob("*.pid")),
+             what="the killed components gone")
+    return killed
 
 
 @pytest.mark.machine
 def test_cluster_up_prints_node_host_and_kubeconfig_and_down_leaves_the_machine_as_it_was(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "hack")}
     state = tmp_path / "state"
-    command = [sys.executable, "-m", "localcluster"]
     before = _machine_now()
     try:
-        up = subprocess.run([*command, "up", f"--state-dir={state}"], env=env, capture_output=True, text=True,
-                            timeout=300)
+        up = localcluster("up", f"--state-dir={state}")
         assert up.returncode == 0, up.stderr
         assert up.stdout.strip().splitlines()[-2:] == [f"export PIXCRAWLER_NODE_HOST={NODE_HOST}",
                                                       f"export KUBECONFIG={state / 'kubeconfig'}"]
-        nodes = subprocess.run([str(binary("kubectl")), f"--kubeconfig={state / 'kubeconfig'}", "get", "nodes",
-                                "--no-headers"], capture_output=True, text=True, timeout=60, check=True)
-        assert nodes.stdout.split()[:2] == ["pixcrawler-node", "Ready"]
+        assert node_state(state / "kubeconfig") == ["pixcrawler-node", "Ready"]
         assert _machine_now() != before
     finally:
-        down = subprocess.run([*command, "down", f"--state-dir={state}"], env=env, capture_output=True, text=True,
-                              timeout=180)
+        down = localcluster("down", f"--state-dir={state}", timeout=180)
     assert down.returncode == 0, down.stderr
     assert _machine_now() == before
-    status = subprocess.run([*command, "status", f"--state-dir={state}"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    status = localcluster("status", f"--state-dir={state}", timeout=60)
     assert status.returncode == 3, status.stdout
+
+
+@contextmanager
+def machine_restored(*states: Path) -> Iterator[None]:
+    """Runs the block, then `down` on each state dir whatever happened; the machine is then as it was."""
+    before = _machine_now()
+    try:
+        yield
+    finally:
+        for state in states:
+            localcluster("down", f"--state-dir={state}", timeout=180)
+    assert _machine_now() == before
+
+
+@pytest.mark.machine
+def test_up_undoes_the_node_a_killed_run_left_behind(tmp_path):
+    killed, fresh = tmp_path / "killed", tmp_path / "fresh"
+    with machine_restored(fresh, killed):
+        assert localcluster("up", f"--state-dir={killed}").returncode == 0
+        start_sleeper(killed)
+        assert "containerd" in kill_components(killed)
+        up = localcluster("up", f"--state-dir={fresh}")
+        assert up.returncode == 0, up.stderr
+        assert f"undoing the node a killed run left in {killed}" in up.stderr
+        assert node_state(fresh / "kubeconfig") == ["pixcrawler-node", "Ready"]
+
+
+@pytest.mark.machine
+def test_up_beside_a_running_node_names_it_and_cluster_down_stops_it(tmp_path):
+    running, second = tmp_path / "running", tmp_path / "second"
+    with machine_restored(running):
+        assert localcluster("up", f"--state-dir={running}").returncode == 0
+        refused = localcluster("up", f"--state-dir={second}")
+        assert refused.returncode == 1
+        assert f"another local node is running from {running}" in refused.stderr
+        assert "`make cluster-down` stops it" in refused.stderr
+        localcluster("down", f"--state-dir={second}", timeout=180)
+        assert node_state(running / "kubeconfig") == ["pixcrawler-node", "Ready"]
+        down = localcluster("down", timeout=180)  # what `make cluster-down` runs: no state dir given
+        assert down.returncode == 0, down.stderr

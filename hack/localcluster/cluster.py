@@ -77,12 +77,17 @@ class LocalCluster(ControlPlane):
             self.down()
             raise
 
+    def _other_owner(self) -> Path | None:
+        """The state dir of the node this machine records, when it is not this one."""
+        owner = recorded_owner()
+        return owner if owner is not None and owner != self.state.resolve() else None
+
     def _undo_abandoned(self) -> None:
         """Undoes the node a run killed before its `down` left behind (its components gone; its containers,
         mounts, chains and bridge still there), so this node starts on the machine as it was before that
         run. A node that still runs is left alone."""
-        owner = recorded_owner()
-        if owner is None or owner == self.state.resolve():
+        owner = self._other_owner()
+        if owner is None:
             return
         left = LocalCluster(owner)
         alive = sorted(name for name, pid in left.running().items() if pid)
@@ -101,8 +106,7 @@ class LocalCluster(ControlPlane):
         (self.node or Node(self.state, self.node_name, "", None)).stop()
         self.node = None
         self.stop()
-        owner = recorded_owner()
-        if owner is not None and owner != self.state.resolve():
+        if self._other_owner() is not None:
             return []
         network.remove_guard()
         network.delete_bridge()

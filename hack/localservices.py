@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -51,8 +52,9 @@ class Service:
         try:
             wait_for_port(self.port, timeout, alive=lambda: self.process.poll() is None, host=self.host)
         except (RuntimeError, TimeoutError) as exc:
+            log = self.log.read_text(errors="replace")
             self.stop()
-            raise ServiceFailed(f"{self.name} did not start: {exc}\n{self.log.read_text(errors='replace')}") from exc
+            raise ServiceFailed(f"{self.name} did not start: {exc}\n{log}") from exc
         return self
 
     def stop(self) -> None:
@@ -154,6 +156,26 @@ class Prometheus(Service):
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def start(self, timeout: float = 60) -> "Prometheus":
+        """Returns once `/-/ready` answers 200: Prometheus listens while it still opens its TSDB and
+        answers the API with a plain-text 503 until then."""
+        deadline = time.monotonic() + timeout
+        super().start(timeout)
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log = self.log.read_text(errors="replace")
+                self.stop()
+                raise ServiceFailed(f"prometheus was not ready within {timeout} s\n{log}")
+            time.sleep(0.1)
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=5) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
     def api(self, path: str, **params: Any) -> Any:
         """`/api/v1/<path>`'s `data`; a query Prometheus refuses raises ValueError with its error."""
         query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
@@ -161,7 +183,11 @@ class Prometheus(Service):
             with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=30) as response:
                 body = json.load(response)
         except urllib.error.HTTPError as exc:
-            body = json.load(exc)
+            text = exc.read().decode(errors="replace")
+            try:
+                body = json.loads(text)
+            except ValueError:
+                raise ValueError(f"HTTP {exc.code} from /api/v1/{path}: {text[:200]}") from exc
         if body.get("status") != "success":
             raise ValueError(f"{body.get('errorType')}: {body.get('error')}")
         return body["data"]

@@ -9,7 +9,7 @@ the same number of processes and threads, in two configurations:
 
 Each run is timed from process start to exit, with the peak RSS summed over its processes and
 the bytes of every file it wrote. Prints a table, the ratios worker / img2dataset against the
-goals, and the Pillow-only floor (decode + resize + encode per image on one core).
+goals, and the codec floors (decode + resize + encode per image on one core, Pillow and TurboJPEG).
 
     .venv/bin/python bench/worker_vs_img2dataset.py [--configs files home] [--processes 1 2] [--rounds 2]
 
@@ -45,7 +45,7 @@ for _path in (Path(__file__).resolve().parent, Path(__file__).resolve().parent.p
 
 from PIL import Image  # noqa: E402
 
-import pillow_floor  # noqa: E402
+import codec_floor  # noqa: E402
 from peakrss import PeakRss  # noqa: E402
 from staticserver import StaticServer  # noqa: E402
 from workload import Workload, cache_root, ensure_workload  # noqa: E402
@@ -338,6 +338,28 @@ def ratios(results: list[Result]) -> list[str]:
     return lines
 
 
+def cpu_budget_ms(goal: float, other_images_per_second: float, cpus: int) -> float:
+    """The CPU ms per image, everything included, at which `cpus` cores kept fully busy reach `goal`
+    times img2dataset's images/s: no tool doing more CPU work per image can meet the goal here."""
+    return cpus * 1000 / (goal * other_images_per_second) if other_images_per_second else float("inf")
+
+
+def budgets(results: list[Result], floors: dict[str, "codec_floor.Floor"], cpus: int) -> list[str]:
+    """For each speed goal, the CPU per image it allows on this machine against the codec floors."""
+    lines = []
+    for config, processes, worker, other in pairs(results):
+        goal = config.speed_goals.get(processes)
+        if not goal or not floors:
+            continue
+        budget = cpu_budget_ms(goal, other.images_per_second, cpus)
+        below = ", ".join(f"{name} floor {floor.ms_per_image:.2f} ({'below' if floor.ms_per_image < budget else 'above'})"
+                          for name, floor in floors.items())
+        lines.append(f"{config.name}, {processes} process(es): {goal}x img2dataset's {other.images_per_second:.0f} "
+                     f"images/s is {goal * other.images_per_second:.0f} images/s, at most {budget:.2f} CPU ms/image "
+                     f"on {cpus} fully busy cores; worker {worker.cpu_seconds / max(worker.ok, 1) * 1000:.2f}, {below}")
+    return lines
+
+
 def agreement(results: list[Result]) -> list[str]:
     """Do both tools keep the same images, at the same stored sizes? Said per configuration."""
     lines = []
@@ -367,7 +389,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2,
                         help="runs of every tool and config; the best is reported (default 2)")
     parser.add_argument("--floor-images", type=int, default=600,
-                        help="workload images the Pillow-only floor is measured on, spread over the set (default 600)")
+                        help="workload images the codec floors are measured on, spread over the set (default 600)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     return parser.parse_args(argv)
 
@@ -383,11 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: {len(workload.names)} JPEGs, {workload.total_bytes / 2**20:.0f} MiB, served by nginx on loopback; "
           f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f}), Python {platform.python_version()}, "
           f"img2dataset {IMG2DATASET_VERSION}", flush=True)
-    floor = None
+    floors: dict[str, codec_floor.Floor] = {}
     if "home" in args.configs:
         step = max(1, len(workload.names) // max(1, args.floor_images))
         sample = [workload.directory / "images" / name for name in workload.names[::step][:args.floor_images]]
-        floor = pillow_floor.measure(sample, HOME_SIZE, HOME_QUALITY)
+        floors = {codec: codec_floor.measure(sample, HOME_SIZE, HOME_QUALITY, codec) for codec in codec_floor.CODECS}
     with StaticServer(workload.directory) as server, tempfile.TemporaryDirectory(prefix="pixcrawler-bench-") as tmp:
         urls = workload.urls(server.base)
         url_file = Path(tmp) / "urls.txt"
@@ -420,16 +442,18 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     for line in agreement(results):
         print(line)
-    if floor is not None:
-        print(f"floor (Pillow alone, one core: full decode, keep_ratio {HOME_SIZE} only-if-bigger, "
+    for codec, floor in floors.items():
+        print(f"floor ({codec} alone, one core: full decode, keep_ratio {HOME_SIZE} only-if-bigger, "
               f"JPEG q{HOME_QUALITY}; "
               f"{floor.images} images): {floor.ms_per_image:.2f} ms/image = "
               f"{floor.images_per_core_second:.0f} images/s per core")
+    for line in budgets(results, floors, os.cpu_count() or 1):
+        print(line)
     if args.json:
         payload = [dict({k: v for k, v in vars(r).items() if k != "sizes"}, images_per_second=r.images_per_second)
                    for r in results]
-        if floor is not None:
-            payload.append({"tool": "pillow_floor", "images": floor.images, "ms_per_image": floor.ms_per_image})
+        payload += [{"tool": f"{codec}_floor", "images": floor.images, "ms_per_image": floor.ms_per_image}
+                    for codec, floor in floors.items()]
         args.json.write_text(json.dumps(payload, indent=2))
     return 0
 

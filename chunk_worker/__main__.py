@@ -16,7 +16,7 @@ from pathlib import Path
 import redis
 
 from chunk_worker import logs, specs
-from chunk_worker.arenas import limit_malloc_arenas
+from chunk_worker.arenas import arrow_on_glibc_heap, limit_malloc_arenas
 from chunk_worker.contract import ChunkField, ChunkSpec, ExitCode, Keys, ListCountRequest, chunk_json_schema
 from chunk_worker.errors import ChunkError, ProgressUnavailable, SpecError
 from chunk_worker.settings import WorkerSettings
@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         logs.configure()
         return command_node_agent(args)
     limit_malloc_arenas()  # before any thread: the item threads' allocations share two arenas
+    arrow_on_glibc_heap()  # before pyarrow is imported (a commit or finalize imports it)
     logs.configure(json_lines={"auto": None, "json": True, "text": False}[args.log_format])
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:

@@ -81,3 +81,34 @@ def test_free_heap_between_live_objects_goes_back_to_the_kernel_when_released():
 
 def test_free_heap_between_live_objects_stays_resident_unless_released():
     assert freed_mib("keep") <= 10
+
+
+ARROW_POOL = """
+import sys
+from chunk_worker.arenas import arrow_on_glibc_heap
+
+print(arrow_on_glibc_heap() if sys.argv[1] == "system" else None)
+import pyarrow
+
+pyarrow.array([1, 2, 3])
+print(pyarrow.default_memory_pool().backend_name)
+"""
+
+
+def arrow_pool(mode: str, **env: str) -> list[str]:
+    result = subprocess.run([sys.executable, "-c", ARROW_POOL, mode], capture_output=True, text=True, check=True,
+                            env={key: value for key, value in os.environ.items()
+                                 if key != "ARROW_DEFAULT_MEMORY_POOL"} | env)
+    return result.stdout.split()
+
+
+def test_arrow_allocates_from_the_glibc_heap_once_asked():
+    assert arrow_pool("system") == ["True", "system"]
+
+
+def test_arrow_keeps_its_own_allocator_unless_asked():
+    assert arrow_pool("none")[1] != "system"
+
+
+def test_an_explicit_arrow_memory_pool_in_the_environment_is_left_to_rule():
+    assert arrow_pool("system", ARROW_DEFAULT_MEMORY_POOL="mimalloc") == ["False", "mimalloc"]

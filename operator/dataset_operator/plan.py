@@ -68,7 +68,30 @@ class JobPlan(BaseModel):
 
     @property
     def chunk_count(self) -> int:
-        return math.ceil(self.total_items / self.chunk_size)
+        return chunks_of(self.total_items, self.chunk_size)
+
+
+def chunks_of(items: int, chunk_size: int) -> int:
+    return math.ceil(items / chunk_size)
+
+
+class _SourceSize(BaseModel):
+    size: int
+
+
+class OutlineFields(BaseModel):
+    """The few fields of a stored plan a status pass reads for every job, parsed from the plan's JSON
+    without the rest: pydantic skips the sources' URLs, the validation and the transform (7.5 against
+    36 µs for a one-list plan, which adds up to most of a first status pass at 10,000 jobs)."""
+
+    chunk_size: int
+    sources: list[_SourceSize]
+    output: str
+    format: OutputFormat = "files"
+
+    @property
+    def chunk_count(self) -> int:
+        return chunks_of(sum(source.size for source in self.sources), self.chunk_size)
 
 
 DEFAULT_MAX_ATTEMPTS = 3  # the CRD's default for spec.retries.maxAttempts, for specs written before it

@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError, WatchError
 
 from chunk_worker.contract import COUNTERS, LIST_COUNTS, ChunkField, ChunkState, Keys, ListCounts, chunk_id
 from dataset_operator import capacity, priority, queue_scripts
-from dataset_operator.plan import JobPlan
+from dataset_operator.plan import JobPlan, OutlineFields
 
 ENQUEUE_BATCH = 5000
 PLAN = "plan"  # fields of the job hash
@@ -98,7 +98,7 @@ class PlanOutline:
     format: str
 
     @classmethod
-    def of(cls, plan: JobPlan) -> PlanOutline:
+    def of(cls, plan: JobPlan | OutlineFields) -> PlanOutline:
         return cls(plan.chunk_count, plan.output, plan.format)
 
 
@@ -269,6 +269,22 @@ class ChunkQueue:
         if uid not in self._outlines and await self.load_plan(uid) is None:
             return None
         return self._outlines[uid]
+
+    async def read_outlines(self, uids: Iterable[str]) -> dict[str, PlanOutline | None]:
+        """The outlines of `uids` (None: no plan in Redis), those not yet kept read PROGRESS_BATCH jobs
+        per round trip: the first status pass after a start would otherwise wait on one read per job."""
+        wanted = list(uids)
+        missing = [uid for uid in wanted if uid not in self._outlines]
+        for start in range(0, len(missing), PROGRESS_BATCH):
+            batch = missing[start:start + PROGRESS_BATCH]
+            async with self._client.pipeline(transaction=False) as pipe:
+                for uid in batch:
+                    pipe.hget(self._keys.job(uid), PLAN)
+                raws = await pipe.execute()
+            for uid, raw in zip(batch, raws):
+                if raw is not None:
+                    self._outlines[uid] = PlanOutline.of(OutlineFields.model_validate_json(raw))
+        return {uid: self._outlines.get(uid) for uid in wanted}
 
     def forget_plan(self, uid: str) -> None:
         self._plans.pop(uid, None)

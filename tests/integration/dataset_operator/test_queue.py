@@ -481,6 +481,23 @@ def test_progress_rereads_the_finished_sets_only_when_they_grew(redis_url):
     run(redis_url, body)
 
 
+def test_outlines_of_many_jobs_are_read_in_batches_and_kept(redis_url, monkeypatch):
+    monkeypatch.setattr("dataset_operator.queue.PROGRESS_BATCH", 2)
+
+    async def body(queue, client):
+        jobs = [plan(n + 1, name=f"job-{n}") for n in range(5)]
+        for job in jobs:
+            await queue.enqueue(job, T0)
+        read = await queue.read_outlines([job.uid for job in jobs] + ["gone"])
+        assert [read[job.uid].chunk_count for job in jobs] == [1, 2, 3, 4, 5]
+        assert [read[job.uid].output for job in jobs] == [job.output for job in jobs]
+        assert read["gone"] is None
+        await client.config_resetstat()
+        assert (await queue.outline(jobs[4].uid)).chunk_count == 5
+        assert "cmdstat_hget" not in await client.info("commandstats")
+    run(redis_url, body)
+
+
 def test_parsed_plans_are_kept_up_to_the_cache_bound_and_reread_after(redis_url, monkeypatch):
     monkeypatch.setattr("dataset_operator.queue.PLAN_CACHE", 2)
 

@@ -4,8 +4,8 @@ import pytest
 
 from dataset_operator import priority
 from dataset_operator.plan import (
-    InvalidSpec, capped, chunk_spec, finalize_spec, leftover_pages, list_limits, list_request, lists_to_count,
-    make_plan, output_url, recorded_counts,
+    InvalidSpec, OutlineFields, capped, chunk_spec, finalize_spec, leftover_pages, list_limits, list_request,
+    lists_to_count, make_plan, output_url, recorded_counts,
 )
 
 PROVIDERS = {"openverse", "wikimedia"}
@@ -78,6 +78,14 @@ def test_chunk_carries_job_attempt_validation_and_output():
     assert (spec.job, spec.job_uid, spec.chunk, spec.attempt) == ("team/cats", "uid-1", 1, 3)
     assert (spec.validation.min_width, spec.validation.dedup) == (32, "exact")
     assert spec.output == "azure://datasets/team/cats"
+
+
+def test_the_outline_read_from_a_stored_plan_has_its_chunk_count_output_and_format():
+    plan = plan_of({"chunkSize": 7, "output": {"format": "webdataset"},
+                    "sources": [inline("cat", 5), url_list("dog", 30), search("fox", 12)]})
+    outline = OutlineFields.model_validate_json(plan.model_dump_json())
+    assert (outline.chunk_count, outline.output, outline.format) == (plan.chunk_count, plan.output, "webdataset")
+    assert outline.chunk_count == 7  # ceil(47 / 7)
 
 
 def test_chunk_index_past_the_last_chunk_is_refused():

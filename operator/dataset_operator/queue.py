@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain, islice
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -112,7 +112,8 @@ class ChunkQueue:
         self._keys = keys
         self.epoch = epoch
         self._scripts = {name: client.register_script(getattr(queue_scripts, name))
-                         for name in ("FENCE", "CLAIM", "SETTLE", "RETRY_LATER", "RELEASE")}
+                         for name in ("FENCE", "CLAIM", "SETTLE", "RETRY_LATER", "RELEASE",
+                                      "PROGRESS", "FIELD_OF_EACH")}
         self._plans: OrderedDict[str, JobPlan] = OrderedDict()  # least recently used first
         self._outlines: dict[str, PlanOutline] = {}
 
@@ -169,7 +170,7 @@ class ChunkQueue:
                 pipe.zadd(keys.queue, dict(members[start:start + ENQUEUE_BATCH]), nx=True)
         return sum((await self._write(build))[4:])
 
-    async def progress(self, jobs: list[tuple[str, list[str]]],
+    async def progress(self, jobs: list[tuple[str, Sequence[str]]],
                        known: dict[str, JobProgress] | None = None) -> dict[str, JobProgress | None]:
         """Every job's progress (None: no plan in Redis, so it lost the job), `jobs` being (uid, running
         chunk ids) pairs, in one round trip per PROGRESS_BATCH jobs whatever their number. The sets of
@@ -178,30 +179,26 @@ class ChunkQueue:
         known = known or {}
         found: dict[str, JobProgress | None] = {}
         fields = [SUBMITTED_AT, *COUNTERS, LAST_FAILURE]
+        live_counters = await self._chunk_counters([member for _, live in jobs for member in live])
         for start in range(0, len(jobs), PROGRESS_BATCH):
             batch = jobs[start:start + PROGRESS_BATCH]
-            async with self._client.pipeline(transaction=False) as pipe:
-                for uid, live in batch:
-                    pipe.hmget(self._keys.job(uid), fields)
-                    pipe.scard(self._keys.job_done(uid))
-                    pipe.scard(self._keys.job_failed(uid))
-                    for member in live:
-                        pipe.hmget(self._keys.chunk(member), [ChunkField.counter(name) for name in COUNTERS])
-                results = iter(await pipe.execute())
+            keys = [key for uid, _ in batch
+                    for key in (self._keys.job(uid), self._keys.job_done(uid), self._keys.job_failed(uid))]
+            rows = await self._scripts["PROGRESS"](keys=keys, args=fields)
             stale = []
-            for uid, live in batch:
-                job, done_size, failed_size = next(results), next(results), next(results)
-                chunks = [next(results) for _ in live]
+            for (uid, live), (job, done_size, failed_size) in zip(batch, rows):
+                chunks = [live_counters[member] for member in live]
                 if job[0] is None:  # submitted_at is written with the plan
                     found[uid] = None
                     continue
                 previous = known.get(uid)
                 fresh = previous is not None and (len(previous.done), len(previous.failed)) == (done_size, failed_size)
-                found[uid] = JobProgress(
+                read = JobProgress(
                     done=previous.done if fresh else set(), failed=previous.failed if fresh else set(),
                     settled={name: int(value or 0) for name, value in zip(COUNTERS, job[1:])},
                     live=[{name: int(value or 0) for name, value in zip(COUNTERS, values)} for values in chunks],
                     last_failure=_json_or_none(job[-1]))
+                found[uid] = previous if fresh and read == previous else read  # quiet jobs leave the GC nothing new
                 if not fresh and (done_size or failed_size):
                     stale.append(uid)
             if stale:
@@ -214,6 +211,15 @@ class ChunkQueue:
                     found[uid].done.update(int(v) for v in next(sets))
                     found[uid].failed.update(int(v) for v in next(sets))
         return found
+
+    async def _chunk_counters(self, chunk_ids: list[str]) -> dict[str, list[Any]]:
+        """The counters of the running chunks (a few dozen at most: the quota), in one round trip."""
+        if not chunk_ids:
+            return {}
+        async with self._client.pipeline(transaction=False) as pipe:
+            for member in chunk_ids:
+                pipe.hmget(self._keys.chunk(member), [ChunkField.counter(name) for name in COUNTERS])
+            return dict(zip(chunk_ids, await pipe.execute()))
 
     async def list_counts(self, uid: str) -> ListCounts | None:
         """The list-count Job's answer, if it has given one."""
@@ -272,15 +278,12 @@ class ChunkQueue:
 
     async def read_outlines(self, uids: Iterable[str]) -> dict[str, PlanOutline | None]:
         """The outlines of `uids` (None: no plan in Redis), those not yet kept read PROGRESS_BATCH jobs
-        per round trip: the first status pass after a start would otherwise wait on one read per job."""
+        per command: the first status pass after a start would otherwise wait on one read per job."""
         wanted = list(uids)
         missing = [uid for uid in wanted if uid not in self._outlines]
         for start in range(0, len(missing), PROGRESS_BATCH):
             batch = missing[start:start + PROGRESS_BATCH]
-            async with self._client.pipeline(transaction=False) as pipe:
-                for uid in batch:
-                    pipe.hget(self._keys.job(uid), PLAN)
-                raws = await pipe.execute()
+            raws = await self._scripts["FIELD_OF_EACH"](keys=[self._keys.job(uid) for uid in batch], args=[PLAN])
             for uid, raw in zip(batch, raws):
                 if raw is not None:
                     self._outlines[uid] = PlanOutline.of(OutlineFields.model_validate_json(raw))

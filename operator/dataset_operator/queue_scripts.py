@@ -1,11 +1,12 @@
 """The queue's atomic steps, as Lua scripts Redis runs whole.
 
-Every script is fenced: KEYS[1] is the fence and ARGV[1] the caller's leader epoch. A call with an
-epoch below the fence is refused (STALE_FENCE) before it changes anything; a call with a higher one
-moves the fence up to it, so a fence lost with Redis's data comes back with the current leader's
-first write. Chunk-hash field names and chunk states come from the contract (ChunkField, ChunkState),
-so the scripts, the worker and the Python side can never disagree on them. The scripts touch chunk hashes they derive from chunk ids: Redis must not
-run in cluster mode.
+Every script that writes is fenced: KEYS[1] is the fence and ARGV[1] the caller's leader epoch. A
+call with an epoch below the fence is refused (STALE_FENCE) before it changes anything; a call with
+a higher one moves the fence up to it, so a fence lost with Redis's data comes back with the current
+leader's first write. PROGRESS and FIELD_OF_EACH only read, so they are not fenced. Chunk-hash field names and chunk
+states come from the contract (ChunkField, ChunkState), so the scripts, the worker and the Python
+side can never disagree on them. The scripts touch chunk hashes they derive from chunk ids: Redis
+must not run in cluster mode.
 """
 
 from __future__ import annotations
@@ -116,3 +117,22 @@ return 1
 """)
 """KEYS: fence, chunk hash, admitted, queue, waiting. ARGV: epoch, chunk id, score, now, job uid. An
 admitted chunk whose Job could not be created goes back without losing an attempt."""
+
+PROGRESS = """
+local out = {}
+for i = 1, #KEYS, 3 do
+  out[#out + 1] = {redis.call('HMGET', KEYS[i], unpack(ARGV)), redis.call('SCARD', KEYS[i + 1]),
+                   redis.call('SCARD', KEYS[i + 2])}
+end
+return out
+"""
+"""KEYS: (job hash, done set, failed set) of each job. ARGV: the job hash's fields to read. Answers
+(fields, done count, failed count) per job: one command for a batch of jobs, where a pipeline of three
+per job spent most of a 10,000-job status pass packing and parsing them in redis-py."""
+
+FIELD_OF_EACH = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGET', key, ARGV[1]) end
+return out
+"""
+"""KEYS: hashes. ARGV: one field. Answers that field of each hash (nil where absent), in one command."""

@@ -63,7 +63,7 @@ class StatusWriter:
             del self.last_facts[uid]  # deleted jobs
         active = [ref for ref in refs if not finished(ref)]
         running = self.running.by_job()
-        progress = await self.queue.progress([(ref.uid, running.get(ref.uid, [])) for ref in active], self.last_progress)
+        progress = await self.queue.progress([(ref.uid, running.get(ref.uid, ())) for ref in active], self.last_progress)
         self.last_progress = {uid: found for uid, found in progress.items() if found is not None}
         await self.queue.read_outlines(self.last_progress)  # in batches, so `update` finds them kept
         for ref in refs:

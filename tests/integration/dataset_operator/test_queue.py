@@ -481,6 +481,20 @@ def test_progress_rereads_the_finished_sets_only_when_they_grew(redis_url):
     run(redis_url, body)
 
 
+def test_a_quiet_job_keeps_its_progress_and_a_moved_counter_gives_a_new_one(redis_url):
+    async def body(queue, client):
+        job = plan(2)
+        await queue.enqueue(job, T0)
+        [running] = await queue.claim(1, DEADLINE, {})
+        first = await queue.progress([(job.uid, [running.chunk_id])])
+        again = await queue.progress([(job.uid, [running.chunk_id])], first)
+        assert again[job.uid] is first[job.uid]  # nothing new for the GC to walk on a quiet pass
+        await client.hset(KEYS.chunk(running.chunk_id), "n_uploaded", 3)
+        moved = await queue.progress([(job.uid, [running.chunk_id])], again)
+        assert moved[job.uid].live[0]["uploaded"] == 3 and first[job.uid].live[0]["uploaded"] == 0
+    run(redis_url, body)
+
+
 def test_outlines_of_many_jobs_are_read_in_batches_and_kept(redis_url, monkeypatch):
     monkeypatch.setattr("dataset_operator.queue.PROGRESS_BATCH", 2)
 

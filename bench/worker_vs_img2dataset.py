@@ -109,6 +109,10 @@ class Result:
         return self.ok / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def cpu_ms_per_image(self) -> float:
+        return self.cpu_seconds * 1000 / max(self.ok, 1)
+
+    @property
     def setup(self) -> str:
         return f"{self.processes} proc x {self.threads} threads"
 
@@ -301,7 +305,7 @@ def table(results: list[Result]) -> str:
              "output MiB", "data MiB", "notes")]
     for r in results:
         rows.append((r.tool, r.config, r.setup, str(r.ok), f"{r.seconds:.2f}", f"{r.images_per_second:.0f}",
-                     f"{r.peak_rss / 2**20:.0f}", f"{r.cpu_seconds:.1f}", f"{r.cpu_seconds * 1000 / max(r.ok, 1):.1f}",
+                     f"{r.peak_rss / 2**20:.0f}", f"{r.cpu_seconds:.1f}", f"{r.cpu_ms_per_image:.1f}",
                      f"{r.output_bytes / 2**20:.1f}", f"{r.data_bytes / 2**20:.1f}", r.detail))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
@@ -332,8 +336,8 @@ def ratios(results: list[Result]) -> list[str]:
         lines.append(f"{config.name}, {processes} process(es): "
                      f"images/s worker/img2dataset {speed:.2f}x{speed_verdict}; "
                      f"peak RSS {memory:.2f}x ({memory_verdict} the <= {config.rss_goal:.2f}x goal); "
-                     f"CPU ms/image {worker.cpu_seconds / max(worker.ok, 1) * 1000:.1f} vs "
-                     f"{other.cpu_seconds / max(other.ok, 1) * 1000:.1f}; "
+                     f"CPU ms/image {worker.cpu_ms_per_image:.1f} vs "
+                     f"{other.cpu_ms_per_image:.1f}; "
                      f"output bytes {worker.output_bytes / max(other.output_bytes, 1):.2f}x")
     return lines
 
@@ -352,11 +356,11 @@ def budgets(results: list[Result], floors: dict[str, "codec_floor.Floor"], cpus:
         if not goal or not floors:
             continue
         budget = cpu_budget_ms(goal, other.images_per_second, cpus)
-        below = ", ".join(f"{name} floor {floor.ms_per_image:.2f} ({'below' if floor.ms_per_image < budget else 'above'})"
-                          for name, floor in floors.items())
+        below = ", ".join(f"{name} floor {floor.ms_per_image:.2f} "
+                          f"({'below' if floor.ms_per_image < budget else 'above'})" for name, floor in floors.items())
         lines.append(f"{config.name}, {processes} process(es): {goal}x img2dataset's {other.images_per_second:.0f} "
                      f"images/s is {goal * other.images_per_second:.0f} images/s, at most {budget:.2f} CPU ms/image "
-                     f"on {cpus} fully busy cores; worker {worker.cpu_seconds / max(worker.ok, 1) * 1000:.2f}, {below}")
+                     f"on {cpus} fully busy cores; worker {worker.cpu_ms_per_image:.2f}, {below}")
     return lines
 
 
@@ -429,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
                             result = run_worker(config, urls, processes, args.threads, out, Path(tmp))
                         print(f"bench: round {round_index + 1}: {result.tool} {name} {result.setup}: {result.ok} ok "
                               f"in {result.seconds:.2f} s ({result.images_per_second:.0f} images/s, "
-                              f"{result.cpu_seconds * 1000 / max(result.ok, 1):.1f} CPU ms/image)", flush=True)
+                              f"{result.cpu_ms_per_image:.1f} CPU ms/image)", flush=True)
                         results.append(result)
                         shutil.rmtree(out)
     results = best_of(results, args.configs)

@@ -270,15 +270,10 @@ class ChunkQueue:
         self._outlines[uid] = PlanOutline.of(plan)
         return plan
 
-    async def outline(self, uid: str) -> PlanOutline | None:
-        """What the status writer needs of a plan, kept for every job (about 200 B each)."""
-        if uid not in self._outlines and await self.load_plan(uid) is None:
-            return None
-        return self._outlines[uid]
-
     async def read_outlines(self, uids: Iterable[str]) -> dict[str, PlanOutline | None]:
-        """The outlines of `uids` (None: no plan in Redis), those not yet kept read PROGRESS_BATCH jobs
-        per command: the first status pass after a start would otherwise wait on one read per job."""
+        """What the status writer needs of each plan (None: no plan in Redis), kept for every job (about
+        200 B each); those not yet kept are read PROGRESS_BATCH jobs per command, so the first status
+        pass after a start does not wait on one read per job."""
         wanted = list(uids)
         missing = [uid for uid in wanted if uid not in self._outlines]
         for start in range(0, len(missing), PROGRESS_BATCH):

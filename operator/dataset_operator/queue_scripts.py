@@ -3,10 +3,10 @@
 Every script that writes is fenced: KEYS[1] is the fence and ARGV[1] the caller's leader epoch. A
 call with an epoch below the fence is refused (STALE_FENCE) before it changes anything; a call with
 a higher one moves the fence up to it, so a fence lost with Redis's data comes back with the current
-leader's first write. PROGRESS and FIELD_OF_EACH only read, so they are not fenced. Chunk-hash field names and chunk
-states come from the contract (ChunkField, ChunkState), so the scripts, the worker and the Python
-side can never disagree on them. The scripts touch chunk hashes they derive from chunk ids: Redis
-must not run in cluster mode.
+leader's first write. PROGRESS and FIELD_OF_EACH only read, so they are not fenced. Chunk-hash field
+names and chunk states come from the contract (ChunkField, ChunkState), so the scripts, the worker
+and the Python side can never disagree on them. The scripts touch chunk hashes they derive from
+chunk ids: Redis must not run in cluster mode.
 """
 
 from __future__ import annotations

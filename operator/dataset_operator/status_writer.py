@@ -17,7 +17,7 @@ from dataset_operator import events, finalizing, jobs, metrics, status
 from dataset_operator.finalizing import Finalizer
 from dataset_operator.planner import Planner
 from dataset_operator.pod_inspector import PodInspector
-from dataset_operator.queue import ChunkQueue, JobProgress, split_chunk_id
+from dataset_operator.queue import ChunkQueue, JobProgress, PlanOutline, split_chunk_id
 from dataset_operator.registry import JobRef, Registry
 from dataset_operator.running_chunks import RunningChunks
 from dataset_operator.settings import OperatorSettings
@@ -63,16 +63,17 @@ class StatusWriter:
             del self.last_facts[uid]  # deleted jobs
         active = [ref for ref in refs if not finished(ref)]
         running = self.running.by_job()
-        progress = await self.queue.progress([(ref.uid, running.get(ref.uid, ())) for ref in active], self.last_progress)
+        asked = [(ref.uid, running.get(ref.uid, ())) for ref in active]
+        progress = await self.queue.progress(asked, self.last_progress)
         self.last_progress = {uid: found for uid, found in progress.items() if found is not None}
-        await self.queue.read_outlines(self.last_progress)  # in batches, so `update` finds them kept
+        outlines = await self.queue.read_outlines(self.last_progress)
         for ref in refs:
             try:
                 if finished(ref):
                     self.queue.forget_plan(ref.uid)  # not needed again: the caches stay bounded
                     self.last_facts.pop(ref.uid, None)
                 else:
-                    await self.update(ref, progress[ref.uid], ranks, backoff)
+                    await self.update(ref, progress[ref.uid], outlines.get(ref.uid), ranks, backoff)
                 self.errors.clear(ref.uid)
             except ApiException as exc:
                 if exc.status != 404:
@@ -84,14 +85,13 @@ class StatusWriter:
         for phase in ("Pending", "Queued", "Running", "Succeeded", "Failed", "Suspended"):
             metrics.DATASETJOBS.labels(phase=phase).set(phases.get(phase, 0))
 
-    async def update(self, ref: JobRef, progress: JobProgress | None, ranks: dict[str, int],
-                     backoff: Counter[str]) -> None:
+    async def update(self, ref: JobRef, progress: JobProgress | None, plan: PlanOutline | None,
+                     ranks: dict[str, int], backoff: Counter[str]) -> None:
         if progress is None:
             if status.planned(ref.status):  # so Redis lost it: rebuild from the status
                 await self.planner.ensure_planned(ref, running=self.running.indices_of(ref.uid),
                                                   rebuild=True)
             return
-        plan = await self.queue.outline(ref.uid)
         if plan is None:  # lost since its progress was read: the next pass rebuilds it
             return
         done, failed, settled = progress.done, progress.failed, progress.settled

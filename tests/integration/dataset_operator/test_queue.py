@@ -507,7 +507,7 @@ def test_outlines_of_many_jobs_are_read_in_batches_and_kept(redis_url, monkeypat
         assert [read[job.uid].output for job in jobs] == [job.output for job in jobs]
         assert read["gone"] is None
         await client.config_resetstat()
-        assert (await queue.outline(jobs[4].uid)).chunk_count == 5
+        assert (await queue.read_outlines([jobs[4].uid]))[jobs[4].uid].chunk_count == 5
         assert "cmdstat_hget" not in await client.info("commandstats")
     run(redis_url, body)
 
@@ -525,7 +525,7 @@ def test_parsed_plans_are_kept_up_to_the_cache_bound_and_reread_after(redis_url,
             assert await queue.load_plan(job.uid) == job
         await client.config_resetstat()
         assert await queue.load_plan(jobs[2].uid) == jobs[2]  # kept
-        assert (await queue.outline(jobs[0].uid)).chunk_count == 1  # outlines are kept for every job
+        assert (await queue.read_outlines([jobs[0].uid]))[jobs[0].uid].chunk_count == 1  # kept for every job
         assert await hgets(client) == 0
         assert await queue.load_plan(jobs[0].uid) == jobs[0]  # evicted: read again
         assert await hgets(client) == 1

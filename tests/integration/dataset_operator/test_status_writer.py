@@ -33,7 +33,7 @@ class Writer(StatusWriter):
                          inspector=None)
         self.broken, self.updated, self.events = broken, [], []
 
-    async def update(self, ref, progress, ranks, backoff) -> None:
+    async def update(self, ref, progress, plan, ranks, backoff) -> None:
         if ref.name == self.broken:
             raise OSError("azure container 'ds': cannot write")
         self.updated.append(ref.name)
